@@ -1,0 +1,20 @@
+"""humanscape: people, prosperity, settlements, migration and commuting from satellite imagery.
+
+The package follows the data flow of ``DESIGN.md``::
+
+    scene files -> sensor band table (geo.sensors) -> aligned band stack (geo.raster)
+    -> temporal composite (geo.composite) -> spectral indices (geo.indices)
+    -> chips per grid cell (geo.grid) -> encoders (models) -> task models (tasks)
+    -> metrics, maps, GeoTIFF / GeoPackage / CSV.
+"""
+
+from importlib.metadata import PackageNotFoundError, version
+
+from humanscape.errors import HumanscapeError
+
+try:
+    __version__ = version("humanscape")
+except PackageNotFoundError:  # pragma: no cover - running from a source tree without install
+    __version__ = "0.0.0+unknown"
+
+__all__ = ["HumanscapeError", "__version__"]

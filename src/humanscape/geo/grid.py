@@ -1,0 +1,266 @@
+"""Grids of cells over rasters, chips per cell, neighbourhoods and tiles.
+
+- A :class:`CellGrid` is a regular grid of square cells laid on a pixel grid: either in the
+  raster's own CRS (cell size in metres, a whole number of pixels) or an arc-second grid in
+  EPSG:4326 aligned to the global lattice (30 arc-seconds as LandScan / WorldPop).
+- A chip is the pixels of one cell, or of its ``n x n`` neighbourhood: Huang et al. (2021) feed
+  the CNN the cell plus its neighbours ("nbr(n)", n odd) so that context informs the estimate.
+- Tiles of fixed pixel size (224 by default) cover a polygon for region-level embeddings
+  (Park et al. 2022; Imagery2Flow step 1).
+
+Chips are written as GeoTIFFs (float32 reflectance, NaN nodata, band names) and listed in a chip
+table (``humanscape.data.chiptable``).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+from affine import Affine
+from rasterio.crs import CRS
+from rasterio.windows import Window
+from shapely.geometry import box
+from shapely.geometry.base import BaseGeometry
+from tqdm.auto import tqdm
+
+from humanscape.errors import EmptyInputError, HumanscapeError
+from humanscape.geo.raster import GridSpec, Scene, write_raster
+
+log = logging.getLogger(__name__)
+
+WGS84 = CRS.from_epsg(4326)
+
+
+@dataclass(frozen=True)
+class CellGrid:
+    """Square cells of ``cell_px`` x ``cell_px`` pixels over ``pixels`` (a :class:`GridSpec`).
+
+    Cells are numbered row-major from the top-left; ``cell_id = row * n_cols + col``. Cells at the
+    right/bottom edge may extend past the pixel grid; chips there are padded with nodata.
+    """
+
+    pixels: GridSpec
+    cell_px: int
+
+    @property
+    def n_rows(self) -> int:
+        return math.ceil(self.pixels.height / self.cell_px)
+
+    @property
+    def n_cols(self) -> int:
+        return math.ceil(self.pixels.width / self.cell_px)
+
+    @property
+    def cell_size(self) -> float:
+        """Cell side in CRS units (metres, or degrees for an arc-second grid)."""
+        return self.pixels.res[0] * self.cell_px
+
+    @property
+    def crs(self) -> CRS:
+        return self.pixels.crs
+
+    @property
+    def transform(self) -> Affine:
+        """Affine of the cell lattice (one unit = one cell)."""
+        return self.pixels.transform * Affine.scale(self.cell_px)
+
+    def __len__(self) -> int:
+        return self.n_rows * self.n_cols
+
+    def cell_id(self, row: int, col: int) -> int:
+        return row * self.n_cols + col
+
+    def row_col(self, cell_id: int) -> tuple[int, int]:
+        if not 0 <= cell_id < len(self):
+            raise HumanscapeError(f"unknown cell id {cell_id} (grid has {len(self)} cells)",
+                                  fix="use an id from the chip table")
+        return divmod(cell_id, self.n_cols)
+
+    def cell_bounds(self, row: int, col: int) -> tuple[float, float, float, float]:
+        left, top = self.transform * (col, row)
+        right, bottom = self.transform * (col + 1, row + 1)
+        return (left, bottom, right, top)
+
+    def cell_window(self, row: int, col: int, neighbors: int = 1) -> Window:
+        """Pixel window of the cell and its ``neighbors x neighbors`` neighbourhood (n odd)."""
+        _check_odd(neighbors)
+        half = neighbors // 2
+        return Window((col - half) * self.cell_px, (row - half) * self.cell_px,
+                      neighbors * self.cell_px, neighbors * self.cell_px)
+
+    def neighbourhood(self, row: int, col: int, n: int = 3) -> list[tuple[int, int]]:
+        """(row, col) of the ``n x n`` cells centred on (row, col) that lie in the grid, nbr(n)."""
+        _check_odd(n)
+        half = n // 2
+        return [(r, c) for r in range(row - half, row + half + 1) for c in range(col - half, col + half + 1)
+                if 0 <= r < self.n_rows and 0 <= c < self.n_cols]
+
+    def cells(self) -> gpd.GeoDataFrame:
+        """All cells as polygons with ``cell_id``, ``row``, ``col``."""
+        rows, cols = np.divmod(np.arange(len(self)), self.n_cols)
+        geoms = [box(*self.cell_bounds(int(r), int(c))) for r, c in zip(rows, cols, strict=True)]
+        return gpd.GeoDataFrame({"cell_id": np.arange(len(self)), "row": rows, "col": cols},
+                                geometry=geoms, crs=self.crs)
+
+
+def _check_odd(n: int) -> None:
+    if n < 1 or n % 2 == 0:
+        raise HumanscapeError(f"neighbourhood size must be odd (1, 3, 5 ...), got {n}",
+                              fix="use --neighbors 1, 3 or 5")
+
+
+def regular_grid(pixels: GridSpec, cell_size: float) -> CellGrid:
+    """Cells of ``cell_size`` CRS units (a whole number of pixels) aligned to the raster origin."""
+    ratio = cell_size / pixels.res[0]
+    if ratio < 1 or abs(ratio - round(ratio)) > 1e-6:
+        raise HumanscapeError(
+            f"cell size {cell_size} is not a whole number of {pixels.res[0]} m pixels",
+            fix=f"use a multiple of {pixels.res[0]} (e.g. {round(max(ratio, 1)) * pixels.res[0]:g})",
+        )
+    return CellGrid(pixels, int(round(ratio)))
+
+
+def arcsec_grid(bounds: Sequence[float], crs: object, *, arcsec: float = 30.0, cell_px: int = 90) -> CellGrid:
+    """Arc-second grid in EPSG:4326 covering ``bounds`` (given in ``crs``), LandScan-aligned.
+
+    Cells are ``arcsec`` arc-seconds square and aligned to multiples of ``arcsec`` from
+    (-180, 90), like LandScan (30") and WorldPop (3", 30"). Each cell is sampled with
+    ``cell_px`` x ``cell_px`` pixels (90 px ~ 10 m at the equator for 30").
+    """
+    from rasterio.warp import transform_bounds
+
+    left, bottom, right, top = transform_bounds(CRS.from_user_input(crs), WGS84, *bounds)
+    step = arcsec / 3600.0
+    c0 = math.floor((left + 180) / step)
+    c1 = math.ceil((right + 180) / step)
+    r0 = math.floor((90 - top) / step)
+    r1 = math.ceil((90 - bottom) / step)
+    px = step / cell_px
+    transform = Affine(px, 0, -180 + c0 * step, 0, -px, 90 - r0 * step)
+    return CellGrid(GridSpec(WGS84, transform, (c1 - c0) * cell_px, (r1 - r0) * cell_px), cell_px)
+
+
+def read_padded(scene: Scene, window: Window, bands: Sequence[str] | None = None) -> np.ndarray:
+    """Read ``window`` from ``scene``; the part outside the scene grid is NaN."""
+    names = scene.resolve(bands)
+    out = np.full((len(names), int(window.height), int(window.width)), np.nan, dtype=np.float32)
+    col0, row0 = max(0, int(window.col_off)), max(0, int(window.row_off))
+    col1 = min(scene.width, int(window.col_off + window.width))
+    row1 = min(scene.height, int(window.row_off + window.height))
+    if col1 <= col0 or row1 <= row0:
+        return out
+    inner = Window(col0, row0, col1 - col0, row1 - row0)
+    r, c = row0 - int(window.row_off), col0 - int(window.col_off)
+    out[:, r:r + inner.height, c:c + inner.width] = scene.read(names, inner)
+    return out
+
+
+def chip_scene(
+    scene: Scene,
+    grid: CellGrid,
+    out_dir: str | Path,
+    *,
+    neighbors: int = 1,
+    bands: Sequence[str] | None = None,
+    min_valid: float = 0.0,
+    progress: bool = True,
+) -> pd.DataFrame:
+    """Write one chip per cell (with its ``neighbors`` x ``neighbors`` context) and a chip table.
+
+    Chips whose pixels are all nodata are skipped (counted in the log); chips with a valid fraction
+    below ``min_valid`` are skipped too. Raises :class:`EmptyInputError` if no chip has data.
+    Returns the chip table (also written to ``out_dir/chips.csv``).
+    """
+    from humanscape.data.chiptable import write_chip_table
+
+    out_dir = Path(out_dir)
+    _check_odd(neighbors)
+    pixel_scene = scene if scene.grid.matches(grid.pixels) else scene.aligned_to(grid.pixels)
+    names = pixel_scene.resolve(bands)
+    names = [n for n in names if pixel_scene.sensor.band(n).kind != "qa"]
+    chip_dir = out_dir / "chips"
+    chip_dir.mkdir(parents=True, exist_ok=True)
+    records, skipped = [], 0
+    for cell_id in tqdm(range(len(grid)), desc="chips", disable=not progress, unit="chip"):
+        row, col = grid.row_col(cell_id)
+        window = grid.cell_window(row, col, neighbors)
+        data = read_padded(pixel_scene, window, names)
+        valid = np.all(np.isfinite(data), axis=0).mean()
+        if valid == 0 or valid < min_valid:
+            skipped += 1
+            continue
+        path = chip_dir / f"cell_{cell_id:07d}.tif"
+        write_raster(path, data, grid.pixels.window_grid(window), nodata=float("nan"), band_names=names,
+                     tags={"units": "reflectance", "sensor": pixel_scene.sensor.name,
+                           "cell_id": str(cell_id), "neighbors": str(neighbors)})
+        x, y = grid.transform * (col + 0.5, row + 0.5)
+        records.append({"image": f"chips/{path.name}", "cell_id": cell_id, "row": row, "col": col,
+                        "x": x, "y": y, "valid_fraction": round(float(valid), 4),
+                        "geometry": box(*grid.cell_bounds(row, col)).wkt})
+    if not records:
+        raise EmptyInputError("every chip is nodata only", path=scene.name,
+                              fix="check that the raster has data where the grid lies")
+    if skipped:
+        log.warning("%s: skipped %d nodata-only chips of %d", scene.name, skipped, len(grid))
+    table = pd.DataFrame.from_records(records)
+    table.attrs["crs"] = grid.crs.to_string()
+    write_chip_table(table, out_dir / "chips.csv", crs=grid.crs)
+    return table
+
+
+def tiles_over_polygon(polygon: BaseGeometry, pixels: GridSpec, *, size: int = 224) -> list[Window]:
+    """Windows of ``size`` x ``size`` pixels, aligned to the pixel grid, that intersect ``polygon``.
+
+    ``polygon`` is in the grid's CRS. Tiles may extend past the raster edge (read them with
+    :func:`read_padded`).
+    """
+    if polygon.is_empty:
+        raise EmptyInputError("polygon is empty", fix="check the region geometry")
+    inv = ~pixels.transform
+    left, bottom, right, top = polygon.bounds
+    c0, r0 = inv * (left, top)
+    c1, r1 = inv * (right, bottom)
+    out = []
+    for row in range(math.floor(r0 / size) * size, math.ceil(r1 / size) * size, size):
+        for col in range(math.floor(c0 / size) * size, math.ceil(c1 / size) * size, size):
+            window = Window(col, row, size, size)
+            tile = box(*pixels.window_grid(window).bounds)
+            if tile.intersects(polygon):
+                out.append(window)
+    return out
+
+
+def mosaic_chips(table: pd.DataFrame, root: str | Path, pixels: GridSpec, grid: CellGrid) -> np.ndarray:
+    """Re-assemble single-cell chips (``neighbors=1``) into a ``(bands, rows, cols)`` array on ``pixels``.
+
+    The inverse of :func:`chip_scene`; cells without a chip stay NaN.
+    """
+    import rasterio
+
+    root = Path(root)
+    out: np.ndarray | None = None
+    for rec in table.itertuples():
+        with rasterio.open(root / rec.image) as src:
+            data = src.read()
+        if out is None:
+            out = np.full((data.shape[0], grid.n_rows * grid.cell_px, grid.n_cols * grid.cell_px),
+                          np.nan, dtype=np.float32)
+        r, c = rec.row * grid.cell_px, rec.col * grid.cell_px
+        out[:, r:r + grid.cell_px, c:c + grid.cell_px] = data
+    if out is None:
+        raise EmptyInputError("chip table has no rows")
+    return out[:, : pixels.height, : pixels.width]
+
+
+def iter_cells(grid: CellGrid) -> Iterator[tuple[int, int, int]]:
+    """(cell_id, row, col) for every cell, row-major."""
+    for cell_id in range(len(grid)):
+        row, col = grid.row_col(cell_id)
+        yield cell_id, row, col

@@ -1,0 +1,690 @@
+"""Raster sources: open a scene, align its bands to one grid, read it window by window, write rasters.
+
+A *scene* is a set of bands from one acquisition (or one composite), given as one multi-band file or
+one file per band (a folder, a glob or a list; GeoTIFF, COG, JPEG2000). All bands are presented on a
+single target grid (by default the finest native resolution, 10 m for Sentinel-2): bands on another
+grid are warped on the fly through GDAL's ``WarpedVRT``, window by window, so that memory never
+grows with the size of the scene. Continuous bands are resampled bilinearly when upsampled and by
+area average when downsampled; QA / mask bands always by nearest neighbour.
+
+Nodata (the file's nodata value, else the sensor's) becomes NaN in float reads.
+"""
+
+from __future__ import annotations
+
+import glob as _glob
+import logging
+import math
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+
+import numpy as np
+import rasterio
+import rasterio.shutil
+import rasterio.warp
+import rasterio.windows
+from affine import Affine
+from rasterio.crs import CRS
+from rasterio.enums import Resampling
+from rasterio.errors import RasterioIOError
+from rasterio.vrt import WarpedVRT
+from rasterio.windows import Window, from_bounds
+
+from humanscape._atomic import atomic_output
+from humanscape.errors import (
+    CRSMismatchError,
+    EmptyInputError,
+    HumanscapeError,
+    MissingBandError,
+    NoOverlapError,
+    NotARasterError,
+)
+from humanscape.geo.sensors import Band, Sensor, get_sensor, parse_acquisition
+
+log = logging.getLogger(__name__)
+
+RASTER_SUFFIXES = (".tif", ".tiff", ".jp2", ".vrt", ".img")
+DEFAULT_BLOCK = 512
+
+
+# --- grid --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class GridSpec:
+    """A raster grid: CRS, affine transform (north-up) and size in pixels."""
+
+    crs: CRS
+    transform: Affine
+    width: int
+    height: int
+
+    @property
+    def res(self) -> tuple[float, float]:
+        """Pixel size (x, y) in CRS units."""
+        return (abs(self.transform.a), abs(self.transform.e))
+
+    @property
+    def bounds(self) -> tuple[float, float, float, float]:
+        """(left, bottom, right, top)."""
+        left, top = self.transform.c, self.transform.f
+        return (left, top + self.transform.e * self.height, left + self.transform.a * self.width, top)
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return (self.height, self.width)
+
+    @classmethod
+    def from_bounds(cls, crs: CRS, bounds: Sequence[float], res: float) -> GridSpec:
+        """Grid of square pixels ``res`` covering ``bounds``, snapped outward to multiples of ``res``."""
+        left, bottom, right, top = bounds
+        left = math.floor(left / res + 1e-9) * res
+        top = math.ceil(top / res - 1e-9) * res
+        width = max(1, round((right - left) / res))
+        height = max(1, round((top - bottom) / res))
+        return cls(CRS.from_user_input(crs), Affine(res, 0, left, 0, -res, top), width, height)
+
+    def window_grid(self, window: Window) -> GridSpec:
+        """The sub-grid covered by ``window``."""
+        return GridSpec(
+            self.crs,
+            rasterio.windows.transform(window, self.transform),
+            int(window.width),
+            int(window.height),
+        )
+
+    def windows(self, block: int = DEFAULT_BLOCK) -> Iterator[Window]:
+        """Windows of at most ``block`` x ``block`` pixels tiling the grid, row-major."""
+        for row in range(0, self.height, block):
+            for col in range(0, self.width, block):
+                yield Window(col, row, min(block, self.width - col), min(block, self.height - row))
+
+    def matches(self, other: GridSpec, tol: float = 1e-6) -> bool:
+        """Same CRS, size and transform (within ``tol`` CRS units)."""
+        return (
+            self.crs == other.crs
+            and self.shape == other.shape
+            and self.transform.almost_equals(other.transform, precision=tol)
+        )
+
+
+# --- scene -------------------------------------------------------------------------------------
+
+
+@dataclass
+class BandSource:
+    """Where one band of a scene lives: file path and 1-based band index in that file."""
+
+    path: Path
+    index: int
+    band: Band
+
+
+@dataclass
+class Scene:
+    """Bands of one acquisition (or composite), presented on one aligned grid.
+
+    Use :func:`open_scene` to build one. Read with :meth:`read` (whole scene or a window); iterate
+    windows with :meth:`windows` to keep memory flat.
+    """
+
+    sources: list[BandSource]
+    sensor: Sensor
+    grid: GridSpec
+    name: str
+    date: date | None = None
+    _datasets: dict[Path, rasterio.io.DatasetReader] = field(default_factory=dict, repr=False)
+    _vrts: dict[Path, WarpedVRT] = field(default_factory=dict, repr=False)
+
+    # -- description
+    @property
+    def band_names(self) -> list[str]:
+        return [s.band.name for s in self.sources]
+
+    @property
+    def crs(self) -> CRS:
+        return self.grid.crs
+
+    @property
+    def transform(self) -> Affine:
+        return self.grid.transform
+
+    @property
+    def width(self) -> int:
+        return self.grid.width
+
+    @property
+    def height(self) -> int:
+        return self.grid.height
+
+    def windows(self, block: int = DEFAULT_BLOCK) -> Iterator[Window]:
+        """Windows tiling the scene grid (see :meth:`GridSpec.windows`)."""
+        return self.grid.windows(block)
+
+    def describe(self) -> dict[str, object]:
+        """Bands, CRS, resolution and extent, for ``humanscape info``."""
+        return {
+            "name": self.name,
+            "sensor": self.sensor.name,
+            "date": self.date.isoformat() if self.date else None,
+            "crs": self.crs.to_string(),
+            "resolution_m": self.grid.res[0],
+            "size_px": [self.width, self.height],
+            "bounds": [round(v, 3) for v in self.grid.bounds],
+            "bands": [
+                {
+                    "name": s.band.name,
+                    "role": s.band.role,
+                    "wavelength_nm": None if math.isnan(s.band.wavelength_nm) else s.band.wavelength_nm,
+                    "native_resolution_m": self._dataset(s.path).res[0],
+                    "file": str(s.path),
+                    "index": s.index,
+                }
+                for s in self.sources
+            ],
+        }
+
+    # -- reading
+    def has(self, key: str) -> bool:
+        """Whether the scene holds a band with this name, alias or role."""
+        band = self.sensor.find(key)
+        return band is not None and band.name in self.band_names
+
+    def resolve(self, keys: Sequence[str] | None) -> list[str]:
+        """Band names for names/aliases/roles ``keys`` (all bands if ``None``); clear error if missing."""
+        if keys is None:
+            return self.band_names
+        names = []
+        for key in keys:
+            band = self.sensor.find(key)
+            if band is None or band.name not in self.band_names:
+                raise MissingBandError(
+                    f"scene has no band '{key}' (has {', '.join(self.band_names)})",
+                    path=self.name,
+                    fix="add the band file to the scene folder or choose another band/index",
+                )
+            names.append(band.name)
+        return names
+
+    def read(
+        self,
+        bands: Sequence[str] | None = None,
+        window: Window | None = None,
+        *,
+        reflectance: bool = True,
+    ) -> np.ndarray:
+        """Read bands on the scene grid as float32 ``(bands, rows, cols)``; nodata is NaN.
+
+        With ``reflectance=True`` DNs are scaled to physical values (``DN * scale + offset``);
+        QA bands are never scaled.
+        """
+        names = self.resolve(bands)
+        window = window or Window(0, 0, self.width, self.height)
+        out = np.empty((len(names), int(window.height), int(window.width)), dtype=np.float32)
+        for i, name in enumerate(names):
+            source = self._source(name)
+            raw = self._read_source(source, window)
+            nodata = self._nodata(source)
+            data = raw.astype(np.float32)
+            if nodata is not None:
+                data[raw == nodata] = np.nan
+            if reflectance and source.band.kind != "qa":
+                data *= np.float32(source.band.scale)
+                data += np.float32(source.band.offset)
+            out[i] = data
+        return out
+
+    def read_raw(self, band: str, window: Window | None = None) -> np.ndarray:
+        """One band's stored values (no scaling, no NaN), e.g. a QA / fmask band."""
+        window = window or Window(0, 0, self.width, self.height)
+        return self._read_source(self._source(self.resolve([band])[0]), window)
+
+    def valid_mask(self, window: Window | None = None, bands: Sequence[str] | None = None) -> np.ndarray:
+        """True where every (non-QA) band has data."""
+        names = [n for n in self.resolve(bands) if self.sensor.band(n).kind != "qa"]
+        return np.all(np.isfinite(self.read(names, window, reflectance=False)), axis=0)
+
+    def aligned_to(self, grid: GridSpec) -> Scene:
+        """The same bands presented on another grid (warped on read)."""
+        return Scene(list(self.sources), self.sensor, grid, self.name, self.date)
+
+    def select(self, bands: Sequence[str]) -> Scene:
+        """A scene with only ``bands`` (names, aliases or roles), in that order."""
+        names = self.resolve(bands)
+        return Scene([self._source(n) for n in names], self.sensor, self.grid, self.name, self.date)
+
+    def close(self) -> None:
+        for vrt in self._vrts.values():
+            vrt.close()
+        for ds in self._datasets.values():
+            ds.close()
+        self._vrts.clear()
+        self._datasets.clear()
+
+    def __enter__(self) -> Scene:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- internals
+    def _source(self, name: str) -> BandSource:
+        for source in self.sources:
+            if source.band.name == name:
+                return source
+        raise MissingBandError(f"scene has no band '{name}'", path=self.name)  # pragma: no cover
+
+    def _dataset(self, path: Path) -> rasterio.io.DatasetReader:
+        if path not in self._datasets:
+            self._datasets[path] = _open_raster(path)
+        return self._datasets[path]
+
+    def _nodata(self, source: BandSource) -> float | None:
+        ds = self._dataset(source.path)
+        if ds.nodata is not None:
+            return ds.nodata
+        return None if source.band.kind == "qa" else self.sensor.nodata
+
+    def _read_source(self, source: BandSource, window: Window) -> np.ndarray:
+        ds = self._dataset(source.path)
+        src_grid = GridSpec(ds.crs, ds.transform, ds.width, ds.height)
+        try:
+            if src_grid.matches(self.grid):
+                return ds.read(source.index, window=window)
+            return self._vrt(source).read(source.index, window=window)
+        except RasterioIOError as exc:
+            raise NotARasterError(
+                f"could not read band {source.band.name}: {exc}",
+                path=source.path,
+                fix="the file may be truncated or corrupt; re-download it",
+            ) from exc
+
+    def _vrt(self, source: BandSource) -> WarpedVRT:
+        if source.path not in self._vrts:
+            ds = self._dataset(source.path)
+            if ds.crs is None:
+                raise CRSMismatchError(
+                    "raster has no CRS, so it cannot be aligned with the other bands",
+                    path=source.path,
+                    fix="assign the CRS (e.g. gdal_edit.py -a_srs EPSG:32633)",
+                )
+            if source.band.kind == "qa":
+                resampling = Resampling.nearest
+            elif ds.res[0] > self.grid.res[0]:
+                resampling = Resampling.bilinear
+            elif ds.res[0] < self.grid.res[0]:
+                resampling = Resampling.average
+            else:
+                resampling = Resampling.nearest
+            nodata = self._nodata(source)
+            self._vrts[source.path] = WarpedVRT(
+                ds,
+                crs=self.grid.crs,
+                transform=self.grid.transform,
+                width=self.grid.width,
+                height=self.grid.height,
+                resampling=resampling,
+                src_nodata=nodata,
+                nodata=nodata,
+            )
+        return self._vrts[source.path]
+
+
+# --- opening -----------------------------------------------------------------------------------
+
+
+def _open_raster(path: Path) -> rasterio.io.DatasetReader:
+    if not path.exists():
+        raise EmptyInputError("file does not exist", path=path, fix="check the path")
+    try:
+        return rasterio.open(path)
+    except RasterioIOError as exc:
+        raise NotARasterError(
+            "not a readable raster (GeoTIFF, COG or JPEG2000 expected)",
+            path=path,
+            fix="check that the file is a complete raster; re-download or re-export it",
+        ) from exc
+
+
+def expand_inputs(inputs: str | Path | Sequence[str | Path]) -> list[Path]:
+    """Files for a folder, a glob pattern, a file, or a list of those; error if nothing matches."""
+    items = [inputs] if isinstance(inputs, str | Path) else list(inputs)
+    files: list[Path] = []
+    for item in items:
+        text = str(item)
+        if any(ch in text for ch in "*?["):
+            matched = sorted(Path(p) for p in _glob.glob(text))
+            if not matched:
+                raise EmptyInputError("glob pattern matches no file", path=text, fix="check the pattern")
+            files.extend(matched)
+        elif Path(text).is_dir():
+            folder = Path(text)
+            found = sorted(p for p in folder.iterdir() if p.suffix.lower() in RASTER_SUFFIXES)
+            if not found and (folder / "IMG_DATA").is_dir():  # Sentinel-2 granule layout
+                found = sorted(p for p in (folder / "IMG_DATA").iterdir() if p.suffix.lower() in RASTER_SUFFIXES)
+            if not found:
+                raise EmptyInputError(
+                    f"folder holds no raster file ({', '.join(RASTER_SUFFIXES)})",
+                    path=folder,
+                    fix="point at the folder that holds the band files",
+                )
+            files.extend(found)
+        else:
+            files.append(Path(text))
+    return files
+
+
+def _match_band(path: Path, sensor: Sensor) -> Band | None:
+    tokens = [t for t in path.stem.replace("-", "_").replace(".", "_").split("_") if t]
+    for n in (2, 1):  # "SR_B4" before "B4"
+        if len(tokens) >= n:
+            band = sensor.find("_".join(tokens[-n:]))
+            if band is not None:
+                return band
+    return None
+
+
+def open_scene(
+    inputs: str | Path | Sequence[str | Path],
+    *,
+    sensor: str | Sensor | None = None,
+    bands: Sequence[str] | None = None,
+    band_names: Sequence[str] | None = None,
+    resolution: float | None = None,
+    name: str | None = None,
+    acquired: date | None = None,
+) -> Scene:
+    """Open a scene given as one multi-band file or one file per band.
+
+    Parameters
+    ----------
+    inputs
+        A multi-band file; or a folder, glob or list of single-band files whose names end in the
+        band (``..._B04.jp2``, ``..._b4.tif``, ``..._SR_B4.TIF``, ``..._fmask.tif``).
+    sensor
+        Registry key or :class:`Sensor`; guessed from the file names when omitted
+        (Sentinel-2 tiles, Landsat scene IDs), else Sentinel-2 L1C.
+    bands
+        Keep only these bands (names, aliases or roles), in this order.
+    band_names
+        For a multi-band file: the band name of each layer in file order. Without it the file's
+        band descriptions are used, then the sensor's band order when the count matches.
+    resolution
+        Target pixel size in CRS units; default the finest native resolution of the chosen bands.
+    name, acquired
+        Display name and acquisition date (parsed from the file names when omitted).
+    """
+    files = expand_inputs(inputs)
+    label = name or (str(inputs) if isinstance(inputs, str | Path) else str(files[0].parent))
+    meta = parse_acquisition(files[0].name)
+    sensor_obj = get_sensor(sensor or meta.sensor or "sentinel2_l1c")
+    sources: list[BandSource] = []
+
+    if len(files) == 1:
+        ds = _open_raster(files[0])
+        with ds:
+            names = list(band_names) if band_names is not None else _layer_names(ds, sensor_obj, files[0])
+            if len(names) != ds.count:
+                raise MissingBandError(
+                    f"{len(names)} band names given for a file with {ds.count} bands",
+                    path=files[0],
+                    fix="give one band name per layer (--band-names)",
+                )
+        sources = [BandSource(files[0], i + 1, sensor_obj.band(n)) for i, n in enumerate(names)]
+    else:
+        for path in files:
+            band = _match_band(path, sensor_obj)
+            if band is None:
+                log.warning("%s: file name names no %s band; skipped", path, sensor_obj.name)
+                continue
+            sources.append(BandSource(path, 1, band))
+        if not sources:
+            raise MissingBandError(
+                f"no file name ends in a {sensor_obj.name} band name",
+                path=label,
+                fix="name files like *_B04.tif or pass --sensor",
+            )
+
+    by_name = {s.band.name: s for s in sources}
+    if bands is not None:
+        chosen = []
+        for key in bands:
+            band = sensor_obj.find(key)
+            if band is None or band.name not in by_name:
+                raise MissingBandError(
+                    f"band '{key}' not found (scene has {', '.join(by_name)})",
+                    path=label,
+                    fix="add the missing band file or drop the band/index that needs it",
+                )
+            chosen.append(by_name[band.name])
+        sources = chosen
+    else:  # canonical sensor order
+        order = {b.name: i for i, b in enumerate(sensor_obj.bands)}
+        sources = sorted(sources, key=lambda s: order[s.band.name])
+
+    grid = _target_grid(sources, resolution, label)
+    return Scene(sources, sensor_obj, grid, label, acquired or meta.date)
+
+
+def _layer_names(ds: rasterio.io.DatasetReader, sensor: Sensor, path: Path) -> list[str]:
+    descriptions = [d for d in ds.descriptions if d]
+    if len(descriptions) == ds.count and all(sensor.find(d) for d in descriptions):
+        return [sensor.band(d).name for d in descriptions]
+    if ds.count == len(sensor.reflectance_bands):
+        return sensor.reflectance_bands
+    if ds.count == len(sensor.bands):
+        return sensor.band_names
+    raise MissingBandError(
+        f"cannot tell which band is which: {ds.count} layers, no band descriptions, and sensor "
+        f"{sensor.name} has {len(sensor.reflectance_bands)} reflectance bands",
+        path=path,
+        fix="pass band_names / --band-names with one name per layer",
+    )
+
+
+def _target_grid(sources: list[BandSource], resolution: float | None, label: str) -> GridSpec:
+    grids = []
+    for source in sources:
+        with _open_raster(source.path) as ds:
+            if ds.crs is None:
+                raise CRSMismatchError("raster has no CRS", path=source.path, fix="assign a CRS")
+            grids.append((source, GridSpec(ds.crs, ds.transform, ds.width, ds.height)))
+    finest_source, finest = min(grids, key=lambda g: g[1].res[0])
+    res = resolution or finest.res[0]
+    left, bottom, right, top = finest.bounds
+    for source, grid in grids:
+        b = grid.bounds
+        if grid.crs != finest.crs:
+            b = rasterio.warp.transform_bounds(grid.crs, finest.crs, *b)
+        left, bottom, right, top = max(left, b[0]), max(bottom, b[1]), min(right, b[2]), min(top, b[3])
+        if left >= right or bottom >= top:
+            raise NoOverlapError(
+                f"band {source.band.name} does not overlap band {finest_source.band.name}",
+                path=source.path,
+                fix="all band files of a scene must cover the same area",
+            )
+    if resolution is None and np.allclose(finest.bounds, (left, bottom, right, top)):
+        return finest
+    return GridSpec.from_bounds(finest.crs, (left, bottom, right, top), res)
+
+
+def open_grid(path: str | Path) -> GridSpec:
+    """The grid of a raster file."""
+    with _open_raster(Path(path)) as ds:
+        return GridSpec(ds.crs, ds.transform, ds.width, ds.height)
+
+
+def window_for_bounds(grid: GridSpec, bounds: Sequence[float]) -> Window:
+    """Integer window of ``grid`` covering ``bounds`` (same CRS), clipped to the grid."""
+    win = from_bounds(*bounds, transform=grid.transform).round_offsets().round_lengths()
+    full = Window(0, 0, grid.width, grid.height)
+    try:
+        return win.intersection(full)
+    except rasterio.errors.WindowError as exc:
+        raise NoOverlapError("bounds do not overlap the raster", fix="check the CRS of both") from exc
+
+
+class AlignedRaster:
+    """One band of an auxiliary raster (cloud mask, labels, probability) read on a target grid.
+
+    Reprojected/resampled on the fly with nearest neighbour (the default, for masks and classes) or
+    the given resampling; windowed like :class:`Scene`.
+    """
+
+    def __init__(self, path: str | Path, grid: GridSpec, *, band: int = 1,
+                 resampling: Resampling = Resampling.nearest) -> None:
+        self.path = Path(path)
+        self.grid = grid
+        self.band = band
+        self._ds = _open_raster(self.path)
+        if self._ds.crs is None:
+            raise CRSMismatchError("raster has no CRS", path=self.path, fix="assign a CRS")
+        if band > self._ds.count:
+            raise MissingBandError(f"raster has {self._ds.count} bands, band {band} asked for", path=self.path)
+        src = GridSpec(self._ds.crs, self._ds.transform, self._ds.width, self._ds.height)
+        bounds = src.bounds if src.crs == grid.crs else rasterio.warp.transform_bounds(src.crs, grid.crs, *src.bounds)
+        g = grid.bounds
+        if bounds[0] >= g[2] or bounds[2] <= g[0] or bounds[1] >= g[3] or bounds[3] <= g[1]:
+            raise NoOverlapError("raster does not overlap the scene", path=self.path,
+                                 fix="check that it covers the same area (and CRS) as the scene")
+        self.nodata = self._ds.nodata
+        self._reader = self._ds if src.matches(grid) else WarpedVRT(
+            self._ds, crs=grid.crs, transform=grid.transform, width=grid.width, height=grid.height,
+            resampling=resampling, src_nodata=self.nodata, nodata=self.nodata,
+        )
+
+    def read(self, window: Window | None = None) -> np.ndarray:
+        """Stored values on the target grid for ``window`` (whole grid if ``None``)."""
+        return self._reader.read(self.band, window=window or Window(0, 0, self.grid.width, self.grid.height))
+
+    def close(self) -> None:
+        if self._reader is not self._ds:
+            self._reader.close()
+        self._ds.close()
+
+    def __enter__(self) -> AlignedRaster:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+# --- writing -----------------------------------------------------------------------------------
+
+
+class RasterWriter:
+    """Write a GeoTIFF (or COG) window by window, atomically.
+
+    The file is written under a temporary name in the target folder and renamed only when the
+    ``with`` block ends without error; on error nothing is left behind. With ``cog=True`` the tiled
+    GeoTIFF is converted to a Cloud-Optimised GeoTIFF (overviews included) before the rename.
+
+    Example
+    -------
+    >>> with RasterWriter("out.tif", grid, count=2, dtype="float32", band_names=["a", "b"]) as w:
+    ...     for window in grid.windows():
+    ...         w.write(compute(window), window)
+    """
+
+    def __init__(
+        self,
+        path: str | Path,
+        grid: GridSpec,
+        *,
+        count: int,
+        dtype: str = "float32",
+        nodata: float | None = None,
+        band_names: Sequence[str] | None = None,
+        cog: bool = False,
+        compress: str = "deflate",
+        tags: dict[str, str] | None = None,
+    ) -> None:
+        self.path = Path(path)
+        self.grid = grid
+        self.count = count
+        self.dtype = dtype
+        self.nodata = nodata
+        self.band_names = list(band_names) if band_names else None
+        self.cog = cog
+        self.compress = compress
+        self.tags = tags or {}
+        if self.band_names is not None and len(self.band_names) != count:
+            raise HumanscapeError(f"{len(self.band_names)} band names for {count} bands", path=path)
+
+    def __enter__(self) -> RasterWriter:
+        self._ctx = atomic_output(self.path)
+        self._tmp = self._ctx.__enter__()
+        block = 256 if min(self.grid.width, self.grid.height) >= 256 else None
+        profile = {
+            "driver": "GTiff",
+            "width": self.grid.width,
+            "height": self.grid.height,
+            "count": self.count,
+            "dtype": self.dtype,
+            "crs": self.grid.crs,
+            "transform": self.grid.transform,
+            "nodata": self.nodata,
+            "compress": self.compress,
+            "BIGTIFF": "IF_SAFER",
+        }
+        if block:
+            profile.update(tiled=True, blockxsize=block, blockysize=block)
+        if self.compress in ("deflate", "lzw", "zstd"):
+            profile["predictor"] = 3 if np.dtype(self.dtype).kind == "f" else 2
+        self._dst = rasterio.open(self._tmp, "w", **profile)
+        if self.band_names:
+            for i, name in enumerate(self.band_names, start=1):
+                self._dst.set_band_description(i, name)
+        if self.tags:
+            self._dst.update_tags(**self.tags)
+        return self
+
+    def write(self, array: np.ndarray, window: Window | None = None) -> None:
+        """Write ``(count, rows, cols)`` (or ``(rows, cols)`` when count is 1) at ``window``."""
+        if array.ndim == 2:
+            array = array[None]
+        if array.shape[0] != self.count:
+            raise HumanscapeError(f"array has {array.shape[0]} bands, writer expects {self.count}", path=self.path)
+        self._dst.write(array.astype(self.dtype, copy=False), window=window)
+
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        self._dst.close()
+        if exc_type is None and self.cog:
+            cog_tmp = self._tmp.with_name(self._tmp.stem + ".cog.tif")
+            try:
+                rasterio.shutil.copy(
+                    self._tmp, cog_tmp, driver="COG", compress=self.compress.upper(),
+                    overview_resampling="average" if np.dtype(self.dtype).kind == "f" else "nearest",
+                )
+                cog_tmp.replace(self._tmp)
+            finally:
+                if cog_tmp.exists():
+                    cog_tmp.unlink()
+        if exc_type is None:
+            self._ctx.__exit__(None, None, None)
+        else:
+            self._ctx.__exit__(exc_type, exc, tb)  # type: ignore[arg-type]
+
+
+def write_raster(
+    path: str | Path,
+    array: np.ndarray,
+    grid: GridSpec,
+    *,
+    nodata: float | None = None,
+    band_names: Sequence[str] | None = None,
+    cog: bool = False,
+    tags: dict[str, str] | None = None,
+) -> Path:
+    """Write an in-memory array as a GeoTIFF/COG atomically (see :class:`RasterWriter`)."""
+    if array.ndim == 2:
+        array = array[None]
+    with RasterWriter(
+        path, grid, count=array.shape[0], dtype=str(array.dtype), nodata=nodata,
+        band_names=band_names, cog=cog, tags=tags,
+    ) as writer:
+        writer.write(array)
+    return Path(path)
+
