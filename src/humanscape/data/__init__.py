@@ -1,0 +1,1 @@
+"""Data: chip tables, splits, shipped real samples and the synthetic world."""

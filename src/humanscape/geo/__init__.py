@@ -1,0 +1,1 @@
+"""Geodata layer: sensors, rasters, composites, indices, grids and vectors."""
