@@ -27,7 +27,7 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-console = Console(stderr=True)
+console = Console(stderr=True, soft_wrap=True)
 F = TypeVar("F", bound=Callable[..., Any])
 
 
@@ -49,8 +49,10 @@ def _friendly_errors(func: F) -> F:
 def _main(
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log progress details.")] = False,
 ) -> None:
-    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
-                        format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
 
 
 @app.command()
@@ -63,7 +65,9 @@ def version() -> None:
 @_friendly_errors
 def info(
     scene: Annotated[str, typer.Argument(help="Multi-band file, folder / glob of band files.")],
-    sensor: Annotated[str | None, typer.Option(help="Sensor key (guessed from file names).")] = None,
+    sensor: Annotated[
+        str | None, typer.Option(help="Sensor key (guessed from file names).")
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Bands, CRS, resolution and extent of a scene."""
@@ -77,11 +81,15 @@ def info(
     print(f"scene       {d['name']}")
     print(f"sensor      {d['sensor']}    date {d['date']}")
     print(f"crs         {d['crs']}")
-    print(f"resolution  {d['resolution_m']} (aligned grid)    size {d['size_px'][0]} x {d['size_px'][1]} px")
+    print(
+        f"resolution  {d['resolution_m']} (aligned grid)    size {d['size_px'][0]} x {d['size_px'][1]} px"
+    )
     print(f"bounds      {d['bounds']}")
     for b in d["bands"]:  # type: ignore[union-attr]
         wl = f"{b['wavelength_nm']:.1f} nm" if b["wavelength_nm"] else "-"
-        print(f"  {b['name']:<9} {str(b['role']):<13} {wl:>10}  native {b['native_resolution_m']:g} m  {Path(b['file']).name}")
+        print(
+            f"  {b['name']:<9} {str(b['role']):<13} {wl:>10}  native {b['native_resolution_m']:g} m  {Path(b['file']).name}"
+        )
 
 
 @app.command()
@@ -89,9 +97,16 @@ def info(
 def indices(
     scene: Annotated[str, typer.Argument(help="Multi-band file, folder / glob of band files.")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Output GeoTIFF.")],
-    index: Annotated[list[str] | None, typer.Option("--index", "-i", help="Index name (repeat); default all ten.")] = None,
-    sensor: Annotated[str | None, typer.Option(help="Sensor key (guessed from file names).")] = None,
-    resolution: Annotated[float | None, typer.Option(help="Target pixel size (default finest band).")] = None,
+    index: Annotated[
+        list[str] | None,
+        typer.Option("--index", "-i", help="Index name (repeat); default all ten."),
+    ] = None,
+    sensor: Annotated[
+        str | None, typer.Option(help="Sensor key (guessed from file names).")
+    ] = None,
+    resolution: Annotated[
+        float | None, typer.Option(help="Target pixel size (default finest band).")
+    ] = None,
     cog: Annotated[bool, typer.Option(help="Write a Cloud-Optimised GeoTIFF.")] = False,
 ) -> None:
     """Spectral indices (NDVI, SAVI, MNDWI, NDBI, UI, NBI, BRBA, NBAI, MBI, BAEI) of a scene."""
@@ -106,36 +121,63 @@ def indices(
 @app.command()
 @_friendly_errors
 def composite(
-    scenes: Annotated[list[str], typer.Argument(help="One entry per scene: multi-band file, band folder or glob.")],
+    scenes: Annotated[
+        list[str], typer.Argument(help="One entry per scene: multi-band file, band folder or glob.")
+    ],
     out: Annotated[Path, typer.Option("--out", "-o", help="Output GeoTIFF (bands + valid_count).")],
     method: Annotated[str, typer.Option(help="median or min.")] = "median",
-    cloud_mask: Annotated[str | None, typer.Option(help="fmask, qa_pixel, scl, qa60, raster or probability:0.4.")] = None,
-    mask_file: Annotated[list[Path] | None, typer.Option(help="Mask raster per scene (raster / probability), in order.")] = None,
-    period: Annotated[str | None, typer.Option(help="Keep scenes within a period: 2015-2016 or 2015-01-01:2016-06-30.")] = None,
-    band: Annotated[list[str] | None, typer.Option("--band", "-b", help="Bands to composite (default all non-QA).")] = None,
-    sensor: Annotated[str | None, typer.Option(help="Sensor key (guessed from file names).")] = None,
+    cloud_mask: Annotated[
+        str | None, typer.Option(help="fmask, qa_pixel, scl, qa60, raster or probability:0.4.")
+    ] = None,
+    mask_file: Annotated[
+        list[Path] | None,
+        typer.Option(help="Mask raster per scene (raster / probability), in order."),
+    ] = None,
+    period: Annotated[
+        str | None,
+        typer.Option(help="Keep scenes within a period: 2015-2016 or 2015-01-01:2016-06-30."),
+    ] = None,
+    band: Annotated[
+        list[str] | None,
+        typer.Option("--band", "-b", help="Bands to composite (default all non-QA)."),
+    ] = None,
+    sensor: Annotated[
+        str | None, typer.Option(help="Sensor key (guessed from file names).")
+    ] = None,
     cog: Annotated[bool, typer.Option(help="Write a Cloud-Optimised GeoTIFF.")] = False,
 ) -> None:
     """Median (or minimum) composite of clear observations over dated scenes."""
     from humanscape.errors import EmptyInputError
-    from humanscape.geo.composite import CloudMask, Period, composite as run_composite, scenes_in_period
+    from humanscape.geo.composite import CloudMask, Period, scenes_in_period
+    from humanscape.geo.composite import composite as run_composite
     from humanscape.geo.raster import open_scene
 
     if method not in ("median", "min"):
-        raise HumanscapeError(f"unknown method '{method}'", fix="use --method median or --method min")
+        raise HumanscapeError(
+            f"unknown method '{method}'", fix="use --method median or --method min"
+        )
     opened = [open_scene(s, sensor=sensor) for s in scenes]
     masks = list(mask_file or [])
     if period:
         p = Period.parse(period)
         keep = scenes_in_period(opened, p)
         if not keep:
-            raise EmptyInputError(f"no scene was acquired in period {p.name}",
-                                  fix="check the dates in the file names or the --period")
+            raise EmptyInputError(
+                f"no scene was acquired in period {p.name}",
+                fix="check the dates in the file names or the --period",
+            )
         opened = [opened[i] for i in keep]
         masks = [masks[i] for i in keep] if masks else masks
     mask = CloudMask.parse(cloud_mask, masks)
-    path = run_composite(opened, out, method=method, cloud_mask=mask, bands=band, cog=cog,  # type: ignore[arg-type]
-                         tags={"period": period or ""})
+    path = run_composite(
+        opened,
+        out,
+        method=method,
+        cloud_mask=mask,
+        bands=band,
+        cog=cog,  # type: ignore[arg-type]
+        tags={"period": period or ""},
+    )
     console.print(f"wrote {path} from {len(opened)} scenes")
 
 
@@ -144,11 +186,21 @@ def composite(
 def chip(
     raster: Annotated[str, typer.Argument(help="Raster or scene (file, band folder or glob).")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Output folder (chips/ and chips.csv).")],
-    cell: Annotated[float, typer.Option(help="Cell size in metres (a whole number of pixels).")] = 1000,
-    neighbors: Annotated[int, typer.Option(help="n of the n x n neighbourhood per chip (odd).")] = 1,
-    arcsec: Annotated[float | None, typer.Option(help="Use an arc-second EPSG:4326 grid instead (e.g. 30).")] = None,
-    band: Annotated[list[str] | None, typer.Option("--band", "-b", help="Bands to keep (default all).")] = None,
-    sensor: Annotated[str | None, typer.Option(help="Sensor key (guessed from file names).")] = None,
+    cell: Annotated[
+        float, typer.Option(help="Cell size in metres (a whole number of pixels).")
+    ] = 1000,
+    neighbors: Annotated[
+        int, typer.Option(help="n of the n x n neighbourhood per chip (odd).")
+    ] = 1,
+    arcsec: Annotated[
+        float | None, typer.Option(help="Use an arc-second EPSG:4326 grid instead (e.g. 30).")
+    ] = None,
+    band: Annotated[
+        list[str] | None, typer.Option("--band", "-b", help="Bands to keep (default all).")
+    ] = None,
+    sensor: Annotated[
+        str | None, typer.Option(help="Sensor key (guessed from file names).")
+    ] = None,
 ) -> None:
     """Cut a raster into one chip per grid cell and write the chip table."""
     from humanscape.geo.grid import arcsec_grid, chip_scene, regular_grid
@@ -156,8 +208,12 @@ def chip(
 
     with open_scene(raster, sensor=sensor) as s:
         if arcsec:
-            grid = arcsec_grid(s.grid.bounds, s.crs, arcsec=arcsec,
-                               cell_px=max(1, round(arcsec * 30.87 / s.grid.res[0])))
+            grid = arcsec_grid(
+                s.grid.bounds,
+                s.crs,
+                arcsec=arcsec,
+                cell_px=max(1, round(arcsec * 30.87 / s.grid.res[0])),
+            )
         else:
             grid = regular_grid(s.grid, cell)
         table = chip_scene(s, grid, out, neighbors=neighbors, bands=band)

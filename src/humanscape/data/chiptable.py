@@ -67,7 +67,9 @@ def read_chip_table(
                 fix=f"add a '{column}' column or choose another column",
             )
     root = path.parent
-    table["image"] = [str(p if Path(p).is_absolute() else (root / p).resolve()) for p in table["image"]]
+    table["image"] = [
+        str(p if Path(p).is_absolute() else (root / p).resolve()) for p in table["image"]
+    ]
     if check_files:
         missing = [p for p in table["image"] if not Path(p).exists()]
         if missing:
@@ -92,12 +94,17 @@ def read_chip(path: str | Path, *, scale: float | None = None) -> np.ndarray:
             nodata = src.nodata
             units = src.tags().get("units")
     except rasterio.errors.RasterioIOError as exc:
-        raise NotARasterError("chip is not a readable raster", path=path, fix="re-create the chip") from exc
+        raise NotARasterError(
+            "chip is not a readable raster", path=path, fix="re-create the chip"
+        ) from exc
     if nodata is not None and not np.isnan(nodata):
         data[data == nodata] = np.nan
     if not np.isfinite(data).any():
-        raise EmptyInputError("chip holds only nodata", path=path,
-                              fix="drop the chip from the table (it lies outside the imagery)")
+        raise EmptyInputError(
+            "chip holds only nodata",
+            path=path,
+            fix="drop the chip from the table (it lies outside the imagery)",
+        )
     if units != "reflectance" and scale is not None:
         data *= np.float32(scale)
     return data

@@ -24,9 +24,33 @@ from humanscape.errors import HumanscapeError
 from humanscape.geo.raster import GridSpec, Scene, open_scene
 
 #: Layer order of the EuroSAT MS GeoTIFFs (B10 cirrus included, B8A last).
-EUROSAT_MS_BANDS = ["B01", "B02", "B03", "B04", "B05", "B06", "B07", "B08", "B09", "B10", "B11", "B12", "B8A"]
-EUROSAT_CLASSES = ["AnnualCrop", "Forest", "HerbaceousVegetation", "Highway", "Industrial",
-                   "Pasture", "PermanentCrop", "Residential", "River", "SeaLake"]
+EUROSAT_MS_BANDS = [
+    "B01",
+    "B02",
+    "B03",
+    "B04",
+    "B05",
+    "B06",
+    "B07",
+    "B08",
+    "B09",
+    "B10",
+    "B11",
+    "B12",
+    "B8A",
+]
+EUROSAT_CLASSES = [
+    "AnnualCrop",
+    "Forest",
+    "HerbaceousVegetation",
+    "Highway",
+    "Industrial",
+    "Pasture",
+    "PermanentCrop",
+    "Residential",
+    "River",
+    "SeaLake",
+]
 COMMUTING_COUNTIES = ["26021", "35013", "36093"]
 
 
@@ -34,8 +58,11 @@ def sample_path(*parts: str) -> Path:
     """Path of a file or folder under the shipped ``sample_data``."""
     path = Path(str(files("humanscape").joinpath("sample_data", *parts)))
     if not path.exists():
-        raise HumanscapeError("sample data file is missing", path=path,
-                              fix="reinstall humanscape from a complete checkout")
+        raise HumanscapeError(
+            "sample data file is missing",
+            path=path,
+            fix="reinstall humanscape from a complete checkout",
+        )
     return path
 
 
@@ -44,8 +71,13 @@ def sample_path(*parts: str) -> Path:
 
 def berlin_scene(bands: list[str] | None = None, resolution: float | None = None) -> Scene:
     """The real Sentinel-2 L1C scene west of Berlin (2017-02-16), 13 bands aligned to 10 m."""
-    return open_scene(sample_path("berlin", "IMG_DATA"), sensor="sentinel2_l1c", bands=bands,
-                      resolution=resolution, name="berlin_T33UUU_20170216")
+    return open_scene(
+        sample_path("berlin", "IMG_DATA"),
+        sensor="sentinel2_l1c",
+        bands=bands,
+        resolution=resolution,
+        name="berlin_T33UUU_20170216",
+    )
 
 
 def berlin_landuse() -> gpd.GeoDataFrame:
@@ -65,8 +97,11 @@ class RasterArray:
 def berlin_population() -> RasterArray:
     """Eurostat 1 km census population aligned to the Berlin scene (2021, 2018, 2011, 2006, fraction)."""
     with rasterio.open(sample_path("berlin", "population_1km_eurostat.tif")) as src:
-        return RasterArray(src.read(), GridSpec(src.crs, src.transform, src.width, src.height),
-                           ["pop_2021", "pop_2018", "pop_2011", "pop_2006", "fraction_in_scene"])
+        return RasterArray(
+            src.read(),
+            GridSpec(src.crs, src.transform, src.width, src.height),
+            ["pop_2021", "pop_2018", "pop_2011", "pop_2006", "fraction_in_scene"],
+        )
 
 
 # --- EuroSAT -----------------------------------------------------------------------------------
@@ -101,8 +136,14 @@ def eurosat_rgb() -> pd.DataFrame:
     rows = []
     for label, cls in enumerate(EUROSAT_CLASSES):
         for path in sorted((root / cls).glob("*.jpg")):
-            rows.append({"image": str(path), "class": cls, "label": label,
-                         "number": int(re.search(r"_(\d+)\.jpg$", path.name).group(1))})
+            rows.append(
+                {
+                    "image": str(path),
+                    "class": cls,
+                    "label": label,
+                    "number": int(re.search(r"_(\d+)\.jpg$", path.name).group(1)),
+                }
+            )
     return pd.DataFrame(rows)
 
 
@@ -125,7 +166,9 @@ class CommutingCounty:
 def commuting_od(fips: str) -> CommutingCounty:
     """Load one shipped county (``26021``, ``35013`` or ``36093``)."""
     if fips not in COMMUTING_COUNTIES:
-        raise HumanscapeError(f"unknown county '{fips}'", fix=f"use one of {', '.join(COMMUTING_COUNTIES)}")
+        raise HumanscapeError(
+            f"unknown county '{fips}'", fix=f"use one of {', '.join(COMMUTING_COUNTIES)}"
+        )
     root = sample_path("commuting_od", fips)
     return CommutingCounty(
         fips=fips,
@@ -164,7 +207,9 @@ def slovenia_timeseries() -> SloveniaTimeSeries:
     xs = [p[0] for p in bbox["coordinates"][0]]
     ys = [p[1] for p in bbox["coordinates"][0]]
     rows, cols = z["ndvi"].shape[1:]
-    transform = Affine((max(xs) - min(xs)) / cols, 0, min(xs), 0, -(max(ys) - min(ys)) / rows, max(ys))
+    transform = Affine(
+        (max(xs) - min(xs)) / cols, 0, min(xs), 0, -(max(ys) - min(ys)) / rows, max(ys)
+    )
     return SloveniaTimeSeries(
         ndvi=z["ndvi"],
         cloud_probability=z["clp"].astype(np.float32) / 100.0,

@@ -97,7 +97,9 @@ def block_folds(
                 f"block fold {k} is empty: {block_size:g} m blocks are too large for this extent",
                 fix="use smaller blocks or fewer folds",
             )
-        splits.append(Split(np.flatnonzero(fold != k), test, f"block{block_size:g}m fold {k}/{n_folds}"))
+        splits.append(
+            Split(np.flatnonzero(fold != k), test, f"block{block_size:g}m fold {k}/{n_folds}")
+        )
     return splits
 
 
@@ -114,7 +116,9 @@ def leave_one_group_out(groups: Sequence[object] | np.ndarray) -> Iterator[Split
     if values.size < 2:
         raise HumanscapeError(f"leave-one-group-out needs 2 or more groups, got {values.size}")
     for value in values:
-        yield Split(np.flatnonzero(groups != value), np.flatnonzero(groups == value), f"group={value}")
+        yield Split(
+            np.flatnonzero(groups != value), np.flatnonzero(groups == value), f"group={value}"
+        )
 
 
 def region_holdout(groups: Sequence[object] | np.ndarray, test_groups: Sequence[object]) -> Split:
@@ -122,6 +126,8 @@ def region_holdout(groups: Sequence[object] | np.ndarray, test_groups: Sequence[
     groups = np.asarray(groups)
     unknown = [g for g in test_groups if g not in set(groups.tolist())]
     if unknown:
-        raise HumanscapeError(f"unknown group(s) {unknown}", fix=f"use some of {sorted(set(groups.tolist()))[:10]}")
+        raise HumanscapeError(
+            f"unknown group(s) {unknown}", fix=f"use some of {sorted(set(groups.tolist()))[:10]}"
+        )
     is_test = np.isin(groups, np.asarray(test_groups))
     return Split(np.flatnonzero(~is_test), np.flatnonzero(is_test), f"holdout={list(test_groups)}")

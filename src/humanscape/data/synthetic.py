@@ -46,15 +46,40 @@ from humanscape.geo.raster import GridSpec, RasterWriter
 from humanscape.geo.sensors import SENTINEL2_L1C, Sensor, get_sensor
 
 #: Land-cover classes (EuroSAT order) plus informal settlement (10).
-CLASSES = ["AnnualCrop", "Forest", "HerbaceousVegetation", "Highway", "Industrial", "Pasture",
-           "PermanentCrop", "Residential", "River", "SeaLake", "InformalSettlement"]
+CLASSES = [
+    "AnnualCrop",
+    "Forest",
+    "HerbaceousVegetation",
+    "Highway",
+    "Industrial",
+    "Pasture",
+    "PermanentCrop",
+    "Residential",
+    "River",
+    "SeaLake",
+    "InformalSettlement",
+]
 
 #: Mean DN (reflectance x 10000) per class, Sentinel-2 L1C bands in canonical order
 #: B01..B08, B8A, B09..B12, measured on the 469 real EuroSAT MS chips (40-50 per class).
 CLASS_SPECTRA_DN: dict[str, tuple[int, ...]] = {
     "AnnualCrop": (1429, 1261, 1286, 1367, 1667, 2722, 3285, 3174, 3604, 894, 13, 2634, 1711),
     "Forest": (1125, 823, 694, 420, 747, 2118, 2724, 2670, 3053, 811, 9, 1318, 537),
-    "HerbaceousVegetation": (1331, 1122, 1068, 1063, 1372, 2029, 2314, 2317, 2600, 1022, 17, 2364, 1457),
+    "HerbaceousVegetation": (
+        1331,
+        1122,
+        1068,
+        1063,
+        1372,
+        2029,
+        2314,
+        2317,
+        2600,
+        1022,
+        17,
+        2364,
+        1457,
+    ),
     "Highway": (1367, 1141, 1076, 1020, 1292, 2159, 2550, 2480, 2798, 800, 12, 2015, 1253),
     "Industrial": (1637, 1441, 1355, 1353, 1490, 1975, 2213, 2095, 2361, 593, 12, 2057, 1506),
     "Pasture": (1284, 1005, 953, 675, 1200, 2797, 3418, 3373, 3801, 1155, 13, 2036, 992),
@@ -64,10 +89,21 @@ CLASS_SPECTRA_DN: dict[str, tuple[int, ...]] = {
     "SeaLake": (1205, 932, 779, 495, 516, 389, 388, 321, 299, 93, 8, 96, 61),
 }
 #: Mean within-chip standard deviation (DN, visible bands) per class: the texture amplitude.
-CLASS_TEXTURE_DN = {"AnnualCrop": 272, "Forest": 36, "HerbaceousVegetation": 164, "Highway": 278,
-                    "Industrial": 520, "Pasture": 109, "PermanentCrop": 256, "Residential": 236,
-                    "River": 194, "SeaLake": 30}
-_S2_WAVELENGTHS = np.array([b.wavelength_nm for b in SENTINEL2_L1C.bands if b.kind == "reflectance"])
+CLASS_TEXTURE_DN = {
+    "AnnualCrop": 272,
+    "Forest": 36,
+    "HerbaceousVegetation": 164,
+    "Highway": 278,
+    "Industrial": 520,
+    "Pasture": 109,
+    "PermanentCrop": 256,
+    "Residential": 236,
+    "River": 194,
+    "SeaLake": 30,
+}
+_S2_WAVELENGTHS = np.array(
+    [b.wavelength_nm for b in SENTINEL2_L1C.bands if b.kind == "reflectance"]
+)
 
 
 # --- deterministic noise -------------------------------------------------------------------------
@@ -76,10 +112,12 @@ _S2_WAVELENGTHS = np.array([b.wavelength_nm for b in SENTINEL2_L1C.bands if b.ki
 def _hash(seed: int, key: int, a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """splitmix64-style hash of (seed, key, a, b) -> uniform float64 in [0, 1)."""
     with np.errstate(over="ignore"):
-        x = (np.uint64(seed) * np.uint64(0x9E3779B97F4A7C15)
-             ^ np.uint64(key) * np.uint64(0xBF58476D1CE4E5B9)
-             ^ a.astype(np.int64).astype(np.uint64) * np.uint64(0x94D049BB133111EB)
-             ^ b.astype(np.int64).astype(np.uint64) * np.uint64(0xD6E8FEB86659FD93))
+        x = (
+            np.uint64(seed) * np.uint64(0x9E3779B97F4A7C15)
+            ^ np.uint64(key) * np.uint64(0xBF58476D1CE4E5B9)
+            ^ a.astype(np.int64).astype(np.uint64) * np.uint64(0x94D049BB133111EB)
+            ^ b.astype(np.int64).astype(np.uint64) * np.uint64(0xD6E8FEB86659FD93)
+        )
         x ^= x >> np.uint64(30)
         x *= np.uint64(0xBF58476D1CE4E5B9)
         x ^= x >> np.uint64(27)
@@ -88,7 +126,9 @@ def _hash(seed: int, key: int, a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return (x >> np.uint64(11)).astype(np.float64) / float(1 << 53)
 
 
-def _value_noise(rows: np.ndarray, cols: np.ndarray, scale: float, seed: int, key: int) -> np.ndarray:
+def _value_noise(
+    rows: np.ndarray, cols: np.ndarray, scale: float, seed: int, key: int
+) -> np.ndarray:
     """Smooth value noise in [0, 1] on global pixel coordinates (1-D ``rows`` x ``cols``)."""
     fr, fc = rows / scale, cols / scale
     r0, c0 = np.floor(fr).astype(np.int64), np.floor(fc).astype(np.int64)
@@ -103,7 +143,9 @@ def _value_noise(rows: np.ndarray, cols: np.ndarray, scale: float, seed: int, ke
     return (top * (1 - tr)[:, None] + bottom * tr[:, None]).astype(np.float32)
 
 
-def _fbm(rows: np.ndarray, cols: np.ndarray, scale: float, seed: int, key: int, octaves: int = 4) -> np.ndarray:
+def _fbm(
+    rows: np.ndarray, cols: np.ndarray, scale: float, seed: int, key: int, octaves: int = 4
+) -> np.ndarray:
     """Fractal sum of value-noise octaves, normalised to about [0, 1]."""
     total, norm, amp = np.zeros((rows.size, cols.size), np.float32), 0.0, 1.0
     for o in range(octaves):
@@ -176,15 +218,21 @@ class SyntheticWorld:
 
     def __post_init__(self) -> None:
         if self.height < 8 or self.width < 8:
-            raise HumanscapeError(f"world must be at least 8 x 8 pixels, got {self.height} x {self.width}")
+            raise HumanscapeError(
+                f"world must be at least 8 x 8 pixels, got {self.height} x {self.width}"
+            )
         self._sensor: Sensor = get_sensor(self.sensor)
 
     # -- geometry
     @property
     def grid(self) -> GridSpec:
         x0, y0 = self.origin
-        return GridSpec(CRS.from_user_input(self.crs), Affine(self.pixel_size, 0, x0, 0, -self.pixel_size, y0),
-                        self.width, self.height)
+        return GridSpec(
+            CRS.from_user_input(self.crs),
+            Affine(self.pixel_size, 0, x0, 0, -self.pixel_size, y0),
+            self.width,
+            self.height,
+        )
 
     @property
     def band_names(self) -> list[str]:
@@ -205,8 +253,12 @@ class SyntheticWorld:
     @cached_property
     def _district_seeds(self) -> np.ndarray:
         rng = np.random.default_rng([self.seed, 2])
-        return np.column_stack([rng.uniform(0, self.height, self.n_districts),
-                                rng.uniform(0, self.width, self.n_districts)])
+        return np.column_stack(
+            [
+                rng.uniform(0, self.height, self.n_districts),
+                rng.uniform(0, self.width, self.n_districts),
+            ]
+        )
 
     @cached_property
     def _settlements(self) -> np.ndarray:
@@ -233,8 +285,12 @@ class SyntheticWorld:
         return np.clip((c[:, 3] * np.exp(-d2 / (2 * c[:, 2] ** 2))).sum(1), 0, 1)
 
     def _water_at(self, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
-        vals = np.array([_fbm(np.array([r]), np.array([q]), 3000 / self.pixel_size, self.seed, 11)[0, 0]
-                         for r, q in zip(rows, cols, strict=True)])
+        vals = np.array(
+            [
+                _fbm(np.array([r]), np.array([q]), 3000 / self.pixel_size, self.seed, 11)[0, 0]
+                for r, q in zip(rows, cols, strict=True)
+            ]
+        )
         return vals < 0.3
 
     # -- tiles
@@ -253,21 +309,29 @@ class SyntheticWorld:
         c = self._cities
         built = np.zeros((rows.size, cols.size), np.float32)
         for row, col, sigma, weight in c:
-            built += (weight * np.exp(-((rows[:, None] - row) ** 2 + (cols[None, :] - col) ** 2)
-                                      / (2 * sigma**2))).astype(np.float32)
+            built += (
+                weight
+                * np.exp(
+                    -((rows[:, None] - row) ** 2 + (cols[None, :] - col) ** 2) / (2 * sigma**2)
+                )
+            ).astype(np.float32)
         built *= 0.55 + 0.9 * _fbm(rows, cols, 400 / ps, s, 21)
         built = np.clip(built, 0, 1)
 
         water = _fbm(rows, cols, 3000 / ps, s, 11, octaves=4) < 0.3
         river = (np.abs(_fbm(rows, cols, 2000 / ps, s, 12, octaves=3) - 0.5) < 0.012) & ~water
         forest = _fbm(rows, cols, 1200 / ps, s, 13) > 0.58
-        road = (np.abs(_fbm(rows, cols, 1500 / ps, s, 14, octaves=2) - 0.5) < 0.006) & (built > 0.15)
+        road = (np.abs(_fbm(rows, cols, 1500 / ps, s, 14, octaves=2) - 0.5) < 0.006) & (
+            built > 0.15
+        )
         industrial = _fbm(rows, cols, 600 / ps, s, 15, octaves=2) > 0.62
 
         # agricultural fields: piecewise constant per ~300 m field
         field_px = max(1, round(300 / ps))
         fr, fc = np.floor(rows / field_px), np.floor(cols / field_px)
-        farm = np.array([0, 2, 5, 6], np.uint8)[(_hash(s, 16, fr[:, None], fc[None, :]) * 4).astype(int)]
+        farm = np.array([0, 2, 5, 6], np.uint8)[
+            (_hash(s, 16, fr[:, None], fc[None, :]) * 4).astype(int)
+        ]
 
         lc = farm.copy()
         lc[forest] = 1
@@ -293,15 +357,26 @@ class SyntheticWorld:
 
         tree = cKDTree(self._district_seeds)
         rr, cc = np.meshgrid(rows + 0.5, cols + 0.5, indexing="ij")
-        district = tree.query(np.column_stack([rr.ravel(), cc.ravel()]))[1].reshape(rr.shape).astype(np.int32)
-        return WorldTile(window, reflectance, lc, built, population.astype(np.float32), district, settlement)
+        district = (
+            tree.query(np.column_stack([rr.ravel(), cc.ravel()]))[1]
+            .reshape(rr.shape)
+            .astype(np.int32)
+        )
+        return WorldTile(
+            window, reflectance, lc, built, population.astype(np.float32), district, settlement
+        )
 
     def _settlement_mask(self, rows: np.ndarray, cols: np.ndarray, period: int) -> np.ndarray:
         mask = np.zeros((rows.size, cols.size), bool)
         for row, col, radius, appear in self._settlements:
             if appear > period:
                 continue
-            if row + 2 * radius < rows[0] or row - 2 * radius > rows[-1] or col + 2 * radius < cols[0] or col - 2 * radius > cols[-1]:
+            if (
+                row + 2 * radius < rows[0]
+                or row - 2 * radius > rows[-1]
+                or col + 2 * radius < cols[0]
+                or col - 2 * radius > cols[-1]
+            ):
                 continue
             d = np.sqrt((rows[:, None] - row) ** 2 + (cols[None, :] - col) ** 2)
             wobble = 0.75 + 0.5 * _value_noise(rows, cols, max(radius / 2, 1), self.seed, 31)
@@ -313,19 +388,27 @@ class SyntheticWorld:
         key = "spectra"
         if key not in self._cache:
             spectra = np.array([CLASS_SPECTRA_DN[c] for c in CLASSES[:10]], np.float64) / 10000.0
-            informal = 0.55 * spectra[4] + 0.45 * spectra[0] * np.linspace(1.15, 1.3, spectra.shape[1])
+            informal = 0.55 * spectra[4] + 0.45 * spectra[0] * np.linspace(
+                1.15, 1.3, spectra.shape[1]
+            )
             spectra = np.vstack([spectra, informal])
             wavelengths = [self._sensor.band(b).wavelength_nm for b in self.band_names]
             order = np.argsort(_S2_WAVELENGTHS)
             self._cache[key] = np.stack(
-                [[np.interp(w, _S2_WAVELENGTHS[order], row[order]) for w in wavelengths] for row in spectra]
+                [
+                    [np.interp(w, _S2_WAVELENGTHS[order], row[order]) for w in wavelengths]
+                    for row in spectra
+                ]
             ).astype(np.float32)
         return self._cache[key]  # type: ignore[return-value]
 
-    def _reflectance(self, lc: np.ndarray, built: np.ndarray, rows: np.ndarray, cols: np.ndarray,
-                     period: int) -> np.ndarray:
+    def _reflectance(
+        self, lc: np.ndarray, built: np.ndarray, rows: np.ndarray, cols: np.ndarray, period: int
+    ) -> np.ndarray:
         spectra = self._class_spectra()
-        texture_amp = np.array([CLASS_TEXTURE_DN.get(c, 450) for c in CLASSES], np.float32) / 10000.0
+        texture_amp = (
+            np.array([CLASS_TEXTURE_DN.get(c, 450) for c in CLASSES], np.float32) / 10000.0
+        )
         base = spectra[lc]  # (rows, cols, bands)
         # residential pixels mix roofs with gardens: brighter and less green with density, saturating
         garden = spectra[2]
@@ -334,7 +417,9 @@ class SyntheticWorld:
         texture = (_fbm(rows, cols, 6, self.seed, 40 + period, octaves=2) - 0.5) * 3.0
         sensor_noise = _pixel_gauss(rows, cols, self.seed, 50 + period) * 0.004
         season = 1.0 + 0.03 * (_hash(self.seed, 60, np.array([period]), np.array([0]))[0] - 0.5)
-        out = base * season + (texture * texture_amp[lc])[..., None] * (base / base.mean(-1, keepdims=True))
+        out = base * season + (texture * texture_amp[lc])[..., None] * (
+            base / base.mean(-1, keepdims=True)
+        )
         out = out + sensor_noise[..., None]
         return np.clip(np.moveaxis(out, -1, 0), 0.0001, 1.2).astype(np.float32)
 
@@ -342,15 +427,22 @@ class SyntheticWorld:
     def windows(self, block: int = 1024) -> list[Window]:
         return list(self.grid.windows(block))
 
-    def write_scene(self, path: str | Path, *, period: int | None = None, block: int = 1024,
-                    dn: bool = True) -> Path:
+    def write_scene(
+        self, path: str | Path, *, period: int | None = None, block: int = 1024, dn: bool = True
+    ) -> Path:
         """Stream the world's reflectance for ``period`` to a GeoTIFF tile by tile (uint16 DN by default)."""
         sensor = self._sensor
         names = self.band_names
         bands = [sensor.band(n) for n in names]
-        with RasterWriter(path, self.grid, count=len(names), dtype="uint16" if dn else "float32",
-                          nodata=0 if dn else None, band_names=names,
-                          tags={"synthetic_seed": str(self.seed), "period": str(period)}) as writer:
+        with RasterWriter(
+            path,
+            self.grid,
+            count=len(names),
+            dtype="uint16" if dn else "float32",
+            nodata=0 if dn else None,
+            band_names=names,
+            tags={"synthetic_seed": str(self.seed), "period": str(period)},
+        ) as writer:
             for window in self.windows(block):
                 refl = self.tile(window, period=period).reflectance
                 if dn:
@@ -372,7 +464,7 @@ class SyntheticWorld:
             padded = np.zeros((math.ceil(h / cell_px) * cell_px, math.ceil(w / cell_px) * cell_px))
             padded[:h, :w] = pop
             cells = padded.reshape(padded.shape[0] // cell_px, cell_px, -1, cell_px).sum((1, 3))
-            out[r0:r0 + cells.shape[0], c0:c0 + cells.shape[1]] = cells
+            out[r0 : r0 + cells.shape[0], c0 : c0 + cells.shape[1]] = cells
         return out
 
     def districts(self, *, period: int | None = None) -> gpd.GeoDataFrame:
@@ -391,28 +483,39 @@ class SyntheticWorld:
             pop += np.bincount(d, t.population.ravel(), n)
             built += np.bincount(d, t.built.ravel(), n)
             pixels += np.bincount(d, minlength=n)
-            rr, cc = np.meshgrid(np.arange(t.district.shape[0]) + window.row_off,
-                                 np.arange(t.district.shape[1]) + window.col_off, indexing="ij")
+            rr, cc = np.meshgrid(
+                np.arange(t.district.shape[0]) + window.row_off,
+                np.arange(t.district.shape[1]) + window.col_off,
+                indexing="ij",
+            )
             x += np.bincount(d, cc.ravel(), n)
             y += np.bincount(d, rr.ravel(), n)
         rng = np.random.default_rng([self.seed, 4])
         gdp = 5e4 * np.maximum(pop, 1) ** self.gdp_beta * np.exp(rng.normal(0, 0.1, n))
-        cx, cy = self.grid.transform * (x / np.maximum(pixels, 1), y / np.maximum(pixels, 1))
+        cx, cy = self.grid.transform @ (x / np.maximum(pixels, 1), y / np.maximum(pixels, 1))
         geoms = self._voronoi_polygons()
         gdf = gpd.GeoDataFrame(
-            {"district": np.arange(n), "population": pop, "built_share": built / np.maximum(pixels, 1),
-             "area_km2": pixels * (self.pixel_size / 1000) ** 2, "gdp": gdp,
-             "gdp_per_capita": gdp / np.maximum(pop, 1), "x": cx, "y": cy},
-            geometry=geoms, crs=self.grid.crs,
+            {
+                "district": np.arange(n),
+                "population": pop,
+                "built_share": built / np.maximum(pixels, 1),
+                "area_km2": pixels * (self.pixel_size / 1000) ** 2,
+                "gdp": gdp,
+                "gdp_per_capita": gdp / np.maximum(pop, 1),
+                "x": cx,
+                "y": cy,
+            },
+            geometry=geoms,
+            crs=self.grid.crs,
         )
         self._cache[key] = gdf
         return gdf
 
     def _voronoi_polygons(self) -> list:
-        from shapely.ops import voronoi_diagram
         from shapely.geometry import MultiPoint
+        from shapely.ops import voronoi_diagram
 
-        seeds = [self.grid.transform * (c, r) for r, c in self._district_seeds]
+        seeds = [self.grid.transform @ (c, r) for r, c in self._district_seeds]
         frame = box(*self.grid.bounds)
         cells = voronoi_diagram(MultiPoint(seeds), envelope=frame.buffer(1e5))
         out = []
@@ -426,10 +529,15 @@ class SyntheticWorld:
         """Informal settlement footprints (circles of their nominal radius) with appearance period."""
         rows = []
         for row, col, radius, appear in self._settlements:
-            x, y = self.grid.transform * (col, row)
-            rows.append({"geometry": Point(x, y).buffer(radius * self.pixel_size),
-                         "appear_period": int(appear), "period_name": self.periods[int(appear)],
-                         "new": bool(appear > 0)})
+            x, y = self.grid.transform @ (col, row)
+            rows.append(
+                {
+                    "geometry": Point(x, y).buffer(radius * self.pixel_size),
+                    "appear_period": int(appear),
+                    "period_name": self.periods[int(appear)],
+                    "new": bool(appear > 0),
+                }
+            )
         return gpd.GeoDataFrame(pd.DataFrame(rows), geometry="geometry", crs=self.grid.crs)
 
     def census(self) -> tuple[pd.DataFrame, dict[str, object]]:
@@ -445,31 +553,60 @@ class SyntheticWorld:
         d = self.districts()
         rng = np.random.default_rng([self.seed, 5])
         n = len(d)
-        frame = pd.DataFrame({
-            "municipality": [f"M{i:03d}" for i in range(n)],
-            "population": d["population"].to_numpy(),
-            "urban_share": d["built_share"].to_numpy(),
-            "income": d["gdp_per_capita"].to_numpy() * rng.lognormal(0, 0.15, n),
-            "unemployment": np.clip(rng.normal(0.12, 0.05, n) - 0.05 * d["built_share"].to_numpy(), 0.01, 0.5),
-            "youth_share": np.clip(rng.normal(0.25, 0.05, n), 0.05, 0.6),
-            "border_distance_km": d["x"].to_numpy() / 1000 - self.origin[0] / 1000,
-            "household_size": np.clip(rng.normal(3.5, 0.6, n), 1.5, 7),
-            "noise_var": rng.normal(0, 1, n),  # unrelated to outflow, for importance checks
-        })
-        z = {c: (frame[c] - frame[c].mean()) / (frame[c].std(ddof=0) + 1e-12) for c in frame.columns[1:]}
-        eta = (-3.0 + 0.9 * z["unemployment"] - 0.6 * z["income"] + 0.7 * z["unemployment"] * z["youth_share"]
-               + 0.5 * (-z["border_distance_km"]) * (1 - z["urban_share"]) - 0.4 * z["urban_share"])
+        frame = pd.DataFrame(
+            {
+                "municipality": [f"M{i:03d}" for i in range(n)],
+                "population": d["population"].to_numpy(),
+                "urban_share": d["built_share"].to_numpy(),
+                "income": d["gdp_per_capita"].to_numpy() * rng.lognormal(0, 0.15, n),
+                "unemployment": np.clip(
+                    rng.normal(0.12, 0.05, n) - 0.05 * d["built_share"].to_numpy(), 0.01, 0.5
+                ),
+                "youth_share": np.clip(rng.normal(0.25, 0.05, n), 0.05, 0.6),
+                "border_distance_km": d["x"].to_numpy() / 1000 - self.origin[0] / 1000,
+                "household_size": np.clip(rng.normal(3.5, 0.6, n), 1.5, 7),
+                "noise_var": rng.normal(0, 1, n),  # unrelated to outflow, for importance checks
+            }
+        )
+        z = {
+            c: (frame[c] - frame[c].mean()) / (frame[c].std(ddof=0) + 1e-12)
+            for c in frame.columns[1:]
+        }
+        eta = (
+            -3.0
+            + 0.9 * z["unemployment"]
+            - 0.6 * z["income"]
+            + 0.7 * z["unemployment"] * z["youth_share"]
+            + 0.5 * (-z["border_distance_km"]) * (1 - z["urban_share"])
+            - 0.4 * z["urban_share"]
+        )
         rate = 1 / (1 + np.exp(-eta))
         frame["rate"] = rate
         frame["outflow"] = np.round(frame["population"] * rate)
-        truth = {"link": "logistic", "intercept": -3.0,
-                 "terms": {"unemployment": 0.9, "income": -0.6, "unemployment:youth_share": 0.7,
-                           "border_proximity:(1-urban_share)": 0.5, "urban_share": -0.4},
-                 "relevant": ["unemployment", "income", "youth_share", "border_distance_km", "urban_share"],
-                 "irrelevant": ["household_size", "noise_var"]}
+        truth = {
+            "link": "logistic",
+            "intercept": -3.0,
+            "terms": {
+                "unemployment": 0.9,
+                "income": -0.6,
+                "unemployment:youth_share": 0.7,
+                "border_proximity:(1-urban_share)": 0.5,
+                "urban_share": -0.4,
+            },
+            "relevant": [
+                "unemployment",
+                "income",
+                "youth_share",
+                "border_distance_km",
+                "urban_share",
+            ],
+            "irrelevant": ["household_size", "noise_var"],
+        }
         return frame, truth
 
-    def flows(self, *, gamma: float = 2.0, sigma: float = 0.3) -> tuple[pd.DataFrame, dict[str, float]]:
+    def flows(
+        self, *, gamma: float = 2.0, sigma: float = 0.3
+    ) -> tuple[pd.DataFrame, dict[str, float]]:
         """OD flows between districts from a gravity law with log-normal noise.
 
         ``T_ij = G * P_i * P_j / d_ij^gamma * exp(eps_ij)``, eps ~ N(0, sigma); the intra-district
@@ -487,12 +624,21 @@ class SyntheticWorld:
         expected *= np.exp(rng.normal(0, sigma, expected.shape))
         flow = rng.poisson(expected)
         o, dd = np.meshgrid(np.arange(len(d)), np.arange(len(d)), indexing="ij")
-        table = pd.DataFrame({"origin": o.ravel(), "destination": dd.ravel(), "flow": flow.ravel(),
-                              "expected": expected.ravel(), "distance_km": dist.ravel()})
+        table = pd.DataFrame(
+            {
+                "origin": o.ravel(),
+                "destination": dd.ravel(),
+                "flow": flow.ravel(),
+                "expected": expected.ravel(),
+                "distance_km": dist.ravel(),
+            }
+        )
         return table, {"gamma": gamma, "sigma": sigma}
 
 
-def make_scenes(world: SyntheticWorld, out_dir: str | Path, periods: Sequence[int] | None = None) -> list[Path]:
+def make_scenes(
+    world: SyntheticWorld, out_dir: str | Path, periods: Sequence[int] | None = None
+) -> list[Path]:
     """Write one GeoTIFF scene per period (``scene_<period name>.tif``) for end-to-end tests."""
     out_dir = Path(out_dir)
     periods = range(len(world.periods)) if periods is None else periods

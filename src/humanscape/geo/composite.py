@@ -67,7 +67,9 @@ class Period:
         if m := re.fullmatch(r"(\d{4})(?:-(\d{4}))?", text):
             first, last = int(m.group(1)), int(m.group(2) or m.group(1))
             if last < first:
-                raise HumanscapeError(f"period '{text}' ends before it starts", fix="write e.g. 2015-2016")
+                raise HumanscapeError(
+                    f"period '{text}' ends before it starts", fix="write e.g. 2015-2016"
+                )
             return cls(date(first, 1, 1), date(last, 12, 31), text)
         if m := re.fullmatch(r"(\d{4}-\d{2}-\d{2}):(\d{4}-\d{2}-\d{2})", text):
             start, end = date.fromisoformat(m.group(1)), date.fromisoformat(m.group(2))
@@ -122,8 +124,12 @@ def probability_clear(values: np.ndarray, threshold: float) -> np.ndarray:
     return np.isfinite(p) & (p < threshold)
 
 
-_QA_DECODERS = {"fmask": ("FMASK", fmask_clear), "qa_pixel": ("QA_PIXEL", qa_pixel_clear),
-                "scl": ("SCL", scl_clear), "qa60": ("QA60", qa60_clear)}
+_QA_DECODERS = {
+    "fmask": ("FMASK", fmask_clear),
+    "qa_pixel": ("QA_PIXEL", qa_pixel_clear),
+    "scl": ("SCL", scl_clear),
+    "qa60": ("QA60", qa60_clear),
+}
 
 
 @dataclass
@@ -157,10 +163,15 @@ class CloudMask:
             )
         mask = cls(kind, [Path(p) for p in paths], float(arg) if arg else 0.4)  # type: ignore[arg-type]
         if kind in ("raster", "probability") and not paths:
-            raise HumanscapeError(f"cloud mask '{kind}' needs one mask file per scene", fix="pass --mask-file per scene")
+            raise HumanscapeError(
+                f"cloud mask '{kind}' needs one mask file per scene",
+                fix="pass --mask-file per scene",
+            )
         return mask
 
-    def clear(self, scene: Scene, index: int, window: Window, reader: AlignedRaster | None) -> np.ndarray:
+    def clear(
+        self, scene: Scene, index: int, window: Window, reader: AlignedRaster | None
+    ) -> np.ndarray:
         """Boolean clear-sky mask of scene ``index`` for ``window``."""
         if self.kind == "none":
             return np.ones((int(window.height), int(window.width)), dtype=bool)
@@ -252,27 +263,49 @@ def composite(
     check_same_crs(scenes)
     mask = cloud_mask or CloudMask("none")
     grid = grid or scenes[0].grid
-    names = scenes[0].resolve(bands) if bands else [
-        n for n in scenes[0].band_names if scenes[0].sensor.band(n).kind != "qa"
-    ]
+    names = (
+        scenes[0].resolve(bands)
+        if bands
+        else [n for n in scenes[0].band_names if scenes[0].sensor.band(n).kind != "qa"]
+    )
     aligned = [s if s.grid.matches(grid) else s.aligned_to(grid) for s in scenes]
     for scene in aligned:
         scene.resolve(names)  # every scene must have every band
     if mask.kind in ("raster", "probability") and len(mask.paths) != len(scenes):
         raise HumanscapeError(
-            f"{len(mask.paths)} mask files for {len(scenes)} scenes", fix="give one mask file per scene, in order"
+            f"{len(mask.paths)} mask files for {len(scenes)} scenes",
+            fix="give one mask file per scene, in order",
         )
-    readers = [AlignedRaster(p, grid) for p in mask.paths] if mask.kind in ("raster", "probability") else []
+    readers = (
+        [AlignedRaster(p, grid) for p in mask.paths]
+        if mask.kind in ("raster", "probability")
+        else []
+    )
     block = int(np.sqrt(STACK_BUDGET_BYTES / (4 * len(scenes) * (len(names) + 1))))
     block = int(np.clip(block // 16 * 16, 16, 2048))
     windows = list(grid.windows(block))
     empty = 0
-    meta = {"method": method, "cloud_mask": mask.kind, "n_scenes": str(len(scenes)),
-            "dates": ",".join(s.date.isoformat() for s in scenes if s.date), **(tags or {})}
+    meta = {
+        "method": method,
+        "cloud_mask": mask.kind,
+        "n_scenes": str(len(scenes)),
+        "dates": ",".join(s.date.isoformat() for s in scenes if s.date),
+        **(tags or {}),
+    }
     try:
-        with RasterWriter(out, grid, count=len(names) + 1, dtype="float32", nodata=float("nan"),
-                          band_names=[*names, "valid_count"], cog=cog, tags=meta) as writer:
-            for window in tqdm(windows, desc=f"composite {Path(out).name}", disable=not progress, unit="win"):
+        with RasterWriter(
+            out,
+            grid,
+            count=len(names) + 1,
+            dtype="float32",
+            nodata=float("nan"),
+            band_names=[*names, "valid_count"],
+            cog=cog,
+            tags=meta,
+        ) as writer:
+            for window in tqdm(
+                windows, desc=f"composite {Path(out).name}", disable=not progress, unit="win"
+            ):
                 h, w = int(window.height), int(window.width)
                 stack = np.empty((len(aligned), len(names), h, w), dtype=np.float32)
                 clear = np.empty((len(aligned), h, w), dtype=bool)
@@ -286,8 +319,12 @@ def composite(
         for reader in readers:
             reader.close()
     if empty:
-        log.warning("%s: %d of %d pixels have no clear observation (NaN in the composite)",
-                    out, empty, grid.width * grid.height)
+        log.warning(
+            "%s: %d of %d pixels have no clear observation (NaN in the composite)",
+            out,
+            empty,
+            grid.width * grid.height,
+        )
     return Path(out)
 
 

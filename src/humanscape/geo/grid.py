@@ -69,7 +69,7 @@ class CellGrid:
     @property
     def transform(self) -> Affine:
         """Affine of the cell lattice (one unit = one cell)."""
-        return self.pixels.transform * Affine.scale(self.cell_px)
+        return self.pixels.transform @ Affine.scale(self.cell_px)
 
     def __len__(self) -> int:
         return self.n_rows * self.n_cols
@@ -79,41 +79,56 @@ class CellGrid:
 
     def row_col(self, cell_id: int) -> tuple[int, int]:
         if not 0 <= cell_id < len(self):
-            raise HumanscapeError(f"unknown cell id {cell_id} (grid has {len(self)} cells)",
-                                  fix="use an id from the chip table")
+            raise HumanscapeError(
+                f"unknown cell id {cell_id} (grid has {len(self)} cells)",
+                fix="use an id from the chip table",
+            )
         return divmod(cell_id, self.n_cols)
 
     def cell_bounds(self, row: int, col: int) -> tuple[float, float, float, float]:
-        left, top = self.transform * (col, row)
-        right, bottom = self.transform * (col + 1, row + 1)
+        left, top = self.transform @ (col, row)
+        right, bottom = self.transform @ (col + 1, row + 1)
         return (left, bottom, right, top)
 
     def cell_window(self, row: int, col: int, neighbors: int = 1) -> Window:
         """Pixel window of the cell and its ``neighbors x neighbors`` neighbourhood (n odd)."""
         _check_odd(neighbors)
         half = neighbors // 2
-        return Window((col - half) * self.cell_px, (row - half) * self.cell_px,
-                      neighbors * self.cell_px, neighbors * self.cell_px)
+        return Window(
+            (col - half) * self.cell_px,
+            (row - half) * self.cell_px,
+            neighbors * self.cell_px,
+            neighbors * self.cell_px,
+        )
 
     def neighbourhood(self, row: int, col: int, n: int = 3) -> list[tuple[int, int]]:
         """(row, col) of the ``n x n`` cells centred on (row, col) that lie in the grid, nbr(n)."""
         _check_odd(n)
         half = n // 2
-        return [(r, c) for r in range(row - half, row + half + 1) for c in range(col - half, col + half + 1)
-                if 0 <= r < self.n_rows and 0 <= c < self.n_cols]
+        return [
+            (r, c)
+            for r in range(row - half, row + half + 1)
+            for c in range(col - half, col + half + 1)
+            if 0 <= r < self.n_rows and 0 <= c < self.n_cols
+        ]
 
     def cells(self) -> gpd.GeoDataFrame:
         """All cells as polygons with ``cell_id``, ``row``, ``col``."""
         rows, cols = np.divmod(np.arange(len(self)), self.n_cols)
         geoms = [box(*self.cell_bounds(int(r), int(c))) for r, c in zip(rows, cols, strict=True)]
-        return gpd.GeoDataFrame({"cell_id": np.arange(len(self)), "row": rows, "col": cols},
-                                geometry=geoms, crs=self.crs)
+        return gpd.GeoDataFrame(
+            {"cell_id": np.arange(len(self)), "row": rows, "col": cols},
+            geometry=geoms,
+            crs=self.crs,
+        )
 
 
 def _check_odd(n: int) -> None:
     if n < 1 or n % 2 == 0:
-        raise HumanscapeError(f"neighbourhood size must be odd (1, 3, 5 ...), got {n}",
-                              fix="use --neighbors 1, 3 or 5")
+        raise HumanscapeError(
+            f"neighbourhood size must be odd (1, 3, 5 ...), got {n}",
+            fix="use --neighbors 1, 3 or 5",
+        )
 
 
 def regular_grid(pixels: GridSpec, cell_size: float) -> CellGrid:
@@ -127,7 +142,9 @@ def regular_grid(pixels: GridSpec, cell_size: float) -> CellGrid:
     return CellGrid(pixels, int(round(ratio)))
 
 
-def arcsec_grid(bounds: Sequence[float], crs: object, *, arcsec: float = 30.0, cell_px: int = 90) -> CellGrid:
+def arcsec_grid(
+    bounds: Sequence[float], crs: object, *, arcsec: float = 30.0, cell_px: int = 90
+) -> CellGrid:
     """Arc-second grid in EPSG:4326 covering ``bounds`` (given in ``crs``), LandScan-aligned.
 
     Cells are ``arcsec`` arc-seconds square and aligned to multiples of ``arcsec`` from
@@ -158,7 +175,7 @@ def read_padded(scene: Scene, window: Window, bands: Sequence[str] | None = None
         return out
     inner = Window(col0, row0, col1 - col0, row1 - row0)
     r, c = row0 - int(window.row_off), col0 - int(window.col_off)
-    out[:, r:r + inner.height, c:c + inner.width] = scene.read(names, inner)
+    out[:, r : r + inner.height, c : c + inner.width] = scene.read(names, inner)
     return out
 
 
@@ -186,7 +203,6 @@ def chip_scene(
     names = pixel_scene.resolve(bands)
     names = [n for n in names if pixel_scene.sensor.band(n).kind != "qa"]
     chip_dir = out_dir / "chips"
-    chip_dir.mkdir(parents=True, exist_ok=True)
     records, skipped = [], 0
     for cell_id in tqdm(range(len(grid)), desc="chips", disable=not progress, unit="chip"):
         row, col = grid.row_col(cell_id)
@@ -196,17 +212,40 @@ def chip_scene(
         if valid == 0 or valid < min_valid:
             skipped += 1
             continue
+        chip_dir.mkdir(parents=True, exist_ok=True)
         path = chip_dir / f"cell_{cell_id:07d}.tif"
-        write_raster(path, data, grid.pixels.window_grid(window), nodata=float("nan"), band_names=names,
-                     tags={"units": "reflectance", "sensor": pixel_scene.sensor.name,
-                           "cell_id": str(cell_id), "neighbors": str(neighbors)})
-        x, y = grid.transform * (col + 0.5, row + 0.5)
-        records.append({"image": f"chips/{path.name}", "cell_id": cell_id, "row": row, "col": col,
-                        "x": x, "y": y, "valid_fraction": round(float(valid), 4),
-                        "geometry": box(*grid.cell_bounds(row, col)).wkt})
+        write_raster(
+            path,
+            data,
+            grid.pixels.window_grid(window),
+            nodata=float("nan"),
+            band_names=names,
+            tags={
+                "units": "reflectance",
+                "sensor": pixel_scene.sensor.name,
+                "cell_id": str(cell_id),
+                "neighbors": str(neighbors),
+            },
+        )
+        x, y = grid.transform @ (col + 0.5, row + 0.5)
+        records.append(
+            {
+                "image": f"chips/{path.name}",
+                "cell_id": cell_id,
+                "row": row,
+                "col": col,
+                "x": x,
+                "y": y,
+                "valid_fraction": round(float(valid), 4),
+                "geometry": box(*grid.cell_bounds(row, col)).wkt,
+            }
+        )
     if not records:
-        raise EmptyInputError("every chip is nodata only", path=scene.name,
-                              fix="check that the raster has data where the grid lies")
+        raise EmptyInputError(
+            "every chip is nodata only",
+            path=scene.name,
+            fix="check that the raster has data where the grid lies",
+        )
     if skipped:
         log.warning("%s: skipped %d nodata-only chips of %d", scene.name, skipped, len(grid))
     table = pd.DataFrame.from_records(records)
@@ -225,8 +264,8 @@ def tiles_over_polygon(polygon: BaseGeometry, pixels: GridSpec, *, size: int = 2
         raise EmptyInputError("polygon is empty", fix="check the region geometry")
     inv = ~pixels.transform
     left, bottom, right, top = polygon.bounds
-    c0, r0 = inv * (left, top)
-    c1, r1 = inv * (right, bottom)
+    c0, r0 = inv @ (left, top)
+    c1, r1 = inv @ (right, bottom)
     out = []
     for row in range(math.floor(r0 / size) * size, math.ceil(r1 / size) * size, size):
         for col in range(math.floor(c0 / size) * size, math.ceil(c1 / size) * size, size):
@@ -237,7 +276,9 @@ def tiles_over_polygon(polygon: BaseGeometry, pixels: GridSpec, *, size: int = 2
     return out
 
 
-def mosaic_chips(table: pd.DataFrame, root: str | Path, pixels: GridSpec, grid: CellGrid) -> np.ndarray:
+def mosaic_chips(
+    table: pd.DataFrame, root: str | Path, pixels: GridSpec, grid: CellGrid
+) -> np.ndarray:
     """Re-assemble single-cell chips (``neighbors=1``) into a ``(bands, rows, cols)`` array on ``pixels``.
 
     The inverse of :func:`chip_scene`; cells without a chip stay NaN.
@@ -250,10 +291,13 @@ def mosaic_chips(table: pd.DataFrame, root: str | Path, pixels: GridSpec, grid: 
         with rasterio.open(root / rec.image) as src:
             data = src.read()
         if out is None:
-            out = np.full((data.shape[0], grid.n_rows * grid.cell_px, grid.n_cols * grid.cell_px),
-                          np.nan, dtype=np.float32)
+            out = np.full(
+                (data.shape[0], grid.n_rows * grid.cell_px, grid.n_cols * grid.cell_px),
+                np.nan,
+                dtype=np.float32,
+            )
         r, c = rec.row * grid.cell_px, rec.col * grid.cell_px
-        out[:, r:r + grid.cell_px, c:c + grid.cell_px] = data
+        out[:, r : r + grid.cell_px, c : c + grid.cell_px] = data
     if out is None:
         raise EmptyInputError("chip table has no rows")
     return out[:, : pixels.height, : pixels.width]

@@ -43,7 +43,7 @@ def ndvi(b: Bands) -> np.ndarray:
     return _nd(b["nir"], b["red"])
 
 
-def savi(b: Bands, L: float = 0.5) -> np.ndarray:  # noqa: N803 - L is the paper's symbol
+def savi(b: Bands, L: float = 0.5) -> np.ndarray:
     """SAVI = (1 + L)(NIR - Red) / (NIR + Red + L), L = 0.5. Huete (1988), A soil-adjusted
     vegetation index, Remote Sensing of Environment 25, Eq. 1."""
     return _safe_div((1 + L) * (b["nir"] - b["red"]), b["nir"] + b["red"] + L)
@@ -115,7 +115,9 @@ INDICES: dict[str, SpectralIndex] = {
     for i in (
         SpectralIndex("NDVI", ("nir", "red"), ndvi, "normalized difference vegetation index"),
         SpectralIndex("SAVI", ("nir", "red"), savi, "soil adjusted vegetation index (L=0.5)"),
-        SpectralIndex("MNDWI", ("green", "swir1"), mndwi, "modified normalized difference water index"),
+        SpectralIndex(
+            "MNDWI", ("green", "swir1"), mndwi, "modified normalized difference water index"
+        ),
         SpectralIndex("NDBI", ("swir1", "nir"), ndbi, "normalized difference built-up index"),
         SpectralIndex("UI", ("swir2", "nir"), ui, "urban index"),
         SpectralIndex("NBI", ("red", "swir1", "nir"), nbi, "new built-up index"),
@@ -188,9 +190,19 @@ def scene_indices(
         )
     band_names = scene.resolve(roles)
     windows = list(scene.windows(block))
-    with RasterWriter(out, scene.grid, count=len(chosen), dtype="float32", nodata=float("nan"),
-                      band_names=chosen, cog=cog, tags={"source": scene.name}) as writer:
-        for window in tqdm(windows, desc=f"indices {Path(out).name}", disable=not progress, unit="win"):
+    with RasterWriter(
+        out,
+        scene.grid,
+        count=len(chosen),
+        dtype="float32",
+        nodata=float("nan"),
+        band_names=chosen,
+        cog=cog,
+        tags={"source": scene.name},
+    ) as writer:
+        for window in tqdm(
+            windows, desc=f"indices {Path(out).name}", disable=not progress, unit="win"
+        ):
             data = scene.read(band_names, window)
             writer.write(compute_indices(dict(zip(roles, data, strict=True)), chosen), window)
     return Path(out)

@@ -70,7 +70,12 @@ class GridSpec:
     def bounds(self) -> tuple[float, float, float, float]:
         """(left, bottom, right, top)."""
         left, top = self.transform.c, self.transform.f
-        return (left, top + self.transform.e * self.height, left + self.transform.a * self.width, top)
+        return (
+            left,
+            top + self.transform.e * self.height,
+            left + self.transform.a * self.width,
+            top,
+        )
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -177,7 +182,9 @@ class Scene:
                 {
                     "name": s.band.name,
                     "role": s.band.role,
-                    "wavelength_nm": None if math.isnan(s.band.wavelength_nm) else s.band.wavelength_nm,
+                    "wavelength_nm": None
+                    if math.isnan(s.band.wavelength_nm)
+                    else s.band.wavelength_nm,
                     "native_resolution_m": self._dataset(s.path).res[0],
                     "file": str(s.path),
                     "index": s.index,
@@ -241,7 +248,9 @@ class Scene:
         window = window or Window(0, 0, self.width, self.height)
         return self._read_source(self._source(self.resolve([band])[0]), window)
 
-    def valid_mask(self, window: Window | None = None, bands: Sequence[str] | None = None) -> np.ndarray:
+    def valid_mask(
+        self, window: Window | None = None, bands: Sequence[str] | None = None
+    ) -> np.ndarray:
         """True where every (non-QA) band has data."""
         names = [n for n in self.resolve(bands) if self.sensor.band(n).kind != "qa"]
         return np.all(np.isfinite(self.read(names, window, reflectance=False)), axis=0)
@@ -357,13 +366,19 @@ def expand_inputs(inputs: str | Path | Sequence[str | Path]) -> list[Path]:
         if any(ch in text for ch in "*?["):
             matched = sorted(Path(p) for p in _glob.glob(text))
             if not matched:
-                raise EmptyInputError("glob pattern matches no file", path=text, fix="check the pattern")
+                raise EmptyInputError(
+                    "glob pattern matches no file", path=text, fix="check the pattern"
+                )
             files.extend(matched)
         elif Path(text).is_dir():
             folder = Path(text)
             found = sorted(p for p in folder.iterdir() if p.suffix.lower() in RASTER_SUFFIXES)
             if not found and (folder / "IMG_DATA").is_dir():  # Sentinel-2 granule layout
-                found = sorted(p for p in (folder / "IMG_DATA").iterdir() if p.suffix.lower() in RASTER_SUFFIXES)
+                found = sorted(
+                    p
+                    for p in (folder / "IMG_DATA").iterdir()
+                    if p.suffix.lower() in RASTER_SUFFIXES
+                )
             if not found:
                 raise EmptyInputError(
                     f"folder holds no raster file ({', '.join(RASTER_SUFFIXES)})",
@@ -425,7 +440,11 @@ def open_scene(
     if len(files) == 1:
         ds = _open_raster(files[0])
         with ds:
-            names = list(band_names) if band_names is not None else _layer_names(ds, sensor_obj, files[0])
+            names = (
+                list(band_names)
+                if band_names is not None
+                else _layer_names(ds, sensor_obj, files[0])
+            )
             if len(names) != ds.count:
                 raise MissingBandError(
                     f"{len(names)} band names given for a file with {ds.count} bands",
@@ -469,6 +488,8 @@ def open_scene(
 
 
 def _layer_names(ds: rasterio.io.DatasetReader, sensor: Sensor, path: Path) -> list[str]:
+    if ds.count == 1 and (band := _match_band(path, sensor)) is not None:
+        return [band.name]
     descriptions = [d for d in ds.descriptions if d]
     if len(descriptions) == ds.count and all(sensor.find(d) for d in descriptions):
         return [sensor.band(d).name for d in descriptions]
@@ -498,7 +519,12 @@ def _target_grid(sources: list[BandSource], resolution: float | None, label: str
         b = grid.bounds
         if grid.crs != finest.crs:
             b = rasterio.warp.transform_bounds(grid.crs, finest.crs, *b)
-        left, bottom, right, top = max(left, b[0]), max(bottom, b[1]), min(right, b[2]), min(top, b[3])
+        left, bottom, right, top = (
+            max(left, b[0]),
+            max(bottom, b[1]),
+            min(right, b[2]),
+            min(top, b[3]),
+        )
         if left >= right or bottom >= top:
             raise NoOverlapError(
                 f"band {source.band.name} does not overlap band {finest_source.band.name}",
@@ -523,7 +549,9 @@ def window_for_bounds(grid: GridSpec, bounds: Sequence[float]) -> Window:
     try:
         return win.intersection(full)
     except rasterio.errors.WindowError as exc:
-        raise NoOverlapError("bounds do not overlap the raster", fix="check the CRS of both") from exc
+        raise NoOverlapError(
+            "bounds do not overlap the raster", fix="check the CRS of both"
+        ) from exc
 
 
 class AlignedRaster:
@@ -533,8 +561,14 @@ class AlignedRaster:
     the given resampling; windowed like :class:`Scene`.
     """
 
-    def __init__(self, path: str | Path, grid: GridSpec, *, band: int = 1,
-                 resampling: Resampling = Resampling.nearest) -> None:
+    def __init__(
+        self,
+        path: str | Path,
+        grid: GridSpec,
+        *,
+        band: int = 1,
+        resampling: Resampling = Resampling.nearest,
+    ) -> None:
         self.path = Path(path)
         self.grid = grid
         self.band = band
@@ -542,22 +576,43 @@ class AlignedRaster:
         if self._ds.crs is None:
             raise CRSMismatchError("raster has no CRS", path=self.path, fix="assign a CRS")
         if band > self._ds.count:
-            raise MissingBandError(f"raster has {self._ds.count} bands, band {band} asked for", path=self.path)
+            raise MissingBandError(
+                f"raster has {self._ds.count} bands, band {band} asked for", path=self.path
+            )
         src = GridSpec(self._ds.crs, self._ds.transform, self._ds.width, self._ds.height)
-        bounds = src.bounds if src.crs == grid.crs else rasterio.warp.transform_bounds(src.crs, grid.crs, *src.bounds)
+        bounds = (
+            src.bounds
+            if src.crs == grid.crs
+            else rasterio.warp.transform_bounds(src.crs, grid.crs, *src.bounds)
+        )
         g = grid.bounds
         if bounds[0] >= g[2] or bounds[2] <= g[0] or bounds[1] >= g[3] or bounds[3] <= g[1]:
-            raise NoOverlapError("raster does not overlap the scene", path=self.path,
-                                 fix="check that it covers the same area (and CRS) as the scene")
+            raise NoOverlapError(
+                "raster does not overlap the scene",
+                path=self.path,
+                fix="check that it covers the same area (and CRS) as the scene",
+            )
         self.nodata = self._ds.nodata
-        self._reader = self._ds if src.matches(grid) else WarpedVRT(
-            self._ds, crs=grid.crs, transform=grid.transform, width=grid.width, height=grid.height,
-            resampling=resampling, src_nodata=self.nodata, nodata=self.nodata,
+        self._reader = (
+            self._ds
+            if src.matches(grid)
+            else WarpedVRT(
+                self._ds,
+                crs=grid.crs,
+                transform=grid.transform,
+                width=grid.width,
+                height=grid.height,
+                resampling=resampling,
+                src_nodata=self.nodata,
+                nodata=self.nodata,
+            )
         )
 
     def read(self, window: Window | None = None) -> np.ndarray:
         """Stored values on the target grid for ``window`` (whole grid if ``None``)."""
-        return self._reader.read(self.band, window=window or Window(0, 0, self.grid.width, self.grid.height))
+        return self._reader.read(
+            self.band, window=window or Window(0, 0, self.grid.width, self.grid.height)
+        )
 
     def close(self) -> None:
         if self._reader is not self._ds:
@@ -646,7 +701,9 @@ class RasterWriter:
         if array.ndim == 2:
             array = array[None]
         if array.shape[0] != self.count:
-            raise HumanscapeError(f"array has {array.shape[0]} bands, writer expects {self.count}", path=self.path)
+            raise HumanscapeError(
+                f"array has {array.shape[0]} bands, writer expects {self.count}", path=self.path
+            )
         self._dst.write(array.astype(self.dtype, copy=False), window=window)
 
     def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
@@ -655,8 +712,13 @@ class RasterWriter:
             cog_tmp = self._tmp.with_name(self._tmp.stem + ".cog.tif")
             try:
                 rasterio.shutil.copy(
-                    self._tmp, cog_tmp, driver="COG", compress=self.compress.upper(),
-                    overview_resampling="average" if np.dtype(self.dtype).kind == "f" else "nearest",
+                    self._tmp,
+                    cog_tmp,
+                    driver="COG",
+                    compress=self.compress.upper(),
+                    overview_resampling="average"
+                    if np.dtype(self.dtype).kind == "f"
+                    else "nearest",
                 )
                 cog_tmp.replace(self._tmp)
             finally:
@@ -682,9 +744,14 @@ def write_raster(
     if array.ndim == 2:
         array = array[None]
     with RasterWriter(
-        path, grid, count=array.shape[0], dtype=str(array.dtype), nodata=nodata,
-        band_names=band_names, cog=cog, tags=tags,
+        path,
+        grid,
+        count=array.shape[0],
+        dtype=str(array.dtype),
+        nodata=nodata,
+        band_names=band_names,
+        cog=cog,
+        tags=tags,
     ) as writer:
         writer.write(array)
     return Path(path)
-

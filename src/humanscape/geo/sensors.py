@@ -163,8 +163,14 @@ class Sensor:
         """Mapping role -> band name for every band that has a role."""
         return {b.role: b.name for b in self.bands if b.role}
 
-    def with_scale(self, scale: float, offset: float = 0.0, *, name: str | None = None,
-                   nodata: float | None = None) -> Sensor:
+    def with_scale(
+        self,
+        scale: float,
+        offset: float = 0.0,
+        *,
+        name: str | None = None,
+        nodata: float | None = None,
+    ) -> Sensor:
         """The same band table with another reflectance scale/offset (e.g. another processing level)."""
         bands = tuple(
             replace(b, scale=scale, offset=offset) if b.kind == "reflectance" else b
@@ -211,9 +217,7 @@ def _s2_bands(offset: float) -> tuple[Band, ...]:
         ("B11", "swir1", 1613.7, 20),
         ("B12", "swir2", 2202.4, 20),
     ]
-    return tuple(
-        Band(n, r, w, res, "reflectance", 1e-4, offset) for n, r, w, res in table
-    )
+    return tuple(Band(n, r, w, res, "reflectance", 1e-4, offset) for n, r, w, res in table)
 
 
 SENTINEL2_L1C = Sensor(
@@ -256,15 +260,28 @@ _LANDSAT_QA = (
 )
 
 
-def _landsat(table: list[tuple[str, str, float, float]], thermal: tuple[str, float, float]) -> tuple[Band, ...]:
+def _landsat(
+    table: list[tuple[str, str, float, float]], thermal: tuple[str, float, float]
+) -> tuple[Band, ...]:
     sr_scale, sr_offset = _C2_SR
     bands = [
-        Band(n, r, w, res, "reflectance", sr_scale, sr_offset, aliases=(f"SR_{n}", f"sr_band{n[1:]}"))
+        Band(
+            n, r, w, res, "reflectance", sr_scale, sr_offset, aliases=(f"SR_{n}", f"sr_band{n[1:]}")
+        )
         for n, r, w, res in table
     ]
     name, wavelength, res = thermal
     bands.append(
-        Band(name, "thermal", wavelength, res, "thermal", _C2_ST[0], _C2_ST[1], aliases=(f"ST_{name}",))
+        Band(
+            name,
+            "thermal",
+            wavelength,
+            res,
+            "thermal",
+            _C2_ST[0],
+            _C2_ST[1],
+            aliases=(f"ST_{name}",),
+        )
     )
     return (*bands, *_LANDSAT_QA)
 
@@ -296,18 +313,29 @@ _OLI = [
 ]
 
 LANDSAT5_TM = Sensor(
-    name="landsat5_tm", bands=_landsat(_TM, ("B6", 11450.0, 120)), nodata=0, rgb=("B3", "B2", "B1"),
+    name="landsat5_tm",
+    bands=_landsat(_TM, ("B6", 11450.0, 120)),
+    nodata=0,
+    rgb=("B3", "B2", "B1"),
     description="Landsat 4-5 TM, Collection 2 Level-2",
 )
 LANDSAT7_ETM = Sensor(
-    name="landsat7_etm", bands=_landsat(_ETM, ("B6", 11335.0, 60)), nodata=0, rgb=("B3", "B2", "B1"),
+    name="landsat7_etm",
+    bands=_landsat(_ETM, ("B6", 11335.0, 60)),
+    nodata=0,
+    rgb=("B3", "B2", "B1"),
     description="Landsat 7 ETM+, Collection 2 Level-2",
 )
 LANDSAT8_OLI = Sensor(
-    name="landsat8_oli", bands=_landsat(_OLI, ("B10", 10895.0, 100)), nodata=0,
-    rgb=("B4", "B3", "B2"), description="Landsat 8 OLI/TIRS, Collection 2 Level-2",
+    name="landsat8_oli",
+    bands=_landsat(_OLI, ("B10", 10895.0, 100)),
+    nodata=0,
+    rgb=("B4", "B3", "B2"),
+    description="Landsat 8 OLI/TIRS, Collection 2 Level-2",
 )
-LANDSAT9_OLI = replace(LANDSAT8_OLI, name="landsat9_oli", description="Landsat 9 OLI-2/TIRS-2, Collection 2 Level-2")
+LANDSAT9_OLI = replace(
+    LANDSAT8_OLI, name="landsat9_oli", description="Landsat 9 OLI-2/TIRS-2, Collection 2 Level-2"
+)
 LANDSAT5_TM_C1 = LANDSAT5_TM.with_scale(1e-4, 0.0, name="landsat5_tm_c1", nodata=-9999)
 LANDSAT7_ETM_C1 = LANDSAT7_ETM.with_scale(1e-4, 0.0, name="landsat7_etm_c1", nodata=-9999)
 
@@ -334,9 +362,7 @@ def get_sensor(name: str | Sensor) -> Sensor:
         return name
     key = name.lower().replace("-", "_")
     if key not in SENSORS:
-        raise HumanscapeError(
-            f"unknown sensor '{name}'", fix=f"use one of {', '.join(SENSORS)}"
-        )
+        raise HumanscapeError(f"unknown sensor '{name}'", fix=f"use one of {', '.join(SENSORS)}")
     return SENSORS[key]
 
 
@@ -369,15 +395,23 @@ def parse_acquisition(name: str) -> Acquisition:
     if m := _S2_PRODUCT.search(stem):
         level, day, baseline = m.groups()
         newer = int(baseline) >= 400
-        key = {("1C", False): "sentinel2_l1c", ("1C", True): "sentinel2_l1c_n0400",
-               ("2A", False): "sentinel2_l2a_pre0400", ("2A", True): "sentinel2_l2a"}[(level, newer)]
+        key = {
+            ("1C", False): "sentinel2_l1c",
+            ("1C", True): "sentinel2_l1c_n0400",
+            ("2A", False): "sentinel2_l2a_pre0400",
+            ("2A", True): "sentinel2_l2a",
+        }[(level, newer)]
         return Acquisition(key, datetime.strptime(day, "%Y%m%d").date())
     if m := _S2_NAME.search(stem):
         day = datetime.strptime(m.group(1), "%Y%m%d").date()
-        return Acquisition("sentinel2_l1c" if day < date(2022, 1, 25) else "sentinel2_l1c_n0400", day)
+        return Acquisition(
+            "sentinel2_l1c" if day < date(2022, 1, 25) else "sentinel2_l1c_n0400", day
+        )
     if m := _LANDSAT_C2.search(stem):
         letter, mission, day = m.groups()
-        return Acquisition(_landsat_key(letter, mission, c1=False), datetime.strptime(day, "%Y%m%d").date())
+        return Acquisition(
+            _landsat_key(letter, mission, c1=False), datetime.strptime(day, "%Y%m%d").date()
+        )
     if m := _LANDSAT_C1.search(stem):
         letter, mission, year, doy = m.groups()
         day = date(int(year), 1, 1) + timedelta(days=int(doy) - 1)

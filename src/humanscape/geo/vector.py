@@ -21,11 +21,18 @@ from humanscape._atomic import atomic_output
 from humanscape.errors import EmptyInputError, HumanscapeError, NoOverlapError
 from humanscape.geo.raster import GridSpec
 
-_DRIVERS = {".gpkg": "GPKG", ".shp": "ESRI Shapefile", ".geojson": "GeoJSON", ".json": "GeoJSON",
-            ".fgb": "FlatGeobuf"}
+_DRIVERS = {
+    ".gpkg": "GPKG",
+    ".shp": "ESRI Shapefile",
+    ".geojson": "GeoJSON",
+    ".json": "GeoJSON",
+    ".fgb": "FlatGeobuf",
+}
 
 
-def read_vector(path: str | Path, *, layer: str | None = None, crs: object | None = None) -> gpd.GeoDataFrame:
+def read_vector(
+    path: str | Path, *, layer: str | None = None, crs: object | None = None
+) -> gpd.GeoDataFrame:
     """Read a vector file (any OGR format or GeoParquet); reproject to ``crs`` when given."""
     path = Path(path)
     if not path.exists():
@@ -36,10 +43,15 @@ def read_vector(path: str | Path, *, layer: str | None = None, crs: object | Non
         else:
             gdf = gpd.read_file(path, layer=layer)
     except Exception as exc:  # pyogrio / pyarrow raise many types
-        raise HumanscapeError(f"not a readable vector file: {exc}", path=path,
-                              fix="use GeoPackage, GeoParquet, Shapefile or GeoJSON") from exc
+        raise HumanscapeError(
+            f"not a readable vector file: {exc}",
+            path=path,
+            fix="use GeoPackage, GeoParquet, Shapefile or GeoJSON",
+        ) from exc
     if gdf.crs is None:
-        raise HumanscapeError("vector file has no CRS", path=path, fix="set one (e.g. ogr2ogr -a_srs EPSG:4326)")
+        raise HumanscapeError(
+            "vector file has no CRS", path=path, fix="set one (e.g. ogr2ogr -a_srs EPSG:4326)"
+        )
     if len(gdf) == 0:
         raise EmptyInputError("vector file has no features", path=path)
     if crs is not None and gdf.crs != crs:
@@ -57,12 +69,17 @@ def write_vector(gdf: gpd.GeoDataFrame, path: str | Path, *, layer: str | None =
         elif suffix in _DRIVERS:
             gdf.to_file(tmp, driver=_DRIVERS[suffix], layer=layer or path.stem)
         else:
-            raise HumanscapeError(f"unknown vector format '{suffix}'", path=path,
-                                  fix=f"use one of {', '.join(['.parquet', *_DRIVERS])}")
+            raise HumanscapeError(
+                f"unknown vector format '{suffix}'",
+                path=path,
+                fix=f"use one of {', '.join(['.parquet', *_DRIVERS])}",
+            )
     return path
 
 
-def clip_to_grid(gdf: gpd.GeoDataFrame, grid: GridSpec, *, source: str | Path = "vector") -> gpd.GeoDataFrame:
+def clip_to_grid(
+    gdf: gpd.GeoDataFrame, grid: GridSpec, *, source: str | Path = "vector"
+) -> gpd.GeoDataFrame:
     """Reproject to the grid's CRS and keep the features that overlap it; error if none does."""
     gdf = gdf.to_crs(grid.crs) if gdf.crs != grid.crs else gdf
     frame = box(*grid.bounds)
@@ -97,12 +114,21 @@ def rasterize(
     gdf = clip_to_grid(gdf, grid, source=source)
     target = grid.window_grid(window) if window is not None else grid
     if column is not None and column not in gdf.columns:
-        raise HumanscapeError(f"no column '{column}' (columns: {', '.join(map(str, gdf.columns))})",
-                              path=source, fix="choose an existing column")
+        raise HumanscapeError(
+            f"no column '{column}' (columns: {', '.join(map(str, gdf.columns))})",
+            path=source,
+            fix="choose an existing column",
+        )
     values = gdf[column].to_numpy() if column else np.full(len(gdf), burn)
-    shapes = [(geom, val) for geom, val in zip(gdf.geometry, values, strict=True) if geom is not None]
+    shapes = [
+        (geom, val) for geom, val in zip(gdf.geometry, values, strict=True) if geom is not None
+    ]
     return rasterio.features.rasterize(
-        shapes, out_shape=target.shape, transform=target.transform, fill=fill, dtype=dtype,
+        shapes,
+        out_shape=target.shape,
+        transform=target.transform,
+        fill=fill,
+        dtype=dtype,
         all_touched=all_touched,
     )
 
@@ -126,23 +152,32 @@ def polygonize(
     if n == 0:
         return gpd.GeoDataFrame(
             {"area_m2": [], "n_pixels": [], "score_mean": [], "score_max": []},
-            geometry=gpd.GeoSeries([], crs=grid.crs), crs=grid.crs,
+            geometry=gpd.GeoSeries([], crs=grid.crs),
+            crs=grid.crs,
         )
     index = np.arange(1, n + 1)
     mean = ndimage.mean(scores, labels, index)
     peak = ndimage.maximum(scores, labels, index)
     count = ndimage.sum(mask, labels, index)
     geoms: dict[int, list] = {}
-    for geom, value in rasterio.features.shapes(labels.astype(np.int32), mask=mask,
-                                                 connectivity=8, transform=grid.transform):
+    for geom, value in rasterio.features.shapes(
+        labels.astype(np.int32), mask=mask, connectivity=8, transform=grid.transform
+    ):
         geoms.setdefault(int(value), []).append(shape(geom))
     from shapely.ops import unary_union
 
     rows = []
     for lab in index:
         geom = unary_union(geoms[int(lab)])
-        rows.append({"geometry": geom, "area_m2": geom.area, "n_pixels": int(count[lab - 1]),
-                     "score_mean": float(mean[lab - 1]), "score_max": float(peak[lab - 1])})
+        rows.append(
+            {
+                "geometry": geom,
+                "area_m2": geom.area,
+                "n_pixels": int(count[lab - 1]),
+                "score_mean": float(mean[lab - 1]),
+                "score_max": float(peak[lab - 1]),
+            }
+        )
     gdf = gpd.GeoDataFrame(pd.DataFrame(rows), geometry="geometry", crs=grid.crs)
     gdf = gdf[gdf["area_m2"] >= min_area]
     return gdf.sort_values("score_mean", ascending=False).reset_index(drop=True)

@@ -33,8 +33,9 @@ def stretch(rgb: np.ndarray, percentiles: tuple[float, float] = (2, 98)) -> np.n
     return out
 
 
-def rgb_quicklook(scene: Scene, path: str | Path, *, bands: Sequence[str] | None = None,
-                  max_size: int = 2048) -> Path:
+def rgb_quicklook(
+    scene: Scene, path: str | Path, *, bands: Sequence[str] | None = None, max_size: int = 2048
+) -> Path:
     """Write a true-colour PNG of ``scene`` (sensor RGB bands by default), atomically."""
     coarse = overview_grid(scene.grid, max_size)
     view = scene if coarse is scene.grid else scene.aligned_to(coarse)

@@ -1,0 +1,133 @@
+"""The CLI end to end, and the bad-input contract: one line naming the file, exit 2, no partial output."""
+
+import geopandas as gpd
+import numpy as np
+import pytest
+import rasterio
+from typer.testing import CliRunner
+
+from humanscape.cli import app
+from tests.conftest import make_band_folder
+
+runner = CliRunner()
+
+
+def run(*args: str):
+    return runner.invoke(app, [str(a) for a in args])
+
+
+def assert_one_line_error(result, *fragments: str) -> None:
+    assert result.exit_code == 2, result.output
+    lines = [ln for ln in result.output.strip().splitlines() if ln.startswith("error:")]
+    assert len(lines) == 1, result.output
+    for fragment in fragments:
+        assert fragment in lines[0], lines[0]
+    assert "Traceback" not in result.output
+
+
+def test_info_lists_bands_crs_resolution(berlin_dir):
+    result = run("info", berlin_dir)
+    assert result.exit_code == 0, result.output
+    assert (
+        "EPSG:32633" in result.output and "B8A" in result.output and "native 60 m" in result.output
+    )
+
+
+def test_indices_command_writes_named_bands(band_folder, tmp_path):
+    out = tmp_path / "idx.tif"
+    result = run("indices", band_folder, "--out", out, "--index", "NDVI", "--index", "ndbi")
+    assert result.exit_code == 0, result.output
+    with rasterio.open(out) as src:
+        assert src.descriptions == ("NDVI", "NDBI") and src.res == (10.0, 10.0)
+
+
+def test_composite_command_with_period_filter(tmp_path):
+    folders = [
+        make_band_folder(tmp_path / f"s{i}", date=d, seed=i)
+        for i, d in enumerate(["20150301", "20160701", "20180101"])
+    ]
+    out = tmp_path / "c.tif"
+    result = run("composite", *folders, "--out", out, "--period", "2015-2016", "--band", "B04")
+    assert result.exit_code == 0, result.output
+    assert "from 2 scenes" in result.output
+    with rasterio.open(out) as src:
+        assert src.descriptions == ("B04", "valid_count") and src.read(2).max() == 2
+    result = run("composite", *folders, "--out", tmp_path / "none.tif", "--period", "2030")
+    assert_one_line_error(result, "no scene was acquired in period 2030")
+
+
+def test_chip_command_writes_chips_and_table(band_folder, tmp_path):
+    result = run("chip", band_folder, "--cell", 100, "--out", tmp_path / "chips", "--neighbors", 3)
+    assert result.exit_code == 0, result.output
+    table = (tmp_path / "chips" / "chips.csv").read_text().splitlines()
+    assert len(table) == 1 + 16 and table[0].startswith("image,")
+
+
+# --- bad input: one test per case ------------------------------------------------------------
+
+
+def test_missing_band(band_folder, tmp_path):
+    for f in band_folder.glob("*_B11.tif"):
+        f.unlink()
+    out = tmp_path / "idx.tif"
+    result = run("indices", band_folder, "--out", out, "--index", "NDBI")
+    assert_one_line_error(result, str(band_folder), "swir1", "fix:")
+    assert not out.exists()
+
+
+def test_file_that_is_not_a_raster(tmp_path):
+    bogus = tmp_path / "scene.tif"
+    bogus.write_bytes(b"II*\x00garbage")
+    result = run("indices", bogus, "--out", tmp_path / "x.tif")
+    assert_one_line_error(result, "scene.tif", "not a readable raster")
+    assert not (tmp_path / "x.tif").exists()
+
+
+def test_crs_mismatch_between_scenes_to_composite(tmp_path):
+    a = make_band_folder(tmp_path / "a", date="20150101")
+    b = make_band_folder(tmp_path / "b", date="20150601", crs=32632)
+    out = tmp_path / "c.tif"
+    result = run("composite", a, b, "--out", out)
+    assert_one_line_error(result, str(b), "EPSG:32632", "reproject")
+    assert not out.exists() and not list(tmp_path.glob(".*tmp*"))
+
+
+def test_no_overlap_between_vector_and_raster(band_folder):
+    from shapely.geometry import box
+
+    from humanscape.errors import NoOverlapError
+    from humanscape.geo.raster import open_scene
+    from humanscape.geo.vector import rasterize
+
+    far = gpd.GeoDataFrame(geometry=[box(10, 10, 11, 11)], crs=4326)
+    with pytest.raises(NoOverlapError) as err:
+        rasterize(far, open_scene(band_folder).grid, source="labels.gpkg")
+    assert err.value.one_line().startswith("labels.gpkg: no feature overlaps the raster")
+    assert "\n" not in err.value.one_line()
+
+
+def test_empty_glob(tmp_path):
+    result = run("info", str(tmp_path / "missing_*.jp2"))
+    assert_one_line_error(result, "missing_*.jp2", "glob pattern matches no file")
+
+
+def test_chip_of_nodata_only(tmp_path):
+    folder = make_band_folder(tmp_path / "s", bands=("B04",))
+    for f in folder.glob("*.tif"):
+        with rasterio.open(f, "r+") as src:
+            src.write(np.zeros((1, src.height, src.width), np.uint16))
+    out = tmp_path / "chips"
+    result = run("chip", folder, "--cell", 100, "--out", out)
+    assert_one_line_error(result, str(folder), "nodata only")
+    assert not (out / "chips.csv").exists()
+
+
+def test_demo_runs_on_shipped_data_and_prints_outputs(tmp_path):
+    out = tmp_path / "demo"
+    result = run("demo", "--out", out)
+    assert result.exit_code == 0, result.output
+    for name in ("berlin_rgb.png", "berlin_indices.tif", "berlin_chips/chips.csv", "summary.json"):
+        assert (out / name).exists(), name
+        assert str(out / name) in result.output.replace("\n", "") or name in result.output
+    with rasterio.open(out / "berlin_indices.tif") as src:
+        assert src.count == 10 and src.crs.to_epsg() == 32633
