@@ -8,7 +8,12 @@ The package follows the data flow of ``DESIGN.md``::
     -> metrics, maps, GeoTIFF / GeoPackage / CSV.
 """
 
+import os
 from importlib.metadata import PackageNotFoundError, version
+
+# Bound GDAL's block cache (default 5 % of RAM) so that memory stays flat as rasters grow;
+# a user's own setting wins.
+os.environ.setdefault("GDAL_CACHEMAX", "256")
 
 from humanscape.errors import HumanscapeError
 

@@ -368,19 +368,20 @@ class SyntheticWorld:
 
     def _settlement_mask(self, rows: np.ndarray, cols: np.ndarray, period: int) -> np.ndarray:
         mask = np.zeros((rows.size, cols.size), bool)
+        r_first, c_first = rows[0], cols[0]
         for row, col, radius, appear in self._settlements:
             if appear > period:
                 continue
-            if (
-                row + 2 * radius < rows[0]
-                or row - 2 * radius > rows[-1]
-                or col + 2 * radius < cols[0]
-                or col - 2 * radius > cols[-1]
-            ):
+            r0 = max(0, int(np.floor(row - 1.25 * radius - r_first)))
+            r1 = min(rows.size, int(np.ceil(row + 1.25 * radius - r_first)) + 1)
+            c0 = max(0, int(np.floor(col - 1.25 * radius - c_first)))
+            c1 = min(cols.size, int(np.ceil(col + 1.25 * radius - c_first)) + 1)
+            if r0 >= r1 or c0 >= c1:
                 continue
-            d = np.sqrt((rows[:, None] - row) ** 2 + (cols[None, :] - col) ** 2)
-            wobble = 0.75 + 0.5 * _value_noise(rows, cols, max(radius / 2, 1), self.seed, 31)
-            mask |= d < radius * wobble
+            rr, cc = rows[r0:r1], cols[c0:c1]
+            d = np.sqrt((rr[:, None] - row) ** 2 + (cc[None, :] - col) ** 2)
+            wobble = 0.75 + 0.5 * _value_noise(rr, cc, max(radius / 2, 1), self.seed, 31)
+            mask[r0:r1, c0:c1] |= d < radius * wobble
         return mask
 
     def _class_spectra(self) -> np.ndarray:
@@ -428,12 +429,24 @@ class SyntheticWorld:
         return list(self.grid.windows(block))
 
     def write_scene(
-        self, path: str | Path, *, period: int | None = None, block: int = 1024, dn: bool = True
+        self,
+        path: str | Path,
+        *,
+        period: int | None = None,
+        block: int = 1024,
+        dn: bool = True,
+        bands: Sequence[str] | None = None,
     ) -> Path:
-        """Stream the world's reflectance for ``period`` to a GeoTIFF tile by tile (uint16 DN by default)."""
+        """Stream the world's reflectance for ``period`` to a GeoTIFF tile by tile (uint16 DN by default).
+
+        ``bands`` (names or roles) restricts the written bands, e.g. for large scale-test scenes.
+        """
         sensor = self._sensor
-        names = self.band_names
-        bands = [sensor.band(n) for n in names]
+        names = [sensor.band(b).name for b in bands] if bands else self.band_names
+        index = [self.band_names.index(n) for n in names]
+        table = [sensor.band(n) for n in names]
+        scale = np.array([b.scale for b in table], np.float32)[:, None, None]
+        offset = np.array([b.offset for b in table], np.float32)[:, None, None]
         with RasterWriter(
             path,
             self.grid,
@@ -444,10 +457,8 @@ class SyntheticWorld:
             tags={"synthetic_seed": str(self.seed), "period": str(period)},
         ) as writer:
             for window in self.windows(block):
-                refl = self.tile(window, period=period).reflectance
+                refl = self.tile(window, period=period).reflectance[index]
                 if dn:
-                    scale = np.array([b.scale for b in bands], np.float32)[:, None, None]
-                    offset = np.array([b.offset for b in bands], np.float32)[:, None, None]
                     refl = np.clip(np.round((refl - offset) / scale), 1, 65535)
                 writer.write(refl, window)
         return Path(path)

@@ -217,15 +217,34 @@ def composite_array(
     if clear is not None:
         valid &= clear.astype(bool)
     data[np.broadcast_to(~valid[:, None], data.shape)] = np.nan
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN pixels stay NaN
-        if method == "median":
-            out = np.nanmedian(data, axis=0)
-        elif method == "min":
+    count = valid.sum(axis=0).astype(np.int32)
+    if method == "median":
+        out = nanmedian_time(data, count)
+    elif method == "min":
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN pixels stay NaN
             out = np.nanmin(data, axis=0)
-        else:
-            raise HumanscapeError(f"unknown composite method '{method}'", fix="use median or min")
-    return out.astype(np.float32), valid.sum(axis=0).astype(np.int32)
+    else:
+        raise HumanscapeError(f"unknown composite method '{method}'", fix="use median or min")
+    return out.astype(np.float32), count
+
+
+def nanmedian_time(data: np.ndarray, count: np.ndarray) -> np.ndarray:
+    """Exact median over axis 0 ignoring NaN, by one sort (NaN sorts last).
+
+    Equals ``np.nanmedian(data, axis=0)`` but is several times faster on the short time axis of a
+    composite. ``data`` is ``(dates, bands, rows, cols)`` with NaN wherever a date is invalid for a
+    pixel (all bands), ``count`` the number of valid dates per pixel; pixels with none are NaN.
+    """
+    ordered = np.sort(data, axis=0)
+    n = np.broadcast_to(count[None], data.shape[1:])
+    lower = np.clip((n - 1) // 2, 0, None)[None]
+    upper = np.clip(n // 2, 0, data.shape[0] - 1)[None]
+    lo = np.take_along_axis(ordered, lower, axis=0)[0]
+    hi = np.take_along_axis(ordered, upper, axis=0)[0]
+    out = (lo + hi) * np.float32(0.5)
+    out[n == 0] = np.nan
+    return out
 
 
 def check_same_crs(scenes: Sequence[Scene]) -> None:

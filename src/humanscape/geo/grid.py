@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -301,10 +301,3 @@ def mosaic_chips(
     if out is None:
         raise EmptyInputError("chip table has no rows")
     return out[:, : pixels.height, : pixels.width]
-
-
-def iter_cells(grid: CellGrid) -> Iterator[tuple[int, int, int]]:
-    """(cell_id, row, col) for every cell, row-major."""
-    for cell_id in range(len(grid)):
-        row, col = grid.row_col(cell_id)
-        yield cell_id, row, col

@@ -629,6 +629,23 @@ class AlignedRaster:
 # --- writing -----------------------------------------------------------------------------------
 
 
+def creation_options(compress: str = "deflate", dtype: str = "float32") -> dict[str, object]:
+    """GeoTIFF creation options humanscape uses: fast level-1 compression, predictor, all cores.
+
+    DEFLATE level 1 with GDAL's multi-threaded compression writes 2-3x faster than the default
+    level 6 for the same size on float rasters, and stays readable by every GIS; ``zstd`` is faster
+    still where readers support it.
+    """
+    opts: dict[str, object] = {"compress": compress, "num_threads": "ALL_CPUS"}
+    if compress in ("deflate", "lzw", "zstd"):
+        opts["predictor"] = 3 if np.dtype(dtype).kind == "f" else 2
+    if compress == "deflate":
+        opts["zlevel"] = 1
+    elif compress == "zstd":
+        opts["zstd_level"] = 1
+    return opts
+
+
 class RasterWriter:
     """Write a GeoTIFF (or COG) window by window, atomically.
 
@@ -686,8 +703,7 @@ class RasterWriter:
         }
         if block:
             profile.update(tiled=True, blockxsize=block, blockysize=block)
-        if self.compress in ("deflate", "lzw", "zstd"):
-            profile["predictor"] = 3 if np.dtype(self.dtype).kind == "f" else 2
+        profile.update(creation_options(self.compress, self.dtype))
         self._dst = rasterio.open(self._tmp, "w", **profile)
         if self.band_names:
             for i, name in enumerate(self.band_names, start=1):

@@ -7,7 +7,6 @@ overlap it. Outputs are written atomically.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from pathlib import Path
 
 import geopandas as gpd
@@ -181,8 +180,3 @@ def polygonize(
     gdf = gpd.GeoDataFrame(pd.DataFrame(rows), geometry="geometry", crs=grid.crs)
     gdf = gdf[gdf["area_m2"] >= min_area]
     return gdf.sort_values("score_mean", ascending=False).reset_index(drop=True)
-
-
-def bounds_polygon(bounds: Sequence[float]) -> object:
-    """Shapely box for (left, bottom, right, top)."""
-    return box(*bounds)
