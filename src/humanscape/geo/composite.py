@@ -42,8 +42,10 @@ log = logging.getLogger(__name__)
 Method = Literal["median", "min"]
 MaskKind = Literal["none", "raster", "probability", "fmask", "qa_pixel", "scl", "qa60"]
 
-#: Memory budget for one window of the (dates, bands, rows, cols) stack.
-STACK_BUDGET_BYTES = 256 * 2**20
+#: Memory budget for one window of the (dates, bands, rows, cols) float32 stack. The median needs
+#: about five times this in temporaries (masking copy, sort, gathers), so peak memory stays near
+#: 250 MB above the interpreter whatever the scene size or number of dates.
+STACK_BUDGET_BYTES = 48 * 2**20
 
 
 # --- periods -----------------------------------------------------------------------------------
@@ -301,7 +303,7 @@ def composite(
         else []
     )
     block = int(np.sqrt(STACK_BUDGET_BYTES / (4 * len(scenes) * (len(names) + 1))))
-    block = int(np.clip(block // 16 * 16, 16, 2048))
+    block = block // 256 * 256 if block >= 256 else max(16, block // 16 * 16)  # align to GeoTIFF tiles
     windows = list(grid.windows(block))
     empty = 0
     meta = {
