@@ -90,3 +90,14 @@ def test_census_outflow_uses_the_stated_function():
     assert len(table) == world.n_districts and set(truth["irrelevant"]) <= set(table.columns)
     assert (table["outflow"] <= table["population"]).all()
     assert np.corrcoef(table["unemployment"], table["rate"])[0, 1] > 0
+
+
+def test_pointwise_noise_equals_gridded_noise():
+    from humanscape.data.synthetic import _fbm, _fbm_at
+
+    rows, cols = np.arange(40.0) + 3, np.arange(25.0) + 1000
+    grid = _fbm(rows, cols, 300, 1, 11)
+    rr, cc = np.meshgrid(rows, cols, indexing="ij")
+    np.testing.assert_allclose(
+        _fbm_at(rr.ravel(), cc.ravel(), 300, 1, 11).reshape(grid.shape), grid, atol=1e-6
+    )

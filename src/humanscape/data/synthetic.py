@@ -41,24 +41,13 @@ from rasterio.windows import Window
 from scipy.spatial import cKDTree
 from shapely.geometry import Point, box
 
+from humanscape.data.samples import EUROSAT_CLASSES
 from humanscape.errors import HumanscapeError
 from humanscape.geo.raster import GridSpec, RasterWriter
 from humanscape.geo.sensors import SENTINEL2_L1C, Sensor, get_sensor
 
 #: Land-cover classes (EuroSAT order) plus informal settlement (10).
-CLASSES = [
-    "AnnualCrop",
-    "Forest",
-    "HerbaceousVegetation",
-    "Highway",
-    "Industrial",
-    "Pasture",
-    "PermanentCrop",
-    "Residential",
-    "River",
-    "SeaLake",
-    "InformalSettlement",
-]
+CLASSES = [*EUROSAT_CLASSES, "InformalSettlement"]
 
 #: Mean DN (reflectance x 10000) per class, Sentinel-2 L1C bands in canonical order
 #: B01..B08, B8A, B09..B12, measured on the 469 real EuroSAT MS chips (40-50 per class).
@@ -141,6 +130,31 @@ def _value_noise(
     top = lattice[ir, ic] * (1 - tc) + lattice[ir, ic + 1] * tc
     bottom = lattice[ir + 1, ic] * (1 - tc) + lattice[ir + 1, ic + 1] * tc
     return (top * (1 - tr)[:, None] + bottom * tr[:, None]).astype(np.float32)
+
+
+def _value_noise_at(
+    rows: np.ndarray, cols: np.ndarray, scale: float, seed: int, key: int
+) -> np.ndarray:
+    """:func:`_value_noise` at scattered points (same lattice, same values)."""
+    fr, fc = rows / scale, cols / scale
+    r0, c0 = np.floor(fr).astype(np.int64), np.floor(fc).astype(np.int64)
+    tr, tc = fr - r0, fc - c0
+    tr, tc = tr * tr * (3 - 2 * tr), tc * tc * (3 - 2 * tc)
+    top = _hash(seed, key, r0, c0) * (1 - tc) + _hash(seed, key, r0, c0 + 1) * tc
+    bottom = _hash(seed, key, r0 + 1, c0) * (1 - tc) + _hash(seed, key, r0 + 1, c0 + 1) * tc
+    return (top * (1 - tr) + bottom * tr).astype(np.float32)
+
+
+def _fbm_at(
+    rows: np.ndarray, cols: np.ndarray, scale: float, seed: int, key: int, octaves: int = 4
+) -> np.ndarray:
+    """:func:`_fbm` at scattered points."""
+    total, norm, amp = np.zeros(rows.size, np.float32), 0.0, 1.0
+    for o in range(octaves):
+        total += amp * _value_noise_at(rows, cols, scale / 2**o, seed, key * 16 + o)
+        norm += amp
+        amp *= 0.5
+    return total / norm
 
 
 def _fbm(
@@ -281,17 +295,15 @@ class SyntheticWorld:
     # -- pointwise fields (used for placing settlements without generating tiles)
     def _built_at(self, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
         c = self._cities
-        d2 = (rows[:, None] - c[:, 0]) ** 2 + (cols[:, None] - c[:, 1]) ** 2
-        return np.clip((c[:, 3] * np.exp(-d2 / (2 * c[:, 2] ** 2))).sum(1), 0, 1)
+        out = np.empty(rows.size)
+        for k in range(0, rows.size, 2048):
+            r, q = rows[k : k + 2048, None], cols[k : k + 2048, None]
+            d2 = (r - c[:, 0]) ** 2 + (q - c[:, 1]) ** 2
+            out[k : k + 2048] = (c[:, 3] * np.exp(-d2 / (2 * c[:, 2] ** 2))).sum(1)
+        return np.clip(out, 0, 1)
 
     def _water_at(self, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
-        vals = np.array(
-            [
-                _fbm(np.array([r]), np.array([q]), 3000 / self.pixel_size, self.seed, 11)[0, 0]
-                for r, q in zip(rows, cols, strict=True)
-            ]
-        )
-        return vals < 0.3
+        return _fbm_at(rows, cols, 3000 / self.pixel_size, self.seed, 11) < 0.3
 
     # -- tiles
     def tile(self, window: Window | None = None, *, period: int | None = None) -> WorldTile:
@@ -308,7 +320,13 @@ class SyntheticWorld:
         # built-up density: cities modulated by noise
         c = self._cities
         built = np.zeros((rows.size, cols.size), np.float32)
-        for row, col, sigma, weight in c:
+        near = (
+            (c[:, 0] + 5 * c[:, 2] >= rows[0])
+            & (c[:, 0] - 5 * c[:, 2] <= rows[-1])
+            & (c[:, 1] + 5 * c[:, 2] >= cols[0])
+            & (c[:, 1] - 5 * c[:, 2] <= cols[-1])
+        )
+        for row, col, sigma, weight in c[near]:
             built += (
                 weight
                 * np.exp(
@@ -369,9 +387,15 @@ class SyntheticWorld:
     def _settlement_mask(self, rows: np.ndarray, cols: np.ndarray, period: int) -> np.ndarray:
         mask = np.zeros((rows.size, cols.size), bool)
         r_first, c_first = rows[0], cols[0]
-        for row, col, radius, appear in self._settlements:
-            if appear > period:
-                continue
+        st = self._settlements
+        near = (
+            (st[:, 3] <= period)
+            & (st[:, 0] + 1.25 * st[:, 2] >= rows[0])
+            & (st[:, 0] - 1.25 * st[:, 2] <= rows[-1])
+            & (st[:, 1] + 1.25 * st[:, 2] >= cols[0])
+            & (st[:, 1] - 1.25 * st[:, 2] <= cols[-1])
+        )
+        for row, col, radius, _ in st[near]:
             r0 = max(0, int(np.floor(row - 1.25 * radius - r_first)))
             r1 = min(rows.size, int(np.ceil(row + 1.25 * radius - r_first)) + 1)
             c0 = max(0, int(np.floor(col - 1.25 * radius - c_first)))

@@ -303,7 +303,9 @@ def composite(
         else []
     )
     block = int(np.sqrt(STACK_BUDGET_BYTES / (4 * len(scenes) * (len(names) + 1))))
-    block = block // 256 * 256 if block >= 256 else max(16, block // 16 * 16)  # align to GeoTIFF tiles
+    block = (
+        block // 256 * 256 if block >= 256 else max(16, block // 16 * 16)
+    )  # align to GeoTIFF tiles
     windows = list(grid.windows(block))
     empty = 0
     meta = {
