@@ -1,0 +1,149 @@
+"""Train the encoders humanscape ships: SimCLR on real EuroSAT RGB, then on EuroSAT MS (13 bands).
+
+Reproduces ``src/humanscape/models/weights/simclr_resnet18half_eurosat_rgb`` and
+``.../simclr_resnet18half_eurosat_ms``:
+
+    .venv/bin/python scripts/train_encoders.py --data ../shared/data --rgb-epochs 100 --ms-epochs 300
+
+Split (by file number, so that the benchmark's held-out chips are never seen in pretraining):
+chips whose number ``n`` has ``n % 5 == 0`` are held out; the rest are used for pretraining and as
+the linear probe's training set. The MS encoder starts from the RGB encoder, widened to 13 bands
+with the "samescaled" rule (Yeh et al. 2020). Checkpoints go to ``--work`` every epoch and a run
+resumes from the last one. Seed 0. On 2 CPU cores the RGB run takes about 40 s per epoch.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import time
+from pathlib import Path
+
+import numpy as np
+import rasterio
+import torch
+from PIL import Image
+
+from humanscape.models import _torch_shim  # noqa: F401
+from humanscape.models.backbones import widen_backbone
+from humanscape.models.embed import embed_array
+from humanscape.models.encoder import Encoder
+from humanscape.models.simclr import SimCLR
+from humanscape.evaluate.probe import linear_probe
+from humanscape.data.samples import EUROSAT_CLASSES, EUROSAT_MS_BANDS
+
+import lightning.pytorch as pl  # noqa: E402
+
+S2_ORDER = ["B01", "B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A", "B09", "B10", "B11", "B12"]
+
+
+def number(path: Path) -> int:
+    return int(re.search(r"_(\d+)\.\w+$", path.name).group(1))
+
+
+def load_rgb(root: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    images, labels, held = [], [], []
+    for label, cls in enumerate(EUROSAT_CLASSES):
+        for path in sorted((root / "eurosat_rgb" / cls).glob("*.jpg"), key=number):
+            images.append(np.asarray(Image.open(path).convert("RGB")).transpose(2, 0, 1))
+            labels.append(label)
+            held.append(number(path) % 5 == 0)
+    return np.stack(images), np.array(labels), np.array(held)
+
+
+def load_ms(root: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    images, labels, held = [], [], []
+    order = [EUROSAT_MS_BANDS.index(b) + 1 for b in S2_ORDER]
+    for label, cls in enumerate(EUROSAT_CLASSES):
+        for path in sorted((root / "eurosat_ms" / cls).glob("*.tif"), key=number):
+            with rasterio.open(path) as src:
+                images.append(src.read(order).astype(np.float32) * 1e-4)
+            labels.append(label)
+            held.append(number(path) % 5 == 0)
+    return np.stack(images), np.array(labels), np.array(held)
+
+
+def train(module: SimCLR, images: np.ndarray, epochs: int, work: Path, batch_size: int) -> None:
+    data = torch.utils.data.TensorDataset(torch.as_tensor(images))
+    loader = torch.utils.data.DataLoader(data, batch_size=batch_size, shuffle=True, drop_last=True)
+    ckpt = pl.callbacks.ModelCheckpoint(dirpath=work, save_last=True, every_n_epochs=1)
+    trainer = pl.Trainer(max_epochs=epochs, accelerator="auto", devices=1, default_root_dir=work,
+                         callbacks=[ckpt], log_every_n_steps=5, enable_model_summary=False)
+    last = work / "last.ckpt"
+    trainer.fit(module, loader, ckpt_path=str(last) if last.exists() else None)
+
+
+def probe(encoder: Encoder, images: np.ndarray, labels: np.ndarray, held: np.ndarray) -> float:
+    feats = embed_array(encoder.eval(), images.astype(np.float32), batch_size=256)
+    return linear_probe(feats[~held], labels[~held], feats[held], labels[held])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", type=Path, default=Path("../shared/data"))
+    parser.add_argument("--out", type=Path, default=Path("src/humanscape/models/weights"))
+    parser.add_argument("--work", type=Path, default=Path("bench/out/train_encoders"))
+    parser.add_argument("--arch", default="resnet18_half")
+    parser.add_argument("--rgb-epochs", type=int, default=100)
+    parser.add_argument("--ms-epochs", type=int, default=300)
+    parser.add_argument("--batch-size", type=int, default=256)
+    parser.add_argument("--only", choices=["rgb", "ms"], default=None)
+    args = parser.parse_args()
+    torch.set_num_threads(max(1, torch.get_num_threads()))
+    pl.seed_everything(0, workers=True)
+
+    rgb_dir = args.out / f"simclr_{args.arch.replace('_', '')}_eurosat_rgb"
+    if args.only in (None, "rgb"):
+        images, labels, held = load_rgb(args.data)
+        train_imgs = images[~held].astype(np.float32)
+        mean = train_imgs.mean(axis=(0, 2, 3)).tolist()
+        std = train_imgs.std(axis=(0, 2, 3)).tolist()
+        encoder = Encoder(args.arch, ["red", "green", "blue"], mean, std, units="rgb8")
+        start = time.time()
+        train(SimCLR(encoder, max_epochs=args.rgb_epochs), images[~held], args.rgb_epochs, args.work / "rgb",
+              args.batch_size)
+        acc = probe(encoder, images, labels, held)
+        encoder.metadata = {
+            "method": "SimCLR (Chen et al. 2020), NT-Xent tau=0.2, AdamW lr 1e-3 cosine, batch "
+            f"{args.batch_size}, SatelliteAugment defaults",
+            "training_data": f"EuroSAT RGB (Helber et al. 2019), {int((~held).sum())} chips with file number % 5 != 0",
+            "epochs": args.rgb_epochs, "seed": 0, "licence": "MIT (weights); EuroSAT data MIT",
+            "linear_probe_accuracy": round(acc, 4),
+            "linear_probe": f"logistic regression on frozen features; train {int((~held).sum())} chips, "
+            f"test {int(held.sum())} held-out chips (file number % 5 == 0), 10 classes",
+            "train_seconds": round(time.time() - start),
+        }
+        encoder.save(rgb_dir)
+        print(f"RGB encoder: linear probe accuracy {acc:.4f} -> {rgb_dir}", flush=True)
+
+    if args.only in (None, "ms"):
+        images, labels, held = load_ms(args.data)
+        train_imgs = images[~held]
+        mean = train_imgs.mean(axis=(0, 2, 3)).tolist()
+        std = train_imgs.std(axis=(0, 2, 3)).tolist()
+        rgb = Encoder.load(rgb_dir)
+        wide = widen_backbone(rgb.backbone, 13, [S2_ORDER.index(b) for b in ("B04", "B03", "B02")])
+        encoder = Encoder(args.arch, S2_ORDER, mean, std, units="reflectance", adapter="samescaled", backbone=wide)
+        before = probe(encoder, images, labels, held)
+        start = time.time()
+        train(SimCLR(encoder, max_epochs=args.ms_epochs), images[~held], args.ms_epochs, args.work / "ms",
+              min(args.batch_size, 128))
+        acc = probe(encoder, images, labels, held)
+        encoder.metadata = {
+            "method": "SimCLR (Chen et al. 2020) from the RGB encoder widened to 13 bands (samescaled, "
+            "Yeh et al. 2020), NT-Xent tau=0.2, AdamW lr 1e-3 cosine, batch 128",
+            "training_data": f"EuroSAT MS Sentinel-2 L1C (Helber et al. 2019), {int((~held).sum())} chips with "
+            "file number % 5 != 0, reflectance = DN / 10000",
+            "epochs": args.ms_epochs, "seed": 0, "licence": "MIT (weights); EuroSAT data MIT",
+            "linear_probe_accuracy": round(acc, 4),
+            "linear_probe_before_ms_training": round(before, 4),
+            "linear_probe": f"logistic regression on frozen features; train {int((~held).sum())} chips, "
+            f"test {int(held.sum())} held-out chips (file number % 5 == 0), 10 classes",
+            "train_seconds": round(time.time() - start),
+        }
+        encoder.save(args.out / f"simclr_{args.arch.replace('_', '')}_eurosat_ms")
+        print(f"MS encoder: linear probe accuracy {acc:.4f} (samescaled RGB start: {before:.4f})", flush=True)
+
+
+if __name__ == "__main__":
+    main()

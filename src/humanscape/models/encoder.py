@@ -1,0 +1,138 @@
+"""An encoder: a backbone plus the band list and normalisation it was trained with.
+
+Users ask pretrained weights exactly this ("which bands, which normalisation?", TorchGeo issues
+#693, #1042), so an :class:`Encoder` carries both and refuses input that does not match. It is saved
+as a folder (DESIGN.md conventions): ``config.json`` (architecture, adapter, bands, input units,
+mean/std, training metadata) and ``model.safetensors`` (the state dict; never a pickle).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+import torch
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from humanscape import __version__
+from humanscape._atomic import atomic_output
+from humanscape.errors import HumanscapeError
+from humanscape.models.backbones import Adapter, Backbone
+
+#: ``rgb8``: 8-bit display values 0..255 (JPEG / PNG chips); ``reflectance``: 0..1 reflectance.
+InputUnits = Literal["rgb8", "reflectance"]
+
+
+class Encoder(nn.Module):
+    """Backbone + bands + normalisation: ``(batch, len(bands), H, W) -> (batch, num_features)``.
+
+    Parameters
+    ----------
+    arch
+        Backbone name (see :mod:`humanscape.models.backbones`).
+    bands
+        Band names in input order, e.g. ``["red", "green", "blue"]`` or Sentinel-2 names.
+    mean, std
+        Per-band statistics in ``units``; input is normalised as ``(x - mean) / std``.
+    units
+        ``rgb8`` or ``reflectance``.
+    adapter
+        How bands enter the backbone (``native``, ``conv1x1``, ``samescaled``).
+    metadata
+        Free-form provenance (training data, epochs, seed, licence, probe accuracy ...).
+    """
+
+    def __init__(
+        self,
+        arch: str,
+        bands: Sequence[str],
+        mean: Sequence[float],
+        std: Sequence[float],
+        *,
+        units: InputUnits = "reflectance",
+        adapter: Adapter = "native",
+        metadata: dict[str, Any] | None = None,
+        backbone: Backbone | None = None,
+    ) -> None:
+        super().__init__()
+        if not (len(bands) == len(mean) == len(std)):
+            raise HumanscapeError(f"{len(bands)} bands but {len(mean)} means and {len(std)} stds")
+        if any(s <= 0 for s in std):
+            raise HumanscapeError("normalisation std must be positive")
+        self.arch, self.bands, self.units, self.adapter = arch, list(bands), units, adapter
+        self.metadata = dict(metadata or {})
+        self.backbone = backbone if backbone is not None else Backbone(arch, len(bands), adapter)
+        if self.backbone.in_chans != len(bands):
+            raise HumanscapeError(f"backbone takes {self.backbone.in_chans} bands, encoder declares {len(bands)}")
+        self.register_buffer("mean", torch.tensor(list(mean), dtype=torch.float32).view(1, -1, 1, 1))
+        self.register_buffer("std", torch.tensor(list(std), dtype=torch.float32).view(1, -1, 1, 1))
+
+    @property
+    def num_features(self) -> int:
+        return self.backbone.num_features
+
+    def normalize(self, x: torch.Tensor) -> torch.Tensor:
+        """``(x - mean) / std`` per band."""
+        return (x - self.mean) / self.std
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.ndim != 4 or x.shape[1] != len(self.bands):
+            raise HumanscapeError(
+                f"encoder takes {len(self.bands)} bands ({', '.join(self.bands)}), got input of shape {tuple(x.shape)}",
+                fix="select the encoder's bands, in its order",
+            )
+        return self.backbone(self.normalize(x))
+
+    # -- persistence
+    def config(self) -> dict[str, Any]:
+        return {
+            "arch": self.arch,
+            "adapter": self.adapter,
+            "bands": self.bands,
+            "units": self.units,
+            "mean": self.mean.flatten().tolist(),
+            "std": self.std.flatten().tolist(),
+            "num_features": self.num_features,
+            "humanscape_version": __version__,
+            "metadata": self.metadata,
+        }
+
+    def save(self, folder: str | Path) -> Path:
+        """Write ``config.json`` and ``model.safetensors`` into ``folder`` (each atomically)."""
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        state = {k: v.detach().contiguous().cpu() for k, v in self.backbone.state_dict().items()}
+        with atomic_output(folder / "model.safetensors") as tmp:
+            save_file(state, str(tmp))
+        with atomic_output(folder / "config.json") as tmp:
+            tmp.write_text(json.dumps(self.config(), indent=2))
+        return folder
+
+    @classmethod
+    def load(cls, folder: str | Path) -> Encoder:
+        """Load an encoder saved by :meth:`save`."""
+        folder = Path(folder)
+        config_path, weights_path = folder / "config.json", folder / "model.safetensors"
+        for path in (config_path, weights_path):
+            if not path.exists():
+                raise HumanscapeError("encoder file missing", path=path,
+                                      fix="point at a folder with config.json and model.safetensors")
+        try:
+            config = json.loads(config_path.read_text())
+            encoder = cls(config["arch"], config["bands"], config["mean"], config["std"],
+                          units=config.get("units", "reflectance"), adapter=config.get("adapter", "native"),
+                          metadata=config.get("metadata"))
+        except (KeyError, json.JSONDecodeError) as exc:
+            raise HumanscapeError(f"invalid encoder config: {exc}", path=config_path) from exc
+        try:
+            encoder.backbone.load_state_dict(load_file(str(weights_path)))
+        except RuntimeError as exc:
+            raise HumanscapeError(
+                f"weights do not fit a {config['arch']} with {len(config['bands'])} bands: {str(exc)[:200]}",
+                path=weights_path,
+                fix="the config and the weights must come from the same model",
+            ) from exc
+        return encoder.eval()
