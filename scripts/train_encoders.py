@@ -19,22 +19,36 @@ import re
 import time
 from pathlib import Path
 
+import lightning.pytorch as pl
 import numpy as np
 import rasterio
 import torch
 from PIL import Image
 
+from humanscape.data.samples import EUROSAT_CLASSES, EUROSAT_MS_BANDS
+from humanscape.evaluate.probe import linear_probe
 from humanscape.models import _torch_shim  # noqa: F401
 from humanscape.models.backbones import widen_backbone
 from humanscape.models.embed import embed_array
 from humanscape.models.encoder import Encoder
 from humanscape.models.simclr import SimCLR
-from humanscape.evaluate.probe import linear_probe
-from humanscape.data.samples import EUROSAT_CLASSES, EUROSAT_MS_BANDS
+from humanscape.models.training import fit_module
 
-import lightning.pytorch as pl  # noqa: E402
-
-S2_ORDER = ["B01", "B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A", "B09", "B10", "B11", "B12"]
+S2_ORDER = [
+    "B01",
+    "B02",
+    "B03",
+    "B04",
+    "B05",
+    "B06",
+    "B07",
+    "B08",
+    "B8A",
+    "B09",
+    "B10",
+    "B11",
+    "B12",
+]
 
 
 def number(path: Path) -> int:
@@ -64,13 +78,14 @@ def load_ms(root: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 
 def train(module: SimCLR, images: np.ndarray, epochs: int, work: Path, batch_size: int) -> None:
-    data = torch.utils.data.TensorDataset(torch.as_tensor(images))
-    loader = torch.utils.data.DataLoader(data, batch_size=batch_size, shuffle=True, drop_last=True)
-    ckpt = pl.callbacks.ModelCheckpoint(dirpath=work, save_last=True, every_n_epochs=1)
-    trainer = pl.Trainer(max_epochs=epochs, accelerator="auto", devices=1, default_root_dir=work,
-                         callbacks=[ckpt], log_every_n_steps=5, enable_model_summary=False)
-    last = work / "last.ckpt"
-    trainer.fit(module, loader, ckpt_path=str(last) if last.exists() else None)
+    fit_module(
+        module,
+        torch.utils.data.TensorDataset(torch.as_tensor(images)),
+        epochs=epochs,
+        batch_size=batch_size,
+        work_dir=work,
+        seed=0,
+    )
 
 
 def probe(encoder: Encoder, images: np.ndarray, labels: np.ndarray, held: np.ndarray) -> float:
@@ -79,7 +94,9 @@ def probe(encoder: Encoder, images: np.ndarray, labels: np.ndarray, held: np.nda
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--data", type=Path, default=Path("../shared/data"))
     parser.add_argument("--out", type=Path, default=Path("src/humanscape/models/weights"))
     parser.add_argument("--work", type=Path, default=Path("bench/out/train_encoders"))
@@ -100,14 +117,21 @@ def main() -> None:
         std = train_imgs.std(axis=(0, 2, 3)).tolist()
         encoder = Encoder(args.arch, ["red", "green", "blue"], mean, std, units="rgb8")
         start = time.time()
-        train(SimCLR(encoder, max_epochs=args.rgb_epochs), images[~held], args.rgb_epochs, args.work / "rgb",
-              args.batch_size)
+        train(
+            SimCLR(encoder, max_epochs=args.rgb_epochs),
+            images[~held],
+            args.rgb_epochs,
+            args.work / "rgb",
+            args.batch_size,
+        )
         acc = probe(encoder, images, labels, held)
         encoder.metadata = {
             "method": "SimCLR (Chen et al. 2020), NT-Xent tau=0.2, AdamW lr 1e-3 cosine, batch "
             f"{args.batch_size}, SatelliteAugment defaults",
             "training_data": f"EuroSAT RGB (Helber et al. 2019), {int((~held).sum())} chips with file number % 5 != 0",
-            "epochs": args.rgb_epochs, "seed": 0, "licence": "MIT (weights); EuroSAT data MIT",
+            "epochs": args.rgb_epochs,
+            "seed": 0,
+            "licence": "MIT (weights); EuroSAT data MIT",
             "linear_probe_accuracy": round(acc, 4),
             "linear_probe": f"logistic regression on frozen features; train {int((~held).sum())} chips, "
             f"test {int(held.sum())} held-out chips (file number % 5 == 0), 10 classes",
@@ -123,18 +147,27 @@ def main() -> None:
         std = train_imgs.std(axis=(0, 2, 3)).tolist()
         rgb = Encoder.load(rgb_dir)
         wide = widen_backbone(rgb.backbone, 13, [S2_ORDER.index(b) for b in ("B04", "B03", "B02")])
-        encoder = Encoder(args.arch, S2_ORDER, mean, std, units="reflectance", adapter="samescaled", backbone=wide)
+        encoder = Encoder(
+            args.arch, S2_ORDER, mean, std, units="reflectance", adapter="samescaled", backbone=wide
+        )
         before = probe(encoder, images, labels, held)
         start = time.time()
-        train(SimCLR(encoder, max_epochs=args.ms_epochs), images[~held], args.ms_epochs, args.work / "ms",
-              min(args.batch_size, 128))
+        train(
+            SimCLR(encoder, max_epochs=args.ms_epochs),
+            images[~held],
+            args.ms_epochs,
+            args.work / "ms",
+            min(args.batch_size, 128),
+        )
         acc = probe(encoder, images, labels, held)
         encoder.metadata = {
             "method": "SimCLR (Chen et al. 2020) from the RGB encoder widened to 13 bands (samescaled, "
             "Yeh et al. 2020), NT-Xent tau=0.2, AdamW lr 1e-3 cosine, batch 128",
             "training_data": f"EuroSAT MS Sentinel-2 L1C (Helber et al. 2019), {int((~held).sum())} chips with "
             "file number % 5 != 0, reflectance = DN / 10000",
-            "epochs": args.ms_epochs, "seed": 0, "licence": "MIT (weights); EuroSAT data MIT",
+            "epochs": args.ms_epochs,
+            "seed": 0,
+            "licence": "MIT (weights); EuroSAT data MIT",
             "linear_probe_accuracy": round(acc, 4),
             "linear_probe_before_ms_training": round(before, 4),
             "linear_probe": f"logistic regression on frozen features; train {int((~held).sum())} chips, "
@@ -142,7 +175,10 @@ def main() -> None:
             "train_seconds": round(time.time() - start),
         }
         encoder.save(args.out / f"simclr_{args.arch.replace('_', '')}_eurosat_ms")
-        print(f"MS encoder: linear probe accuracy {acc:.4f} (samescaled RGB start: {before:.4f})", flush=True)
+        print(
+            f"MS encoder: linear probe accuracy {acc:.4f} (samescaled RGB start: {before:.4f})",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

@@ -222,6 +222,52 @@ def chip(
 
 @app.command()
 @_friendly_errors
+def embed(
+    chip_table: Annotated[
+        Path, typer.Argument(help="Chip table (CSV/Parquet with an 'image' column).")
+    ],
+    encoder: Annotated[
+        str,
+        typer.Option(
+            help="Shipped encoder name (see 'humanscape encoders') or a saved encoder folder."
+        ),
+    ],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Output Parquet (or CSV): id + e000...")],
+    batch_size: Annotated[int, typer.Option(help="Chips per batch.")] = 128,
+    id_column: Annotated[
+        str | None, typer.Option(help="Column used as id (default cell_id, else image).")
+    ] = None,
+) -> None:
+    """Embed every chip of a chip table with a frozen encoder."""
+    from humanscape._atomic import atomic_output
+    from humanscape.models.embed import embed_chip_table
+    from humanscape.models.registry import load_encoder
+
+    model = load_encoder(encoder)
+    frame = embed_chip_table(chip_table, model, batch_size=batch_size, id_column=id_column)
+    with atomic_output(out) as tmp:
+        if out.suffix.lower() == ".csv":
+            frame.to_csv(tmp, index=False)
+        else:
+            frame.to_parquet(tmp, index=False)
+    console.print(f"wrote {len(frame)} embeddings of {model.num_features} dimensions to {out}")
+
+
+@app.command()
+def encoders() -> None:
+    """List the shipped encoders with their bands and measured linear-probe accuracy."""
+    from humanscape.models.registry import list_weights
+
+    for entry in list_weights():
+        acc = entry.linear_probe_accuracy
+        print(
+            f"{entry.name:<40} {entry.arch:<14} {len(entry.bands):>2} bands ({entry.units})  "
+            f"linear probe {acc if acc is not None else '-'}  epochs {entry.metadata.get('epochs', '-')}"
+        )
+
+
+@app.command()
+@_friendly_errors
 def demo(
     out: Annotated[Path, typer.Option("--out", "-o", help="Output folder.")] = Path("demo-output"),
 ) -> None:

@@ -20,7 +20,7 @@ def linear_probe(
     test_x: np.ndarray,
     test_y: np.ndarray,
     *,
-    C: float = 1.0,  # noqa: N803 - scikit-learn's name
+    C: float = 1.0,
     max_iter: int = 2000,
 ) -> float:
     """Accuracy on ``test`` of a standardised L2 logistic regression fit on ``train``."""

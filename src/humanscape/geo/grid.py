@@ -254,10 +254,14 @@ def chip_scene(
     return table
 
 
-def tiles_over_polygon(polygon: BaseGeometry, pixels: GridSpec, *, size: int = 224) -> list[Window]:
+def tiles_over_polygon(
+    polygon: BaseGeometry, pixels: GridSpec, *, size: int = 224, min_overlap: float = 0.0
+) -> list[Window]:
     """Windows of ``size`` x ``size`` pixels, aligned to the pixel grid, that intersect ``polygon``.
 
-    ``polygon`` is in the grid's CRS. Tiles may extend past the raster edge (read them with
+    ``polygon`` is in the grid's CRS. A tile is kept when the polygon covers more than
+    ``min_overlap`` of its area (0: any overlap of positive area; a tile that only touches the
+    polygon's edge is dropped). Tiles may extend past the raster edge (read them with
     :func:`read_padded`).
     """
     if polygon.is_empty:
@@ -271,7 +275,10 @@ def tiles_over_polygon(polygon: BaseGeometry, pixels: GridSpec, *, size: int = 2
         for col in range(math.floor(c0 / size) * size, math.ceil(c1 / size) * size, size):
             window = Window(col, row, size, size)
             tile = box(*pixels.window_grid(window).bounds)
-            if tile.intersects(polygon):
+            overlap = (
+                tile.intersection(polygon).area / tile.area if tile.intersects(polygon) else 0.0
+            )
+            if overlap > 0 and overlap >= min_overlap:
                 out.append(window)
     return out
 

@@ -18,7 +18,7 @@ import math
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F  # noqa: N812
+import torch.nn.functional as F
 
 
 @dataclass
@@ -42,7 +42,9 @@ class SatelliteAugment:
 
         # random resized crop as an affine map of the output grid onto the input ([-1, 1] coordinates)
         area = self.crop_scale[0] + (self.crop_scale[1] - self.crop_scale[0]) * rand(n)
-        log_r = math.log(self.crop_ratio[0]) + (math.log(self.crop_ratio[1]) - math.log(self.crop_ratio[0])) * rand(n)
+        log_r = math.log(self.crop_ratio[0]) + (
+            math.log(self.crop_ratio[1]) - math.log(self.crop_ratio[0])
+        ) * rand(n)
         ratio = torch.exp(log_r)
         sx = torch.sqrt(area * ratio).clamp(max=1.0)
         sy = torch.sqrt(area / ratio).clamp(max=1.0)
@@ -59,7 +61,9 @@ class SatelliteAugment:
             rot = torch.stack([torch.stack([cos, -sin], -1), torch.stack([sin, cos], -1)], -2)
             theta[:, :, :2] = rot @ theta[:, :, :2]
         grid = F.affine_grid(theta, list(x.shape), align_corners=False)
-        out = F.grid_sample(x, grid, mode="bilinear", padding_mode="reflection", align_corners=False)
+        out = F.grid_sample(
+            x, grid, mode="bilinear", padding_mode="reflection", align_corners=False
+        )
 
         # per-band brightness and contrast (normalised units)
         if self.contrast:
@@ -69,5 +73,7 @@ class SatelliteAugment:
         if self.brightness:
             out = out + self.brightness * (2 * rand(n, c, 1, 1) - 1)
         if self.noise:
-            out = out + self.noise * torch.randn(out.shape, generator=generator, device="cpu").to(dev, dt)
+            out = out + self.noise * torch.randn(out.shape, generator=generator, device="cpu").to(
+                dev, dt
+            )
         return out

@@ -25,13 +25,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Literal
 
+import timm
 import torch
 from torch import nn
 
-from humanscape.models import _torch_shim  # noqa: F401  (before timm)
 from humanscape.errors import HumanscapeError
-
-import timm  # noqa: E402,I001  (after the shim)
+from humanscape.models import _torch_shim  # noqa: F401  (before timm)
 
 Adapter = Literal["native", "conv1x1", "samescaled"]
 ADAPTERS = ("native", "conv1x1", "samescaled")
@@ -46,8 +45,13 @@ def _create(name: str, in_chans: int) -> nn.Module:
     if name == "resnet18_half":
         from timm.models.resnet import BasicBlock, ResNet
 
-        model = ResNet(block=BasicBlock, layers=(2, 2, 2, 2), channels=(32, 64, 128, 256),
-                       in_chans=in_chans, num_classes=0)
+        model = ResNet(
+            block=BasicBlock,
+            layers=(2, 2, 2, 2),
+            channels=(32, 64, 128, 256),
+            in_chans=in_chans,
+            num_classes=0,
+        )
         model.pretrained_cfg = {"first_conv": "conv1"}
         return model
     timm_name = ALIASES.get(name, name)
@@ -87,7 +91,9 @@ class Backbone(nn.Module):
     def __init__(self, name: str, in_chans: int = 3, adapter: Adapter = "native") -> None:
         super().__init__()
         if adapter not in ADAPTERS:
-            raise HumanscapeError(f"unknown adapter '{adapter}'", fix=f"use one of {', '.join(ADAPTERS)}")
+            raise HumanscapeError(
+                f"unknown adapter '{adapter}'", fix=f"use one of {', '.join(ADAPTERS)}"
+            )
         if in_chans < 1:
             raise HumanscapeError(f"in_chans must be at least 1, got {in_chans}")
         self.name, self.in_chans, self.adapter = name, in_chans, adapter
@@ -98,7 +104,9 @@ class Backbone(nn.Module):
             self.stem = nn.Identity()
             self.body = _create(name, in_chans)
         self.num_features = int(self.body.num_features)
-        if getattr(self.body, "pre_logits", None) is not None and hasattr(self.body, "head_hidden_size"):
+        if getattr(self.body, "pre_logits", None) is not None and hasattr(
+            self.body, "head_hidden_size"
+        ):
             self.num_features = int(self.body.head_hidden_size)  # e.g. vgg16_bn: 4096 pre-logits
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -110,14 +118,18 @@ class Backbone(nn.Module):
         return self.body(self.stem(x))
 
 
-def samescale_weight(weight: torch.Tensor, n_bands: int, rgb_index: Sequence[int] = (0, 1, 2)) -> torch.Tensor:
+def samescale_weight(
+    weight: torch.Tensor, n_bands: int, rgb_index: Sequence[int] = (0, 1, 2)
+) -> torch.Tensor:
     """Widen a first-conv weight ``(out, 3, k, k)`` to ``(out, n_bands, k, k)`` ("samescaled").
 
     Yeh et al. (2020): the RGB filters keep their positions ``rgb_index`` in the new band order,
     every other band gets the mean RGB filter, and all are multiplied by ``3 / n_bands``.
     """
     if weight.ndim != 4 or weight.shape[1] != 3:
-        raise HumanscapeError(f"samescaled widening needs a 3-band weight, got shape {tuple(weight.shape)}")
+        raise HumanscapeError(
+            f"samescaled widening needs a 3-band weight, got shape {tuple(weight.shape)}"
+        )
     if len(rgb_index) != 3 or len(set(rgb_index)) != 3 or max(rgb_index) >= n_bands:
         raise HumanscapeError(f"rgb_index {tuple(rgb_index)} does not fit {n_bands} bands")
     mean = weight.mean(dim=1, keepdim=True)

@@ -7,17 +7,28 @@ table of GeoTIFF / JPEG chips), :func:`embed_regions` (mean and std over the til
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from pathlib import Path
+
+import geopandas as gpd
 import numpy as np
+import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
 from humanscape.errors import HumanscapeError
+from humanscape.geo.raster import Scene
 from humanscape.models.encoder import Encoder
 
 
 @torch.no_grad()
-def embed_array(encoder: Encoder, images: np.ndarray | torch.Tensor, *, batch_size: int = 128,
-                progress: bool = False) -> np.ndarray:
+def embed_array(
+    encoder: Encoder,
+    images: np.ndarray | torch.Tensor,
+    *,
+    batch_size: int = 128,
+    progress: bool = False,
+) -> np.ndarray:
     """Embed ``(n, bands, H, W)`` images (in the encoder's units) -> ``(n, num_features)`` float32."""
     if images.ndim != 4:
         raise HumanscapeError(f"images must be (n, bands, H, W), got shape {tuple(images.shape)}")
@@ -29,9 +40,188 @@ def embed_array(encoder: Encoder, images: np.ndarray | torch.Tensor, *, batch_si
     encoder.eval()
     device = next(encoder.parameters()).device
     out = np.empty((images.shape[0], encoder.num_features), np.float32)
-    for start in tqdm(range(0, images.shape[0], batch_size), disable=not progress, desc="embed", unit="batch"):
-        batch = torch.as_tensor(np.asarray(images[start:start + batch_size]), dtype=torch.float32, device=device)
+    for start in tqdm(
+        range(0, images.shape[0], batch_size), disable=not progress, desc="embed", unit="batch"
+    ):
+        batch = torch.as_tensor(
+            np.asarray(images[start : start + batch_size]), dtype=torch.float32, device=device
+        )
         if not torch.isfinite(batch).all():  # nodata pixels -> band mean (0 after normalisation)
             batch = torch.where(torch.isfinite(batch), batch, encoder.mean.expand_as(batch))
-        out[start:start + batch_size] = encoder(batch).cpu().numpy()
+        out[start : start + batch_size] = encoder(batch).cpu().numpy()
+    return out
+
+
+# --- chips ------------------------------------------------------------------------------------
+
+_IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
+
+
+def read_chip_for(encoder: Encoder, path: str | Path) -> np.ndarray:
+    """Read one chip as ``(len(encoder.bands), H, W)`` float32 in the encoder's units.
+
+    JPEG / PNG chips are 8-bit RGB (``rgb8`` encoders only). GeoTIFF bands are matched to the
+    encoder's bands by their descriptions (names or roles, e.g. ``B04`` or ``red``), or taken in
+    order when the chip has no descriptions and the counts match. Integer GeoTIFFs read by a
+    reflectance encoder are taken as Sentinel-2 DN (x 1e-4); humanscape chips are already
+    reflectance. Raises a clear error on a band mismatch or a nodata-only chip.
+    """
+    from PIL import Image
+
+    from humanscape.data.chiptable import read_chip
+    from humanscape.geo.sensors import SENTINEL2_L1C
+
+    path = Path(path)
+    if path.suffix.lower() in _IMAGE_SUFFIXES:
+        if encoder.units != "rgb8" or len(encoder.bands) != 3:
+            raise HumanscapeError(
+                f"8-bit RGB image given to an encoder of {len(encoder.bands)} {encoder.units} bands",
+                path=path,
+                fix="use an rgb8 encoder (e.g. simclr_resnet18half_eurosat_rgb) for JPEG/PNG chips",
+            )
+        try:
+            return np.asarray(Image.open(path).convert("RGB"), dtype=np.float32).transpose(2, 0, 1)
+        except OSError as exc:
+            raise HumanscapeError(f"not a readable image: {exc}", path=path) from exc
+    import rasterio
+
+    with rasterio.open(path) as src:
+        names = [d for d in src.descriptions]
+        integer = np.dtype(src.dtypes[0]).kind in "ui"
+    data = read_chip(path, scale=1e-4 if integer and encoder.units == "reflectance" else None)
+    if all(names):
+        canonical = [
+            (SENTINEL2_L1C.find(n).name if SENTINEL2_L1C.find(n) else n).lower() for n in names
+        ]
+        wanted = [
+            (SENTINEL2_L1C.find(b).name if SENTINEL2_L1C.find(b) else b).lower()
+            for b in encoder.bands
+        ]
+        missing = [b for b, w in zip(encoder.bands, wanted, strict=True) if w not in canonical]
+        if missing:
+            raise HumanscapeError(
+                f"chip bands ({', '.join(names)}) lack the encoder's bands {', '.join(missing)}",
+                path=path,
+                fix="use chips with the encoder's bands or an encoder for these bands",
+            )
+        return data[[canonical.index(w) for w in wanted]]
+    if data.shape[0] != len(encoder.bands):
+        raise HumanscapeError(
+            f"chip has {data.shape[0]} unnamed bands, encoder takes {len(encoder.bands)} ({', '.join(encoder.bands)})",
+            path=path,
+            fix="write band descriptions into the chips or use a matching encoder",
+        )
+    return data
+
+
+def embed_chip_table(
+    table: str | Path,
+    encoder: Encoder,
+    *,
+    batch_size: int = 128,
+    id_column: str | None = None,
+    progress: bool = True,
+) -> pd.DataFrame:
+    """Embed every chip of a chip table -> DataFrame ``id`` + ``e000 ... e{d-1}``.
+
+    The id is ``id_column`` if given, else ``cell_id`` if present, else the image path. Chips are
+    read batch by batch (memory flat in the table length); all chips of a batch must have one size.
+    """
+    from humanscape.data.chiptable import read_chip_table
+
+    frame = read_chip_table(table)
+    if id_column is not None and id_column not in frame.columns:
+        raise HumanscapeError(
+            f"chip table has no column '{id_column}'",
+            path=table,
+            fix=f"use one of {', '.join(map(str, frame.columns))}",
+        )
+    key = id_column or ("cell_id" if "cell_id" in frame.columns else "image")
+    out = np.empty((len(frame), encoder.num_features), np.float32)
+    images = frame["image"].tolist()
+    for start in tqdm(
+        range(0, len(images), batch_size), disable=not progress, desc="embed", unit="batch"
+    ):
+        chips = [read_chip_for(encoder, p) for p in images[start : start + batch_size]]
+        shapes = {c.shape for c in chips}
+        if len(shapes) > 1:
+            first = next(
+                p for p, c in zip(images[start:], chips, strict=False) if c.shape != chips[0].shape
+            )
+            raise HumanscapeError(
+                f"chips of different sizes in one batch ({', '.join(str(s[1:]) for s in sorted(shapes))})",
+                path=first,
+                fix="cut all chips to one size (humanscape chip) or use --batch-size 1",
+            )
+        out[start : start + len(chips)] = embed_array(
+            encoder, np.stack(chips), batch_size=batch_size
+        )
+    columns = {f"e{i:03d}": out[:, i] for i in range(out.shape[1])}
+    return pd.DataFrame({"id": frame[key].to_numpy(), **columns})
+
+
+# --- regions ----------------------------------------------------------------------------------
+
+
+def embed_regions(
+    encoder: Encoder,
+    tiles: Mapping[object, np.ndarray],
+    *,
+    batch_size: int = 128,
+    progress: bool = False,
+) -> pd.DataFrame:
+    """Mean and std of tile embeddings per region: ``id``, ``n_tiles``, ``mean_e000...``, ``std_e000...``.
+
+    ``tiles`` maps a region id to its ``(n_tiles, bands, H, W)`` array (e.g. from
+    :func:`region_tiles`). Regions without tiles are refused.
+    """
+    rows = []
+    for region, arr in tqdm(tiles.items(), disable=not progress, desc="regions", unit="region"):
+        if len(arr) == 0:
+            raise HumanscapeError(
+                f"region {region} has no tile", fix="check that the region overlaps the scene"
+            )
+        emb = embed_array(encoder, arr, batch_size=batch_size)
+        rows.append((region, len(arr), emb.mean(0), emb.std(0)))
+    d = encoder.num_features
+    frame = pd.DataFrame({"id": [r[0] for r in rows], "n_tiles": [r[1] for r in rows]})
+    means = np.stack([r[2] for r in rows])
+    stds = np.stack([r[3] for r in rows])
+    extra = {f"mean_e{i:03d}": means[:, i] for i in range(d)} | {
+        f"std_e{i:03d}": stds[:, i] for i in range(d)
+    }
+    return pd.concat([frame, pd.DataFrame(extra)], axis=1)
+
+
+def region_tiles(
+    scene: Scene,
+    regions: gpd.GeoDataFrame,
+    bands: list[str],
+    *,
+    size: int = 64,
+    id_column: str = "id",
+    min_valid: float = 0.5,
+    min_overlap: float = 0.05,
+) -> dict[object, np.ndarray]:
+    """Cut ``size`` x ``size`` tiles of ``bands`` covering each region (reprojected to the scene CRS).
+
+    Tiles covering less than ``min_overlap`` of their area with the region, or with less than
+    ``min_valid`` valid pixels, are dropped (nodata-only tiles never count).
+    """
+    from humanscape.geo.grid import read_padded, tiles_over_polygon
+
+    if id_column not in regions.columns:
+        raise HumanscapeError(
+            f"regions have no column '{id_column}'",
+            fix=f"use one of {', '.join(map(str, regions.columns))}",
+        )
+    regions = regions.to_crs(scene.crs)
+    out: dict[object, np.ndarray] = {}
+    for rid, geom in zip(regions[id_column], regions.geometry, strict=True):
+        chips = []
+        for window in tiles_over_polygon(geom, scene.grid, size=size, min_overlap=min_overlap):
+            chip = read_padded(scene, window, bands)
+            if np.isfinite(chip).all(axis=0).mean() >= min_valid:
+                chips.append(chip)
+        out[rid] = np.stack(chips) if chips else np.empty((0, len(bands), size, size), np.float32)
     return out

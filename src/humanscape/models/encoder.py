@@ -66,8 +66,12 @@ class Encoder(nn.Module):
         self.metadata = dict(metadata or {})
         self.backbone = backbone if backbone is not None else Backbone(arch, len(bands), adapter)
         if self.backbone.in_chans != len(bands):
-            raise HumanscapeError(f"backbone takes {self.backbone.in_chans} bands, encoder declares {len(bands)}")
-        self.register_buffer("mean", torch.tensor(list(mean), dtype=torch.float32).view(1, -1, 1, 1))
+            raise HumanscapeError(
+                f"backbone takes {self.backbone.in_chans} bands, encoder declares {len(bands)}"
+            )
+        self.register_buffer(
+            "mean", torch.tensor(list(mean), dtype=torch.float32).view(1, -1, 1, 1)
+        )
         self.register_buffer("std", torch.tensor(list(std), dtype=torch.float32).view(1, -1, 1, 1))
 
     @property
@@ -118,13 +122,22 @@ class Encoder(nn.Module):
         config_path, weights_path = folder / "config.json", folder / "model.safetensors"
         for path in (config_path, weights_path):
             if not path.exists():
-                raise HumanscapeError("encoder file missing", path=path,
-                                      fix="point at a folder with config.json and model.safetensors")
+                raise HumanscapeError(
+                    "encoder file missing",
+                    path=path,
+                    fix="point at a folder with config.json and model.safetensors",
+                )
         try:
             config = json.loads(config_path.read_text())
-            encoder = cls(config["arch"], config["bands"], config["mean"], config["std"],
-                          units=config.get("units", "reflectance"), adapter=config.get("adapter", "native"),
-                          metadata=config.get("metadata"))
+            encoder = cls(
+                config["arch"],
+                config["bands"],
+                config["mean"],
+                config["std"],
+                units=config.get("units", "reflectance"),
+                adapter=config.get("adapter", "native"),
+                metadata=config.get("metadata"),
+            )
         except (KeyError, json.JSONDecodeError) as exc:
             raise HumanscapeError(f"invalid encoder config: {exc}", path=config_path) from exc
         try:

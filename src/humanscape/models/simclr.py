@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import lightning.pytorch as pl
 import torch
-import torch.nn.functional as F  # noqa: N812
+import torch.nn.functional as F
 from torch import nn
 
 from humanscape.models.augment import SatelliteAugment
@@ -23,7 +23,9 @@ from humanscape.models.encoder import Encoder
 def nt_xent_loss(z1: torch.Tensor, z2: torch.Tensor, temperature: float = 0.2) -> torch.Tensor:
     """Normalised temperature-scaled cross entropy (Chen et al. 2020, Eq. 1) for paired views."""
     if z1.shape != z2.shape or z1.ndim != 2:
-        raise ValueError(f"views must be (batch, dim) of equal shape, got {tuple(z1.shape)} and {tuple(z2.shape)}")
+        raise ValueError(
+            f"views must be (batch, dim) of equal shape, got {tuple(z1.shape)} and {tuple(z2.shape)}"
+        )
     n = z1.shape[0]
     z = F.normalize(torch.cat([z1, z2]), dim=1)
     sim = z @ z.T / temperature
@@ -38,7 +40,9 @@ class ProjectionHead(nn.Module):
     def __init__(self, in_features: int, hidden: int = 512, out_features: int = 128) -> None:
         super().__init__()
         self.net = nn.Sequential(
-            nn.Linear(in_features, hidden), nn.BatchNorm1d(hidden), nn.ReLU(inplace=True),
+            nn.Linear(in_features, hidden),
+            nn.BatchNorm1d(hidden),
+            nn.ReLU(inplace=True),
             nn.Linear(hidden, out_features),
         )
 
@@ -66,8 +70,15 @@ class SimCLR(pl.LightningModule):
     ) -> None:
         super().__init__()
         self.encoder = encoder
-        self.head = ProjectionHead(encoder.num_features, max(256, encoder.num_features), projection_dim)
-        self.temperature, self.lr, self.weight_decay, self.max_epochs = temperature, lr, weight_decay, max_epochs
+        self.head = ProjectionHead(
+            encoder.num_features, max(256, encoder.num_features), projection_dim
+        )
+        self.temperature, self.lr, self.weight_decay, self.max_epochs = (
+            temperature,
+            lr,
+            weight_decay,
+            max_epochs,
+        )
         self.augment = augment or SatelliteAugment()
 
     def views_loss(self, images: torch.Tensor) -> torch.Tensor:

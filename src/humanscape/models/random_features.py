@@ -1,0 +1,111 @@
+"""Random convolutional features (MOSAIKS; Rolf et al. 2021, Nature Communications).
+
+The fast baseline featuriser every deep encoder must beat. K patches of ``p x p`` pixels are drawn
+at random from training images and used, ZCA-whitened, as convolution filters. For an image I and
+filter w the two features are the spatial means of the rectified responses (Rolf et al., Methods,
+Eq. 1):
+
+    x_k+ = mean( ReLU( I * w_k - b ) ),     x_k- = mean( ReLU( -I * w_k - b ) )
+
+giving 2K features per image. Whitening uses the patch covariance C of the training patches
+(M = (C + eps I)^-1/2), applied to both filters and image patches; it folds into the convolution
+weights and bias, so a forward pass is one ``conv2d``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from humanscape.errors import HumanscapeError
+
+
+class RandomConvFeatures:
+    """scikit-learn-style featuriser: ``fit(images)``, ``transform(images) -> (n, 2 * num_filters)``.
+
+    Parameters
+    ----------
+    num_filters
+        K; the output has 2K features.
+    patch_size
+        Filter side in pixels (MOSAIKS uses 3).
+    bias
+        b of the rectification (MOSAIKS uses 1 on whitened responses).
+    eps
+        Regulariser of the whitening.
+    seed
+        Seed of the patch draw (recorded; same seed, same features).
+    """
+
+    def __init__(
+        self,
+        num_filters: int = 512,
+        patch_size: int = 3,
+        bias: float = 1.0,
+        eps: float = 1e-2,
+        seed: int = 0,
+    ) -> None:
+        self.num_filters, self.patch_size, self.bias, self.eps, self.seed = (
+            num_filters,
+            patch_size,
+            bias,
+            eps,
+            seed,
+        )
+
+    def fit(self, images: np.ndarray) -> RandomConvFeatures:
+        """Draw the filters from ``(n, bands, H, W)`` float images and fit the whitening."""
+        images = np.asarray(images, dtype=np.float32)
+        if images.ndim != 4:
+            raise HumanscapeError(f"images must be (n, bands, H, W), got shape {images.shape}")
+        n, c, h, w = images.shape
+        p = self.patch_size
+        if h < p or w < p:
+            raise HumanscapeError(f"images of {h} x {w} px are smaller than the {p} x {p} patches")
+        rng = np.random.default_rng(self.seed)
+
+        def draw(count: int) -> np.ndarray:
+            i = rng.integers(0, n, count)
+            r = rng.integers(0, h - p + 1, count)
+            q = rng.integers(0, w - p + 1, count)
+            return np.stack(
+                [images[a, :, b : b + p, d : d + p] for a, b, d in zip(i, r, q, strict=True)]
+            ).reshape(count, -1)
+
+        sample = draw(max(10_000, 4 * self.num_filters))
+        self.mean_ = sample.mean(0)
+        cov = np.cov(sample - self.mean_, rowvar=False)
+        vals, vecs = np.linalg.eigh(cov)
+        self.whitening_ = (vecs / np.sqrt(np.maximum(vals, 0) + self.eps)) @ vecs.T  # ZCA: C^-1/2
+        filters = (draw(self.num_filters) - self.mean_) @ self.whitening_
+        # response to a raw patch q: (M f) . M (q - mu) = (M^T M f) . q - (M^T M f) . mu
+        effective = filters @ self.whitening_
+        self.weight_ = effective.reshape(self.num_filters, c, p, p).astype(np.float32)
+        self.offset_ = (-(effective @ self.mean_)).astype(np.float32)
+        self.n_bands_ = c
+        return self
+
+    @torch.no_grad()
+    def transform(self, images: np.ndarray, batch_size: int = 256) -> np.ndarray:
+        """Features ``(n, 2 * num_filters)`` of ``(n, bands, H, W)`` images."""
+        if not hasattr(self, "weight_"):
+            raise HumanscapeError("RandomConvFeatures is not fitted", fix="call fit(images) first")
+        images = np.asarray(images, dtype=np.float32)
+        if images.ndim != 4 or images.shape[1] != self.n_bands_:
+            raise HumanscapeError(
+                f"fitted on {self.n_bands_} bands, got images of shape {images.shape}"
+            )
+        weight = torch.from_numpy(self.weight_)
+        bias = torch.from_numpy(self.offset_)
+        out = []
+        for start in range(0, len(images), batch_size):
+            x = torch.from_numpy(np.nan_to_num(images[start : start + batch_size]))
+            r = F.conv2d(x, weight, bias)
+            pos = F.relu(r - self.bias).mean(dim=(2, 3))
+            neg = F.relu(-r - self.bias).mean(dim=(2, 3))
+            out.append(torch.cat([pos, neg], dim=1).numpy())
+        return np.concatenate(out)
+
+    def fit_transform(self, images: np.ndarray) -> np.ndarray:
+        return self.fit(images).transform(images)

@@ -1,0 +1,170 @@
+"""Encoder persistence, embeddings of arrays / chip tables / regions, and the mismatches refused."""
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from PIL import Image
+from typer.testing import CliRunner
+
+from humanscape.cli import app
+from humanscape.data import samples
+from humanscape.errors import HumanscapeError
+from humanscape.geo.grid import chip_scene, regular_grid
+from humanscape.models.embed import (
+    embed_array,
+    embed_chip_table,
+    embed_regions,
+    read_chip_for,
+    region_tiles,
+)
+from humanscape.models.encoder import Encoder
+from humanscape.models.registry import load_encoder
+
+S2 = ["B02", "B03", "B04", "B08"]
+
+
+@pytest.fixture(scope="module")
+def ms_encoder():
+    torch.manual_seed(0)
+    return Encoder("resnet18_half", S2, [0.1] * 4, [0.05] * 4).eval()
+
+
+def test_save_load_roundtrip_reproduces_embeddings(tmp_path, ms_encoder):
+    x = np.random.default_rng(0).random((3, 4, 32, 32)).astype(np.float32) * 0.3
+    folder = ms_encoder.save(tmp_path / "enc")
+    loaded = load_encoder(folder)
+    assert loaded.bands == S2 and loaded.config()["mean"] == pytest.approx([0.1] * 4)
+    np.testing.assert_allclose(
+        embed_array(loaded, x), embed_array(ms_encoder, x), rtol=1e-5, atol=1e-6
+    )
+    (folder / "model.safetensors").write_bytes((folder / "model.safetensors").read_bytes()[:100])
+    with pytest.raises(Exception, match="model.safetensors|header|deserialize"):
+        load_encoder(folder)
+
+
+def test_weights_that_do_not_fit_the_config_are_refused(tmp_path, ms_encoder):
+    folder = ms_encoder.save(tmp_path / "enc")
+    other = Encoder("resnet18_half", ["B02", "B03", "B04"], [0.1] * 3, [0.05] * 3)
+    other.save(tmp_path / "three")
+    (folder / "model.safetensors").write_bytes(
+        (tmp_path / "three" / "model.safetensors").read_bytes()
+    )
+    with pytest.raises(HumanscapeError, match="weights do not fit a resnet18_half with 4 bands"):
+        Encoder.load(folder)
+
+
+def test_band_count_mismatch_is_refused(ms_encoder):
+    with pytest.raises(HumanscapeError, match="images have 13 bands, encoder takes 4"):
+        embed_array(ms_encoder, np.zeros((1, 13, 32, 32), np.float32))
+
+
+def test_unknown_encoder_name_lists_the_shipped_ones():
+    with pytest.raises(HumanscapeError, match="unknown encoder 'nope'"):
+        load_encoder("nope")
+
+
+def test_chip_bands_are_matched_by_name_and_missing_ones_refused(tmp_path, ms_encoder):
+    scene = samples.berlin_scene(bands=["B08", "B04", "B03", "B02", "B11"])
+    table = chip_scene(scene, regular_grid(scene.grid, 320), tmp_path / "chips", progress=False)
+    chip = read_chip_for(ms_encoder, tmp_path / "chips" / table["image"][0])
+    direct = scene.read(S2, window=__import__("rasterio").windows.Window(0, 0, 32, 32))
+    np.testing.assert_allclose(chip, direct)  # reordered to the encoder's band order
+    narrow = samples.berlin_scene(bands=["B04", "B03"])
+    t2 = chip_scene(narrow, regular_grid(narrow.grid, 320), tmp_path / "narrow", progress=False)
+    with pytest.raises(HumanscapeError, match="lack the encoder's bands B02, B08"):
+        read_chip_for(ms_encoder, tmp_path / "narrow" / t2["image"][0])
+
+
+def test_embed_chip_table_of_real_eurosat_ms_chips(tmp_path, ms_encoder):
+    ms = samples.eurosat_ms().head(5)
+    ms[["image", "class"]].to_csv(tmp_path / "t.csv", index=False)
+    frame = embed_chip_table(tmp_path / "t.csv", ms_encoder, batch_size=2, progress=False)
+    assert frame.shape == (5, 1 + ms_encoder.num_features) and frame["id"].iloc[0].endswith(".tif")
+    chips = np.stack([read_chip_for(ms_encoder, p) for p in ms["image"]])
+    assert chips.max() < 1.5  # DN scaled to reflectance
+    np.testing.assert_allclose(
+        frame.filter(like="e").to_numpy(), embed_array(ms_encoder, chips), rtol=1e-4, atol=1e-5
+    )
+
+
+def test_images_of_different_sizes_in_one_batch_are_refused(tmp_path):
+    enc = Encoder("resnet18_half", ["red", "green", "blue"], [100] * 3, [50] * 3, units="rgb8")
+    Image.new("RGB", (32, 32)).save(tmp_path / "a.jpg")
+    Image.new("RGB", (40, 40)).save(tmp_path / "b.jpg")
+    pd.DataFrame({"image": ["a.jpg", "b.jpg"]}).to_csv(tmp_path / "t.csv", index=False)
+    with pytest.raises(HumanscapeError, match=r"b.jpg: chips of different sizes in one batch"):
+        embed_chip_table(tmp_path / "t.csv", enc, progress=False)
+    assert len(embed_chip_table(tmp_path / "t.csv", enc, batch_size=1, progress=False)) == 2
+
+
+def test_jpeg_chips_need_an_rgb8_encoder(tmp_path, ms_encoder):
+    Image.new("RGB", (32, 32)).save(tmp_path / "a.jpg")
+    with pytest.raises(
+        HumanscapeError, match="8-bit RGB image given to an encoder of 4 reflectance bands"
+    ):
+        read_chip_for(ms_encoder, tmp_path / "a.jpg")
+
+
+def test_region_embeddings_are_mean_and_std_over_tiles(ms_encoder):
+    import geopandas as gpd
+    from shapely.geometry import box
+
+    scene = samples.berlin_scene(bands=S2)
+    left, bottom, right, top = scene.grid.bounds
+    regions = gpd.GeoDataFrame(
+        {"id": ["a", "b"]},
+        geometry=[
+            box(left, top - 640, left + 640, top),
+            box(left + 1000, top - 1300, left + 1600, top - 700),
+        ],
+        crs=scene.crs,
+    ).to_crs(4326)
+    tiles = region_tiles(scene, regions, S2, size=32)
+    assert len(tiles["a"]) == 4 and len(tiles["b"]) >= 4
+    frame = embed_regions(ms_encoder, tiles)
+    emb = embed_array(ms_encoder, tiles["a"])
+    row = frame.set_index("id").loc["a"]
+    assert row["n_tiles"] == 4
+    np.testing.assert_allclose(
+        row.filter(like="mean_e").to_numpy(float), emb.mean(0), rtol=1e-4, atol=1e-6
+    )
+    np.testing.assert_allclose(
+        row.filter(like="std_e").to_numpy(float), emb.std(0), rtol=1e-3, atol=1e-5
+    )
+
+
+def test_cli_embed_writes_parquet_and_refuses_missing_images(tmp_path, ms_encoder):
+    folder = ms_encoder.save(tmp_path / "enc")
+    scene = samples.berlin_scene(bands=S2)
+    chip_scene(scene, regular_grid(scene.grid, 2560), tmp_path / "chips", progress=False)
+    runner = CliRunner()
+    out = tmp_path / "emb.parquet"
+    result = runner.invoke(
+        app,
+        [
+            "embed",
+            str(tmp_path / "chips" / "chips.csv"),
+            "--encoder",
+            str(folder),
+            "--out",
+            str(out),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    frame = pd.read_parquet(out)
+    assert list(frame.columns[:2]) == ["id", "e000"] and len(frame) == 18
+    pd.DataFrame({"image": ["missing.tif"]}).to_csv(tmp_path / "bad.csv", index=False)
+    result = runner.invoke(
+        app,
+        [
+            "embed",
+            str(tmp_path / "bad.csv"),
+            "--encoder",
+            str(folder),
+            "--out",
+            str(tmp_path / "x.parquet"),
+        ],
+    )
+    assert result.exit_code == 2 and "bad.csv: 1 chip image(s) do not exist" in result.output
+    assert not (tmp_path / "x.parquet").exists()

@@ -1,0 +1,119 @@
+"""SimCLR, DeepCluster and random features on tiny real samples (shipped EuroSAT chips)."""
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from humanscape.data import samples
+from humanscape.errors import HumanscapeError
+from humanscape.models.augment import SatelliteAugment
+from humanscape.models.deepcluster import DeepCluster, IndexDataset
+from humanscape.models.encoder import Encoder
+from humanscape.models.random_features import RandomConvFeatures
+from humanscape.models.simclr import SimCLR, nt_xent_loss
+from humanscape.models.training import fit_module
+
+
+@pytest.fixture(scope="module")
+def rgb_sample():
+    table = samples.eurosat_rgb()
+    table = table.groupby("class").head(6)  # 60 real chips, 6 per class
+    images = np.stack(
+        [np.asarray(Image.open(p).convert("RGB")).transpose(2, 0, 1) for p in table["image"]]
+    )
+    return images[:, :, ::2, ::2].astype(np.float32), table["label"].to_numpy()  # 32 x 32 for speed
+
+
+def tiny_encoder(images: np.ndarray) -> Encoder:
+    torch.manual_seed(0)
+    return Encoder(
+        "resnet18_half",
+        ["red", "green", "blue"],
+        images.mean((0, 2, 3)),
+        images.std((0, 2, 3)),
+        units="rgb8",
+    )
+
+
+def test_nt_xent_is_low_for_matching_views_and_high_for_random():
+    torch.manual_seed(0)
+    z = torch.randn(16, 8)
+    assert nt_xent_loss(z, z, 0.1) < nt_xent_loss(z, torch.randn(16, 8), 0.1) - 1.0
+    # perfectly aligned distinct views: the loss tends to 0 with low temperature
+    eye = torch.eye(16)
+    assert nt_xent_loss(eye, eye, 0.05) < 1e-3
+
+
+def test_augment_keeps_shape_and_is_random_but_seeded():
+    x = torch.randn(4, 13, 32, 32)
+    aug = SatelliteAugment()
+    a = aug(x, torch.Generator().manual_seed(0))
+    b = aug(x, torch.Generator().manual_seed(0))
+    c = aug(x, torch.Generator().manual_seed(1))
+    assert a.shape == x.shape and torch.equal(a, b) and not torch.equal(a, c)
+
+
+def test_augment_rotation_and_flip_only_permute_pixels():
+    x = torch.arange(16.0).view(1, 1, 4, 4).repeat(8, 1, 1, 1)
+    aug = SatelliteAugment(crop_scale=(1.0, 1.0), crop_ratio=(1.0, 1.0), brightness=0, contrast=0)
+    out = aug(x, torch.Generator().manual_seed(3))
+    for img in out:
+        assert sorted(img.flatten().round().tolist()) == list(range(16))
+
+
+def test_simclr_loss_falls_on_real_chips(rgb_sample):
+    images, _ = rgb_sample
+    module = SimCLR(tiny_encoder(images), max_epochs=8, lr=3e-3)
+    dataset = torch.utils.data.TensorDataset(torch.as_tensor(images))
+    torch.manual_seed(0)
+    before = np.mean([module.views_loss(torch.as_tensor(images)).item() for _ in range(3)])
+    fit_module(module, dataset, epochs=8, batch_size=30, progress=False)
+    module.eval()
+    with torch.no_grad():
+        after = np.mean([module.views_loss(torch.as_tensor(images)).item() for _ in range(3)])
+    assert after < before - 0.1
+
+
+def test_deepcluster_loss_falls_and_supervised_term_is_used(rgb_sample):
+    images, labels = rgb_sample
+    module = DeepCluster(
+        tiny_encoder(images), images, n_clusters=10, labels=labels, lam=1.0, lr=3e-3, pca_dim=8
+    )
+    losses = []
+
+    class Record(__import__("lightning.pytorch").pytorch.Callback):
+        def on_train_epoch_end(self, trainer, pl_module):
+            losses.append(float(trainer.callback_metrics["supervised_loss"]))
+
+    import lightning.pytorch as pl
+
+    trainer = pl.Trainer(
+        max_epochs=6,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        callbacks=[Record()],
+    )
+    trainer.fit(
+        module, torch.utils.data.DataLoader(IndexDataset(len(images)), batch_size=30, shuffle=True)
+    )
+    assert len(module.assignments) == 6 and module.assignments[-1].max() < 10
+    assert losses[-1] < losses[0]
+    with pytest.raises(HumanscapeError, match="n_clusters"):
+        DeepCluster(tiny_encoder(images), images, n_clusters=1000)
+
+
+def test_random_features_are_seeded_and_separate_real_classes(rgb_sample):
+    images, labels = rgb_sample
+    feats = RandomConvFeatures(num_filters=64, seed=0).fit_transform(images / 255)
+    again = RandomConvFeatures(num_filters=64, seed=0).fit_transform(images / 255)
+    assert feats.shape == (len(images), 128) and (feats >= 0).all()
+    np.testing.assert_allclose(feats, again)
+    # nearest-centroid on the features beats chance (0.1) by far on 10 real classes
+    centroids = np.stack([feats[labels == k].mean(0) for k in range(10)])
+    pred = np.argmin(((feats[:, None] - centroids[None]) ** 2).sum(-1), axis=1)
+    assert (pred == labels).mean() > 0.4
+    with pytest.raises(HumanscapeError, match="fitted on 3 bands"):
+        RandomConvFeatures(num_filters=8).fit(images / 255).transform(np.zeros((1, 4, 32, 32)))
