@@ -19,6 +19,9 @@ import re
 import time
 from pathlib import Path
 
+from humanscape.models import _torch_shim  # noqa: F401  (before lightning / timm / torchvision)
+
+# isort: split
 import lightning.pytorch as pl
 import numpy as np
 import rasterio
@@ -27,7 +30,6 @@ from PIL import Image
 
 from humanscape.data.samples import EUROSAT_CLASSES, EUROSAT_MS_BANDS
 from humanscape.evaluate.probe import linear_probe
-from humanscape.models import _torch_shim  # noqa: F401
 from humanscape.models.backbones import widen_backbone
 from humanscape.models.embed import embed_array
 from humanscape.models.encoder import Encoder

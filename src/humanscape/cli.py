@@ -266,6 +266,296 @@ def encoders() -> None:
         )
 
 
+settlements_app = typer.Typer(
+    help="New informal settlements from Sentinel-2 time series (Tingzon et al. 2020).",
+    no_args_is_help=True,
+)
+app.add_typer(settlements_app, name="settlements")
+
+
+def _read_labels(path: Path, layer: str | None = None):
+    from humanscape.geo.vector import read_vector
+
+    return read_vector(path, layer=layer)
+
+
+def _sample(
+    features: Path,
+    labels: Path,
+    label_column: str | None,
+    positive: list[str] | None,
+    groups: Path | None,
+    group_column: str | None,
+    landuse: Path | None,
+    landuse_column: str | None,
+    formal: list[str] | None,
+    negatives: int,
+    seed: int,
+):
+    from humanscape.tasks.settlements.sampling import LabelSpec, sample_pixels
+
+    if label_column and not positive:
+        raise HumanscapeError(
+            "--label-column needs --positive (the value(s) marking settlements)",
+            fix="e.g. --label-column fclass --positive residential",
+        )
+    spec = LabelSpec(_read_labels(labels), label_column, positive or [], str(labels))
+    return sample_pixels(
+        str(features),
+        spec,
+        groups=_read_labels(groups) if groups else None,
+        group_column=group_column,
+        landuse=_read_labels(landuse) if landuse else None,
+        landuse_column=landuse_column,
+        formal_values=formal or [],
+        negatives_per_group=negatives,
+        seed=seed,
+    )
+
+
+LabelsOpt = Annotated[
+    Path, typer.Option(help="Settlement polygons or points (any vector format, any CRS).")
+]
+LabelColumnOpt = Annotated[
+    str | None, typer.Option(help="Column holding the class (default: every feature is positive).")
+]
+PositiveOpt = Annotated[
+    list[str] | None,
+    typer.Option(help="Value(s) of --label-column that mark settlements (repeat)."),
+]
+GroupsOpt = Annotated[
+    Path | None, typer.Option(help="Group polygons (municipalities) for leave-one-group-out CV.")
+]
+GroupColumnOpt = Annotated[str | None, typer.Option(help="Column naming the group.")]
+LanduseOpt = Annotated[
+    Path | None,
+    typer.Option(help="Land-use polygons to split negatives formal/unoccupied (40/60)."),
+]
+LanduseColumnOpt = Annotated[str | None, typer.Option(help="Land-use class column.")]
+FormalOpt = Annotated[
+    list[str] | None, typer.Option(help="Land-use value(s) that are formal settlement (repeat).")
+]
+NegativesOpt = Annotated[int, typer.Option(help="Negative pixels per group (paper: 30,000).")]
+
+
+@settlements_app.command("features")
+@_friendly_errors
+def settlements_features(
+    scenes: Annotated[
+        list[str], typer.Argument(help="Dated scenes (files, band folders, globs) or composites.")
+    ],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Feature stack GeoTIFF.")],
+    periods: Annotated[
+        str | None,
+        typer.Option(help="e.g. 2015-2016,2017-2018,2019-2020 (default: one per input)."),
+    ] = None,
+    cloud_mask: Annotated[
+        str | None, typer.Option(help="fmask, qa_pixel, scl, qa60, raster or probability:0.4.")
+    ] = None,
+    mask_file: Annotated[
+        list[Path] | None, typer.Option(help="Mask raster per scene, in order.")
+    ] = None,
+    composites: Annotated[
+        bool, typer.Option(help="Inputs are composites (one per period), not scenes.")
+    ] = False,
+    texture: Annotated[
+        bool,
+        typer.Option(help="Add texture (variance, GLCM contrast/homogeneity) of red, nir, swir1."),
+    ] = False,
+    texture_window: Annotated[int, typer.Option(help="Texture window in pixels.")] = 7,
+    sensor: Annotated[
+        str | None, typer.Option(help="Sensor key (guessed from file names).")
+    ] = None,
+) -> None:
+    """Per-pixel features: per period 12 bands + 10 indices (66 for three periods)."""
+    from humanscape.geo.composite import CloudMask, open_composite, parse_periods
+    from humanscape.geo.raster import open_scene
+    from humanscape.tasks.settlements.features import settlement_features, stack_features
+
+    if composites:
+        opened = [open_composite(p, sensor=sensor) for p in scenes]
+        names = (
+            [p.name for p in parse_periods(periods)] if periods else [Path(p).stem for p in scenes]
+        )
+        path = stack_features(opened, names, out, texture=texture, texture_window=texture_window)
+    else:
+        opened = [open_scene(s, sensor=sensor) for s in scenes]
+        path = settlement_features(
+            opened,
+            out,
+            periods=parse_periods(periods) if periods else None,
+            cloud_mask=CloudMask.parse(cloud_mask, mask_file or []),
+            texture=texture,
+            texture_window=texture_window,
+        )
+    from humanscape.tasks.settlements.features import read_feature_names
+
+    console.print(f"wrote {path} with {len(read_feature_names(path))} features")
+
+
+@settlements_app.command("fit")
+@_friendly_errors
+def settlements_fit(
+    features: Annotated[Path, typer.Argument(help="Feature stack from 'settlements features'.")],
+    labels: LabelsOpt,
+    out: Annotated[Path, typer.Option("--out", "-o", help="Model folder.")],
+    label_column: LabelColumnOpt = None,
+    positive: PositiveOpt = None,
+    groups: GroupsOpt = None,
+    group_column: GroupColumnOpt = None,
+    landuse: LanduseOpt = None,
+    landuse_column: LanduseColumnOpt = None,
+    formal: FormalOpt = None,
+    model: Annotated[str, typer.Option(help="lr, svm or rf.")] = "rf",
+    n_estimators: Annotated[int, typer.Option(help="Random forest trees (paper: 800).")] = 800,
+    negatives: NegativesOpt = 30_000,
+    n_jobs: Annotated[int | None, typer.Option(help="Cores for scikit-learn (-1 = all).")] = None,
+    seed: Annotated[int, typer.Option(help="Random seed (recorded).")] = 0,
+) -> None:
+    """Sample pixels and train a settlement classifier; writes the model folder and the class balance."""
+    from humanscape._atomic import atomic_output
+    from humanscape.tasks.settlements.model import SettlementClassifier
+
+    sample = _sample(
+        features,
+        labels,
+        label_column,
+        positive,
+        groups,
+        group_column,
+        landuse,
+        landuse_column,
+        formal,
+        negatives,
+        seed,
+    )
+    clf = SettlementClassifier(model, n_estimators=n_estimators, n_jobs=n_jobs, seed=seed).fit(
+        sample, sample["label"]
+    )
+    balance = sample.attrs["balance"]
+    clf.save(
+        out,
+        extra={
+            "features_file": str(features),
+            "labels": str(labels),
+            "label_column": label_column,
+            "positive": positive,
+            "n_samples": len(sample),
+            "seed": seed,
+        },
+    )
+    with atomic_output(out / "class_balance.csv") as tmp:
+        balance.to_csv(tmp, index=False)
+    console.print(balance.to_string(index=False))
+    console.print(
+        f"wrote model {out} ({model}, {len(clf.feature_names_)} features, {len(sample)} pixels)"
+    )
+
+
+@settlements_app.command("predict")
+@_friendly_errors
+def settlements_predict(
+    features: Annotated[Path, typer.Argument(help="Feature stack built like the training one.")],
+    model: Annotated[Path, typer.Option(help="Model folder from 'settlements fit'.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Probability GeoTIFF (10 m).")],
+    grid_out: Annotated[Path | None, typer.Option(help="Ranked 500 m grid GeoPackage.")] = None,
+    polygons_out: Annotated[
+        Path | None, typer.Option(help="Candidate polygons GeoPackage.")
+    ] = None,
+    threshold: Annotated[
+        float, typer.Option(help="Probability threshold for candidate polygons.")
+    ] = 0.5,
+    top_k: Annotated[
+        int | None, typer.Option(help="Keep only the k best candidate polygons.")
+    ] = None,
+    min_area: Annotated[
+        float, typer.Option(help="Smallest candidate polygon in square metres.")
+    ] = 0.0,
+    cell: Annotated[float, typer.Option(help="Ranked grid cell size in metres.")] = 500.0,
+    change: Annotated[
+        bool, typer.Option(help="Add band new_score: probability minus the earliest-period look.")
+    ] = False,
+) -> None:
+    """Probability map (tile by tile), ranked validation grid and candidate polygons."""
+    from humanscape.tasks.settlements.model import SettlementClassifier
+    from humanscape.tasks.settlements.predict import (
+        candidate_polygons,
+        predict_probability,
+        ranked_grid,
+    )
+
+    clf = SettlementClassifier.load(model)
+    predict_probability(clf, features, out, change=change)
+    console.print(f"wrote {out}")
+    if grid_out:
+        grid = ranked_grid(out, grid_out, cell=cell)
+        console.print(f"wrote {grid_out}: {len(grid)} cells ranked")
+    if polygons_out:
+        polys = candidate_polygons(
+            out, polygons_out, threshold=threshold, top_k=top_k, min_area=min_area
+        )
+        console.print(f"wrote {polygons_out}: {len(polys)} candidate polygons")
+
+
+@settlements_app.command("evaluate")
+@_friendly_errors
+def settlements_evaluate(
+    features: Annotated[Path, typer.Argument(help="Feature stack from 'settlements features'.")],
+    labels: LabelsOpt,
+    out: Annotated[
+        Path, typer.Option("--out", "-o", help="Report folder (curves.csv, table.csv, PNGs).")
+    ],
+    label_column: LabelColumnOpt = None,
+    positive: PositiveOpt = None,
+    groups: GroupsOpt = None,
+    group_column: GroupColumnOpt = None,
+    landuse: LanduseOpt = None,
+    landuse_column: LanduseColumnOpt = None,
+    formal: FormalOpt = None,
+    models: Annotated[str, typer.Option(help="Comma-separated: lr,svm,rf.")] = "lr,svm,rf",
+    n_estimators: Annotated[int, typer.Option(help="Random forest trees (paper: 800).")] = 800,
+    block_km: Annotated[
+        float, typer.Option(help="Block size for spatial block CV when there are no groups.")
+    ] = 2.0,
+    negatives: NegativesOpt = 30_000,
+    n_jobs: Annotated[int | None, typer.Option(help="Cores for scikit-learn (-1 = all).")] = None,
+    seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+) -> None:
+    """Leave-one-group-out (or spatial block) CV: precision/recall at top x %, PR-AUC, per group and pooled."""
+    from humanscape.tasks.settlements.evaluate import cross_validate, make_splits, write_report
+    from humanscape.tasks.settlements.model import SettlementClassifier
+
+    sample = _sample(
+        features,
+        labels,
+        label_column,
+        positive,
+        groups,
+        group_column,
+        landuse,
+        landuse_column,
+        formal,
+        negatives,
+        seed,
+    )
+    splits = make_splits(sample, block_size=block_km * 1000)
+    for split in splits:
+        console.print(split.describe())
+    results = [
+        cross_validate(
+            sample,
+            SettlementClassifier(m.strip(), n_estimators=n_estimators, n_jobs=n_jobs, seed=seed),
+            splits=splits,
+        )
+        for m in models.split(",")
+        if m.strip()
+    ]
+    paths = write_report(results, out)
+    table = __import__("pandas").read_csv(paths["table"])
+    console.print(table.round(3).to_string(index=False))
+    console.print(f"wrote {out}")
+
+
 @app.command()
 @_friendly_errors
 def demo(

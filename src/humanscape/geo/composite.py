@@ -35,7 +35,15 @@ from rasterio.windows import Window
 from tqdm.auto import tqdm
 
 from humanscape.errors import CRSMismatchError, EmptyInputError, HumanscapeError
-from humanscape.geo.raster import AlignedRaster, GridSpec, RasterWriter, Scene
+from humanscape.geo.raster import (
+    AlignedRaster,
+    BandSource,
+    GridSpec,
+    RasterWriter,
+    Scene,
+    open_grid,
+)
+from humanscape.geo.sensors import get_sensor
 
 log = logging.getLogger(__name__)
 
@@ -311,6 +319,7 @@ def composite(
     meta = {
         "method": method,
         "cloud_mask": mask.kind,
+        "sensor": scenes[0].sensor.name,
         "n_scenes": str(len(scenes)),
         "dates": ",".join(s.date.isoformat() for s in scenes if s.date),
         **(tags or {}),
@@ -361,3 +370,31 @@ def scenes_in_period(scenes: Sequence[Scene], period: Period) -> list[int]:
             fix="use product/scene-ID file names or pass dates explicitly",
         )
     return [i for i, s in enumerate(scenes) if s.date in period]
+
+
+def open_composite(path: str | Path, *, sensor: str | None = None) -> Scene:
+    """Open a composite written by :func:`composite` as a :class:`Scene` of its spectral bands.
+
+    Band names come from the band descriptions; layers that are not bands of the sensor (such as
+    ``valid_count``) are left out. The sensor is the one recorded in the file (tag ``sensor``) unless
+    given.
+    """
+    import rasterio
+
+    path = Path(path)
+    with rasterio.open(path) as src:
+        descriptions = list(src.descriptions)
+        tags = src.tags()
+    sensor_obj = get_sensor(sensor or tags.get("sensor") or "sentinel2_l1c")
+    sources = [
+        BandSource(path, i + 1, sensor_obj.band(d))
+        for i, d in enumerate(descriptions)
+        if d and sensor_obj.find(d) is not None
+    ]
+    if not sources:
+        raise HumanscapeError(
+            f"no layer of the composite is named like a {sensor_obj.name} band",
+            path=path,
+            fix="write band descriptions (humanscape composite does) or pass --sensor",
+        )
+    return Scene(sources, sensor_obj, open_grid(path), str(path))

@@ -1,0 +1,276 @@
+"""The per-pixel feature stack of Tingzon et al. (2020), Sec. 4.1-4.3.
+
+For each period (default the biennial 2015-2016, 2017-2018, 2019-2020) a median composite of the
+cloud-free observations, and per composite the 12 Sentinel-2 bands B01-B12 without the cirrus band
+B10 and with B8A, resampled to 10 m, plus the 10 spectral indices of Table 2: 22 features per period,
+66 for three periods. Feature ``k`` is named ``<period>_<band or index>``, e.g. ``2019-2020_NDBI``.
+
+Beyond the paper: optional texture (local variance, GLCM contrast and homogeneity of a few bands of
+the latest period, :mod:`humanscape.geo.texture`), which the paper recommends against its main false
+positives. With fewer dates or a single period the temporal part degenerates; the output says so
+(tag ``temporal``) and a warning is logged. Other sensors use their own reflectance bands (Landsat:
+B1-B7 without thermal); indices whose bands are missing are left out with a warning.
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import rasterio
+from rasterio.windows import Window
+from tqdm.auto import tqdm
+
+from humanscape.errors import EmptyInputError, HumanscapeError
+from humanscape.geo.composite import CloudMask, Period, composite, open_composite, scenes_in_period
+from humanscape.geo.indices import INDICES, compute_indices
+from humanscape.geo.raster import DEFAULT_BLOCK, GridSpec, RasterWriter, Scene
+from humanscape.geo.texture import TEXTURE_FEATURES, halo, texture_stack
+from humanscape.report.quicklook import overview_grid
+
+log = logging.getLogger(__name__)
+
+#: Bands left out of the feature stack: cirrus carries no surface information (Tingzon et al. 4.3).
+EXCLUDED_ROLES = ("cirrus",)
+DEFAULT_TEXTURE_BANDS = ("red", "nir", "swir1")
+
+
+def feature_bands(scene: Scene) -> list[str]:
+    """The scene's reflectance bands that enter the stack (no cirrus, no thermal, no QA)."""
+    return [
+        n
+        for n in scene.band_names
+        if scene.sensor.band(n).kind == "reflectance"
+        and scene.sensor.band(n).role not in EXCLUDED_ROLES
+    ]
+
+
+def available_indices(scene: Scene) -> list[str]:
+    """Indices of Table 2 whose band roles the scene has."""
+    return [name for name, idx in INDICES.items() if all(scene.has(r) for r in idx.roles)]
+
+
+def feature_names(
+    periods: Sequence[str],
+    bands: Sequence[str],
+    indices: Sequence[str],
+    texture_bands: Sequence[str] = (),
+) -> list[str]:
+    """``<period>_<band>``, ``<period>_<index>`` per period, then ``<last period>_<band>_<texture>``."""
+    names = [f"{p}_{x}" for p in periods for x in (*bands, *indices)]
+    names += [f"{periods[-1]}_{b}_{t}" for b in texture_bands for t in TEXTURE_FEATURES]
+    return names
+
+
+def stack_features(
+    composites: Sequence[Scene],
+    periods: Sequence[str],
+    out: str | Path,
+    *,
+    texture: bool = False,
+    texture_bands: Sequence[str] = DEFAULT_TEXTURE_BANDS,
+    texture_window: int = 7,
+    block: int = DEFAULT_BLOCK,
+    progress: bool = True,
+) -> Path:
+    """Write the feature stack of one composite (or scene) per period, window by window."""
+    if len(composites) != len(periods):
+        raise HumanscapeError(f"{len(composites)} composites for {len(periods)} periods")
+    if not composites:
+        raise EmptyInputError("no period to build features from")
+    grid = composites[0].grid
+    first = composites[0]
+    bands = feature_bands(first)
+    indices = available_indices(first)
+    missing = [n for n in INDICES if n not in indices]
+    if missing:
+        log.warning(
+            "%s: bands for indices %s are missing; those indices are left out",
+            first.name,
+            ", ".join(missing),
+        )
+    aligned = [c if c.grid.matches(grid) else c.aligned_to(grid) for c in composites]
+    for c in aligned:
+        c.resolve(bands)
+    tex_names = [first.sensor.band(b).name for b in texture_bands] if texture else []
+    if texture:
+        first.resolve(tex_names)
+        bounds = _quantisation_bounds(aligned[-1], tex_names)
+    names = feature_names(periods, bands, indices, tex_names)
+    roles = sorted({r for n in indices for r in INDICES[n].roles})
+    role_index = {r: bands.index(first.sensor.band(r).name) for r in roles}
+    temporal = (
+        "multi-period"
+        if len(periods) > 1
+        else "single period: no temporal change features (degenerate)"
+    )
+    if len(periods) == 1:
+        log.warning(
+            "only one period (%s): the temporal part of the features degenerates", periods[0]
+        )
+    pad = halo(texture_window) if texture else 0
+    tags = {
+        "periods": ",".join(periods),
+        "sensor": first.sensor.name,
+        "temporal": temporal,
+        "n_features": str(len(names)),
+        "texture": f"window {texture_window}" if texture else "none",
+    }
+    windows = list(grid.windows(block))
+    with RasterWriter(
+        out,
+        grid,
+        count=len(names),
+        dtype="float32",
+        nodata=float("nan"),
+        band_names=names,
+        tags=tags,
+    ) as writer:
+        for window in tqdm(
+            windows, desc=f"features {Path(out).name}", disable=not progress, unit="win"
+        ):
+            parts = []
+            for scene in aligned:
+                data = scene.read(bands, window)
+                parts.append(data)
+                if indices:
+                    parts.append(
+                        compute_indices({r: data[i] for r, i in role_index.items()}, indices)
+                    )
+            if texture:
+                parts.append(
+                    _texture_block(aligned[-1], window, tex_names, bounds, texture_window, pad)
+                )
+            writer.write(np.concatenate(parts), window)
+    return Path(out)
+
+
+def _quantisation_bounds(scene: Scene, bands: Sequence[str]) -> dict[str, tuple[float, float]]:
+    coarse = overview_grid(scene.grid, 1024)
+    view = scene if coarse is scene.grid else scene.aligned_to(coarse)
+    data = view.read(list(bands))
+    out = {}
+    for name, band in zip(bands, data, strict=True):
+        finite = band[np.isfinite(band)]
+        lo, hi = np.percentile(finite, [2, 98]) if finite.size else (0.0, 1.0)
+        out[name] = (float(lo), float(hi if hi > lo else lo + 1e-3))
+    return out
+
+
+def _texture_block(
+    scene: Scene,
+    window: Window,
+    bands: Sequence[str],
+    bounds: dict[str, tuple[float, float]],
+    size: int,
+    pad: int,
+) -> np.ndarray:
+    from humanscape.geo.grid import read_padded
+
+    big = Window(
+        window.col_off - pad, window.row_off - pad, window.width + 2 * pad, window.height + 2 * pad
+    )
+    data = read_padded(scene, big, list(bands))
+    out = [
+        texture_stack(band, lo=bounds[name][0], hi=bounds[name][1], window=size)
+        for name, band in zip(bands, data, strict=True)
+    ]
+    inner = (slice(None), slice(pad, pad + int(window.height)), slice(pad, pad + int(window.width)))
+    return np.concatenate([t[inner] for t in out])
+
+
+def settlement_features(
+    inputs: Sequence[Scene],
+    out: str | Path,
+    *,
+    periods: Sequence[Period] | None = None,
+    cloud_mask: CloudMask | None = None,
+    texture: bool = False,
+    texture_window: int = 7,
+    progress: bool = True,
+) -> Path:
+    """Composite dated scenes per period, then write the feature stack (see module docstring).
+
+    Without ``periods`` each scene is its own period, named by its date (or its position). A period
+    with no scene is an error; pixels with no clear observation in a period are NaN and counted in
+    a warning. A period holding one scene and no cloud mask is used as is (no composite needed).
+    """
+    if not inputs:
+        raise EmptyInputError("no scene given", fix="pass one or more scenes or composites")
+    mask = cloud_mask or CloudMask("none")
+    if periods is None:
+        names = [s.date.isoformat() if s.date else f"t{i}" for i, s in enumerate(inputs)]
+        groups = [[i] for i in range(len(inputs))]
+    else:
+        names = [p.name for p in periods]
+        groups = [scenes_in_period(inputs, p) for p in periods]
+        empty = [n for n, g in zip(names, groups, strict=True) if not g]
+        if empty:
+            dates = ", ".join(sorted(s.date.isoformat() for s in inputs if s.date))
+            raise EmptyInputError(
+                f"no scene in period(s) {', '.join(empty)} (scene dates: {dates})",
+                fix="choose periods that contain scenes, or add scenes",
+            )
+    grid: GridSpec = inputs[0].grid
+    with tempfile.TemporaryDirectory(prefix=".hs_composites_", dir=Path(out).parent or ".") as tmp:
+        per_period = []
+        for name, group in zip(names, groups, strict=True):
+            scenes = [inputs[i] for i in group]
+            if len(scenes) == 1 and mask.kind == "none":
+                per_period.append(
+                    scenes[0] if scenes[0].grid.matches(grid) else scenes[0].aligned_to(grid)
+                )
+                continue
+            path = Path(tmp) / f"composite_{name}.tif"
+            sub_mask = CloudMask(
+                mask.kind, [mask.paths[i] for i in group] if mask.paths else [], mask.threshold
+            )
+            composite(
+                scenes,
+                path,
+                cloud_mask=sub_mask,
+                grid=grid,
+                progress=progress,
+                tags={"period": name},
+            )
+            with rasterio.open(path) as src:
+                count = src.read(src.count)
+            empty = int((count == 0).sum())
+            if empty:
+                log.warning(
+                    "period %s: %d of %d pixels (%.1f%%) have no clear observation; their features are NaN",
+                    name,
+                    empty,
+                    count.size,
+                    100 * empty / count.size,
+                )
+            if empty == count.size:
+                raise EmptyInputError(
+                    f"period {name} has no clear observation at all (all clouds or nodata)",
+                    fix="widen the period or relax the cloud mask",
+                )
+            per_period.append(open_composite(path, sensor=scenes[0].sensor.name))
+        return stack_features(
+            per_period,
+            names,
+            out,
+            texture=texture,
+            texture_window=texture_window,
+            progress=progress,
+        )
+
+
+def read_feature_names(path: str | Path) -> list[str]:
+    """Feature names (band descriptions) of a feature stack."""
+    with rasterio.open(path) as src:
+        names = list(src.descriptions)
+    if not all(names):
+        raise HumanscapeError(
+            "feature raster has unnamed bands",
+            path=path,
+            fix="build it with 'humanscape settlements features'",
+        )
+    return names

@@ -1,0 +1,185 @@
+"""Outputs for field teams (Tingzon et al. 2020, Sec. 6.2): probability map, ranked grid, candidates.
+
+- a 10 m probability GeoTIFF computed tile by tile (memory flat in the scene size), optionally with a
+  second band ``new_score``: the settlement probability minus what the model gives when every period
+  is replaced by the earliest one (the pixel "as it was"). Old settlements score about 0, settlements
+  that appeared on vegetation or bare land score high (new vs old);
+- the ranked 500 m grid validators work through: per cell the mean of its top 10 % pixel
+  probabilities, sorted descending, with ``rank`` and cumulative area (the paper's remote validation
+  procedure);
+- candidate polygons above a threshold, or the top-k by score, with area and score.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from pathlib import Path
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import rasterio
+from rasterio.windows import Window
+from shapely.geometry import box
+from tqdm.auto import tqdm
+
+from humanscape.errors import HumanscapeError
+from humanscape.geo.raster import DEFAULT_BLOCK, RasterWriter, open_grid
+from humanscape.geo.vector import polygonize, write_vector
+from humanscape.tasks.settlements.features import read_feature_names
+from humanscape.tasks.settlements.model import SettlementClassifier
+
+log = logging.getLogger(__name__)
+
+
+def _early_static(matrix: np.ndarray, names: list[str], periods: list[str]) -> np.ndarray:
+    """Features with every period's values replaced by the earliest period's (texture kept)."""
+    out = matrix.copy()
+    first = periods[0]
+    index = {n: i for i, n in enumerate(names)}
+    for i, name in enumerate(names):
+        for period in periods[1:]:
+            rest = name[len(period) + 1 :]
+            if name.startswith(f"{period}_") and f"{first}_{rest}" in index:
+                out[:, i] = matrix[:, index[f"{first}_{rest}"]]
+    return out
+
+
+def predict_probability(
+    model: SettlementClassifier,
+    features: str | Path,
+    out: str | Path,
+    *,
+    change: bool = False,
+    block: int = DEFAULT_BLOCK,
+    progress: bool = True,
+) -> Path:
+    """Write p(settlement) (and with ``change`` the ``new_score`` band) for every pixel, tile by tile."""
+    names = read_feature_names(features)
+    wanted = model.feature_names_
+    missing = [n for n in wanted if n not in names]
+    if missing:
+        raise HumanscapeError(
+            f"feature stack lacks {len(missing)} feature(s) the model needs, first: {missing[0]}",
+            path=features,
+            fix="build the features with the same periods and options as for training",
+        )
+    take = [names.index(n) + 1 for n in wanted]
+    with rasterio.open(features) as src:
+        periods = src.tags().get("periods", "").split(",")
+    if change and len(periods) < 2:
+        log.warning(
+            "%s: one period only, so new_score is 0 everywhere (no temporal change to see)",
+            features,
+        )
+    grid = open_grid(features)
+    band_names = ["probability", "new_score"] if change else ["probability"]
+    with (
+        rasterio.open(features) as src,
+        RasterWriter(
+            out,
+            grid,
+            count=len(band_names),
+            dtype="float32",
+            nodata=float("nan"),
+            band_names=band_names,
+            tags={"model": model.model, "features": str(features)},
+        ) as dst,
+    ):
+        for window in tqdm(
+            list(grid.windows(block)),
+            desc=f"predict {Path(out).name}",
+            disable=not progress,
+            unit="win",
+        ):
+            data = src.read(take, window=window)
+            h, w = data.shape[1:]
+            matrix = data.reshape(len(take), -1).T
+            valid = np.isfinite(matrix).any(axis=1)
+            result = np.full((len(band_names), h * w), np.nan, np.float32)
+            if valid.any():
+                p = model.predict_proba(matrix[valid])
+                result[0, valid] = p
+                if change:
+                    result[1, valid] = p - model.predict_proba(
+                        _early_static(matrix[valid], wanted, periods)
+                    )
+            dst.write(result.reshape(len(band_names), h, w), window)
+    return Path(out)
+
+
+def ranked_grid(
+    probability: str | Path, out: str | Path | None = None, *, cell: float = 500.0, top: float = 0.1
+) -> gpd.GeoDataFrame:
+    """500 m cells ranked by the mean of their top ``top`` pixel probabilities (descending).
+
+    Columns: ``rank`` (1 = visit first), ``score``, ``max_probability``, ``n_pixels``,
+    ``area_km2``, ``cumulative_area_km2``, geometry. Written to ``out`` (GeoPackage) when given.
+    """
+    grid = open_grid(probability)
+    cell_px = max(1, int(round(cell / grid.res[0])))
+    n_rows, n_cols = math.ceil(grid.height / cell_px), math.ceil(grid.width / cell_px)
+    records = []
+    step = cell_px * max(1, 2048 // cell_px)
+    with rasterio.open(probability) as src:
+        for r0 in range(0, grid.height, step):
+            for c0 in range(0, grid.width, step):
+                window = Window(c0, r0, min(step, grid.width - c0), min(step, grid.height - r0))
+                data = src.read(1, window=window)
+                for rr in range(0, data.shape[0], cell_px):
+                    for cc in range(0, data.shape[1], cell_px):
+                        v = data[rr : rr + cell_px, cc : cc + cell_px]
+                        v = v[np.isfinite(v)]
+                        if v.size == 0:
+                            continue
+                        srt = np.sort(v)[::-1]
+                        score = float(srt[: max(1, math.ceil(top * srt.size))].mean())
+                        row, col = (r0 + rr) // cell_px, (c0 + cc) // cell_px
+                        left, top_y = grid.transform @ (col * cell_px, row * cell_px)
+                        right, bottom = grid.transform @ (
+                            min((col + 1) * cell_px, grid.width),
+                            min((row + 1) * cell_px, grid.height),
+                        )
+                        records.append(
+                            {
+                                "cell_id": row * n_cols + col,
+                                "score": score,
+                                "max_probability": float(srt[0]),
+                                "n_pixels": int(v.size),
+                                "geometry": box(left, bottom, right, top_y),
+                            }
+                        )
+    if not records:
+        raise HumanscapeError("probability raster holds no data", path=probability)
+    gdf = gpd.GeoDataFrame(pd.DataFrame(records), geometry="geometry", crs=grid.crs)
+    gdf = gdf.sort_values(["score", "cell_id"], ascending=[False, True]).reset_index(drop=True)
+    gdf.insert(0, "rank", np.arange(1, len(gdf) + 1))
+    gdf["area_km2"] = gdf.geometry.area / 1e6
+    gdf["cumulative_area_km2"] = gdf["area_km2"].cumsum()
+    if out is not None:
+        write_vector(gdf, out)
+    log.info("ranked %d cells of %d", len(gdf), n_rows * n_cols)
+    return gdf
+
+
+def candidate_polygons(
+    probability: str | Path,
+    out: str | Path | None = None,
+    *,
+    threshold: float = 0.5,
+    top_k: int | None = None,
+    min_area: float = 0.0,
+) -> gpd.GeoDataFrame:
+    """Polygons of pixels with probability >= ``threshold`` (8-connected), with area and score;
+    with ``top_k`` only the k best by mean score. Written to ``out`` (GeoPackage) when given."""
+    grid = open_grid(probability)
+    with rasterio.open(probability) as src:
+        scores = src.read(1)
+    polys = polygonize(scores, grid, threshold=threshold, min_area=min_area)
+    if top_k is not None:
+        polys = polys.head(top_k)
+    polys.insert(0, "rank", np.arange(1, len(polys) + 1))
+    if out is not None:
+        write_vector(polys, out)
+    return polys

@@ -1,0 +1,288 @@
+"""Training pixels for settlement mapping (Tingzon et al. 2020, Sec. 4.2).
+
+- **Positives**: every pixel inside a settlement polygon (or the pixel of each labelled point).
+- **Negatives**: per group (municipality), random 500 m x 500 m blocks that hold no positive pixel
+  (at least ``min_blocks`` of them, 30 in the paper), from which ``negatives_per_group`` pixels are
+  drawn (30,000 in the paper), split between formal settlement (40 %) and unoccupied land (60 %)
+  when a land-use layer says which is which.
+- Each sample keeps its ``group`` and its ``settlement`` (the polygon for a positive, the 500 m
+  block for a negative): the units of the paper's settlement-level evaluation and of grouped CV.
+
+The class balance is reported per group (``balance`` attribute of the returned frame and the log).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import rasterio
+from shapely.geometry import Point
+
+from humanscape.errors import EmptyInputError, HumanscapeError
+from humanscape.geo.raster import GridSpec, open_grid
+from humanscape.geo.vector import rasterize
+from humanscape.tasks.settlements.features import read_feature_names
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class LabelSpec:
+    """Which features are positive: ``column`` of ``labels`` taking one of ``positive`` values.
+
+    ``column=None`` takes every feature of ``labels`` as positive.
+    """
+
+    labels: gpd.GeoDataFrame
+    column: str | None = None
+    positive: Sequence[object] = ()
+    source: str = "labels"
+
+    def positives(self) -> gpd.GeoDataFrame:
+        if self.column is None:
+            return self.labels
+        if self.column not in self.labels.columns:
+            raise HumanscapeError(
+                f"no column '{self.column}' (columns: {', '.join(map(str, self.labels.columns))})",
+                path=self.source,
+                fix="choose the column that holds the class (--label-column)",
+            )
+        values = [str(v) for v in self.positive]
+        keep = self.labels[self.labels[self.column].astype(str).isin(values)]
+        if keep.empty:
+            present = sorted(map(str, self.labels[self.column].dropna().unique()))[:20]
+            raise HumanscapeError(
+                f"value(s) {', '.join(values)} never occur in column '{self.column}' (values: {', '.join(present)})",
+                path=self.source,
+                fix="choose a value that occurs (--positive)",
+            )
+        return keep
+
+
+def _as_polygons(gdf: gpd.GeoDataFrame, grid: GridSpec) -> gpd.GeoDataFrame:
+    """Points become the square of the pixel they fall in; polygons stay."""
+    gdf = gdf.to_crs(grid.crs) if gdf.crs != grid.crs else gdf
+    if gdf.geom_type.isin(["Point", "MultiPoint"]).any():
+        half = grid.res[0] / 2
+        gdf = gdf.copy()
+        gdf["geometry"] = [
+            g.buffer(half, cap_style="square") if isinstance(g, Point) else g for g in gdf.geometry
+        ]
+    return gdf
+
+
+def block_index(grid: GridSpec, block_size: float = 500.0) -> tuple[np.ndarray, int]:
+    """Per-pixel id of the ``block_size`` block (aligned to the raster origin) and the blocks per row."""
+    block_px = max(1, int(round(block_size / grid.res[0])))
+    n_cols = -(-grid.width // block_px)
+    rows = np.arange(grid.height) // block_px
+    cols = np.arange(grid.width) // block_px
+    return (rows[:, None] * n_cols + cols[None, :]).astype(np.int64), n_cols
+
+
+def sample_pixels(
+    features: str,
+    labels: LabelSpec,
+    *,
+    groups: gpd.GeoDataFrame | None = None,
+    group_column: str | None = None,
+    landuse: gpd.GeoDataFrame | None = None,
+    landuse_column: str | None = None,
+    formal_values: Sequence[object] = (),
+    negatives_per_group: int = 30_000,
+    formal_fraction: float = 0.4,
+    min_blocks: int = 30,
+    block_size: float = 500.0,
+    exclude: gpd.GeoDataFrame | None = None,
+    seed: int = 0,
+) -> pd.DataFrame:
+    """Sample training pixels from a feature stack (see module docstring).
+
+    Returns one row per pixel: the features (named as in the stack), ``label`` (1/0), ``group``,
+    ``settlement`` (``p<i>`` polygon or ``b<j>`` block), ``kind`` (``positive``, ``formal``,
+    ``unoccupied``), ``row``, ``col``, ``x``, ``y``. ``exclude`` polygons (e.g. all residential
+    land when it is not the positive class) are never sampled as negatives.
+    """
+    grid = open_grid(features)
+    names = read_feature_names(features)
+    rng = np.random.default_rng(seed)
+    pos = _as_polygons(labels.positives(), grid)
+    pos_id = rasterize(
+        pos.assign(_id=np.arange(1, len(pos) + 1)),
+        grid,
+        column="_id",
+        dtype="int32",
+        source=labels.source,
+    )
+    if (pos_id > 0).sum() == 0:
+        raise EmptyInputError(
+            "no positive pixel: the label polygons are smaller than a pixel or outside the raster",
+            path=labels.source,
+            fix="check the labels' CRS and extent",
+        )
+
+    if groups is not None:
+        if group_column is None or group_column not in groups.columns:
+            raise HumanscapeError(
+                f"group layer needs a column naming the group (got {group_column!r}; "
+                f"columns: {', '.join(map(str, groups.columns))})",
+                fix="pass --group-column",
+            )
+        codes, uniques = pd.factorize(groups[group_column].astype(str))
+        group_raster = (
+            rasterize(
+                groups.assign(_g=codes + 1), grid, column="_g", dtype="int32", source="groups"
+            )
+            - 1
+        )
+        group_names = np.asarray(uniques)
+        unassigned = int(((pos_id > 0) & (group_raster < 0)).sum())
+        if unassigned:
+            total = int((pos_id > 0).sum())
+            if unassigned == total:
+                raise HumanscapeError(
+                    "no positive pixel lies inside a group polygon",
+                    path="groups",
+                    fix="check that the group layer covers the labels",
+                )
+            log.warning(
+                "%d of %d positive pixels lie outside every group polygon and are dropped",
+                unassigned,
+                total,
+            )
+    else:
+        group_raster = np.zeros(grid.shape, np.int32)
+        group_names = np.array(["all"])
+
+    formal = np.zeros(grid.shape, bool)
+    if landuse is not None and formal_values:
+        spec = LabelSpec(landuse, landuse_column, formal_values, "landuse")
+        formal = rasterize(_as_polygons(spec.positives(), grid), grid).astype(bool)
+    excluded = (
+        rasterize(exclude, grid).astype(bool) if exclude is not None else np.zeros(grid.shape, bool)
+    )
+
+    valid = _valid_mask(features, grid)
+    blocks, _ = block_index(grid, block_size)
+    pos_blocks = np.unique(blocks[pos_id > 0])
+    picks: list[pd.DataFrame] = []
+    balance = []
+    for g, gname in enumerate(group_names):
+        in_group = group_raster == g
+        p_rows, p_cols = np.nonzero((pos_id > 0) & in_group & valid)
+        picks.append(
+            pd.DataFrame(
+                {
+                    "row": p_rows,
+                    "col": p_cols,
+                    "label": 1,
+                    "kind": "positive",
+                    "settlement": [f"p{i}" for i in pos_id[p_rows, p_cols]],
+                    "group": gname,
+                }
+            )
+        )
+        candidate = in_group & valid & (pos_id == 0) & ~excluded & ~np.isin(blocks, pos_blocks)
+        cand_blocks = np.unique(blocks[candidate])
+        rng.shuffle(cand_blocks)
+        n_formal = int(round(negatives_per_group * formal_fraction)) if formal.any() else 0
+        wanted = {"formal": n_formal, "unoccupied": negatives_per_group - n_formal}
+        n_blocks = int(blocks.max()) + 1
+        per_block = {
+            "formal": np.bincount(blocks[candidate & formal], minlength=n_blocks),
+            "unoccupied": np.bincount(blocks[candidate & ~formal], minlength=n_blocks),
+        }
+        chosen: list[int] = []
+        got = {"formal": 0, "unoccupied": 0}
+        for (
+            block
+        ) in cand_blocks:  # add blocks until both kinds can be filled and min_blocks reached
+            if len(chosen) >= min_blocks and all(got[k] >= wanted[k] for k in wanted):
+                break
+            chosen.append(int(block))
+            for k in got:
+                got[k] += int(per_block[k][block])
+        sel = candidate & np.isin(blocks, chosen)
+        for kind, mask in (("formal", sel & formal), ("unoccupied", sel & ~formal)):
+            rows, cols = np.nonzero(mask)
+            n = min(wanted[kind], rows.size)
+            if n < wanted[kind] and wanted[kind]:
+                log.warning(
+                    "group %s: only %d %s negative pixels available (%d wanted)",
+                    gname,
+                    rows.size,
+                    kind,
+                    wanted[kind],
+                )
+            take = rng.choice(rows.size, n, replace=False) if n else np.array([], int)
+            picks.append(
+                pd.DataFrame(
+                    {
+                        "row": rows[take],
+                        "col": cols[take],
+                        "label": 0,
+                        "kind": kind,
+                        "settlement": [f"b{b}" for b in blocks[rows[take], cols[take]]],
+                        "group": gname,
+                    }
+                )
+            )
+        balance.append(
+            {
+                "group": gname,
+                "positive": int(p_rows.size),
+                "negative_formal": min(wanted["formal"], got["formal"]),
+                "negative_unoccupied": min(wanted["unoccupied"], got["unoccupied"]),
+                "negative_blocks": len(chosen),
+            }
+        )
+    table = pd.concat(picks, ignore_index=True)
+    if (table["label"] == 0).sum() == 0:
+        raise EmptyInputError(
+            "no negative pixel could be sampled", fix="labels cover everything; add unlabelled area"
+        )
+    table = _attach_features(table, features, grid, names)
+    table.attrs["balance"] = pd.DataFrame(balance)
+    for rec in balance:
+        log.info("class balance %s", rec)
+    return table
+
+
+def _valid_mask(features: str, grid: GridSpec) -> np.ndarray:
+    """True where the first feature band has data (read window by window)."""
+    out = np.zeros(grid.shape, bool)
+    with rasterio.open(features) as src:
+        for _, window in src.block_windows(1):
+            r, c = int(window.row_off), int(window.col_off)
+            out[r : r + int(window.height), c : c + int(window.width)] = np.isfinite(
+                src.read(1, window=window)
+            )
+    return out
+
+
+def _attach_features(
+    table: pd.DataFrame, features: str, grid: GridSpec, names: list[str]
+) -> pd.DataFrame:
+    values = np.full((len(table), len(names)), np.nan, np.float32)
+    rows, cols = table["row"].to_numpy(), table["col"].to_numpy()
+    with rasterio.open(features) as src:
+        for window in grid.windows(1024):
+            r0, c0 = int(window.row_off), int(window.col_off)
+            inside = (
+                (rows >= r0)
+                & (rows < r0 + window.height)
+                & (cols >= c0)
+                & (cols < c0 + window.width)
+            )
+            if inside.any():
+                block = src.read(window=window)
+                values[inside] = block[:, rows[inside] - r0, cols[inside] - c0].T
+    x, y = grid.transform @ (cols + 0.5, rows + 0.5)
+    out = pd.concat([table.reset_index(drop=True), pd.DataFrame(values, columns=names)], axis=1)
+    out["x"], out["y"] = x, y
+    return out
