@@ -44,3 +44,36 @@ def rgb_quicklook(
     with atomic_output(path) as tmp:
         image.save(tmp, format="PNG")
     return Path(path)
+
+
+def scalar_quicklook(
+    raster: str | Path,
+    path: str | Path,
+    *,
+    band: int = 1,
+    vmin: float = 0.0,
+    vmax: float = 1.0,
+    cmap: str = "magma",
+    max_size: int = 2048,
+) -> Path:
+    """Colour-mapped PNG of one band of a raster (e.g. a probability map), NaN transparent, atomically."""
+    import matplotlib
+
+    from humanscape.geo.raster import AlignedRaster, open_grid
+
+    grid = open_grid(raster)
+    coarse = overview_grid(grid, max_size)
+    with AlignedRaster(raster, coarse, band=band, resampling=_average()) as reader:
+        values = reader.read().astype(np.float32)
+    rgba = matplotlib.colormaps[cmap](np.clip((values - vmin) / max(vmax - vmin, 1e-12), 0, 1))
+    rgba[..., 3] = np.isfinite(values)
+    image = Image.fromarray((rgba * 255).astype(np.uint8), mode="RGBA")
+    with atomic_output(path) as tmp:
+        image.save(tmp, format="PNG")
+    return Path(path)
+
+
+def _average():
+    from rasterio.enums import Resampling
+
+    return Resampling.average

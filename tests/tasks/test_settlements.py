@@ -1,0 +1,338 @@
+"""Settlement mapping (Tingzon et al. 2020): features, sampling, metrics, outputs, bad input.
+
+End-to-end checks run on the synthetic world, where settlements appear between periods with a known
+truth; real-data checks (Berlin, OSM residential) are in bench/settlements.py and the demo.
+"""
+
+import logging
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import pytest
+import rasterio
+from shapely.geometry import box
+
+from humanscape.data.synthetic import SyntheticWorld
+from humanscape.errors import EmptyInputError, HumanscapeError, NoOverlapError
+from humanscape.evaluate.ranking import precision_recall_at_top, settlement_scores
+from humanscape.geo.composite import CloudMask, parse_periods
+from humanscape.geo.raster import open_scene, write_raster
+from humanscape.tasks.settlements.evaluate import cross_validate, make_splits, write_report
+from humanscape.tasks.settlements.features import read_feature_names, settlement_features
+from humanscape.tasks.settlements.model import SettlementClassifier
+from humanscape.tasks.settlements.predict import (
+    candidate_polygons,
+    predict_probability,
+    ranked_grid,
+)
+from humanscape.tasks.settlements.sampling import LabelSpec, sample_pixels
+
+PERIODS = "2015-2016,2017-2018,2019-2020"
+
+
+@pytest.fixture(scope="module")
+def world():
+    return SyntheticWorld(240, 240, seed=11, settlements_per_km2=4.0)
+
+
+@pytest.fixture(scope="module")
+def stack(world, tmp_path_factory):
+    folder = tmp_path_factory.mktemp("settlements")
+    scenes = []
+    for p, day in enumerate(["20160601", "20180601", "20200601"]):
+        path = world.write_scene(folder / f"synthetic_{day}.tif", period=p)
+        scenes.append(open_scene(path))
+    return settlement_features(
+        scenes, folder / "features.tif", periods=parse_periods(PERIODS), progress=False
+    )
+
+
+def test_feature_stack_has_66_named_features_in_period_order(stack, world):
+    names = read_feature_names(stack)
+    assert len(names) == 66
+    assert names[:3] == ["2015-2016_B01", "2015-2016_B02", "2015-2016_B03"]
+    assert (
+        names[11] == "2015-2016_B12" and "2015-2016_B10" not in names
+    )  # cirrus left out, B8A kept
+    assert names[12:22] == [
+        f"2015-2016_{i}"
+        for i in ("NDVI", "SAVI", "MNDWI", "NDBI", "UI", "NBI", "BRBA", "NBAI", "MBI", "BAEI")
+    ]
+    assert names[22] == "2017-2018_B01" and names[-1] == "2019-2020_BAEI"
+    with rasterio.open(stack) as src:
+        assert src.crs == world.grid.crs and src.tags()["periods"] == PERIODS
+        red, nir, ndvi = (
+            src.read(names.index(f"2019-2020_{b}") + 1) for b in ("B04", "B08", "NDVI")
+        )
+    np.testing.assert_allclose(ndvi, (nir - red) / (nir + red), rtol=1e-5, atol=1e-6)
+
+
+def test_single_period_says_the_temporal_part_degenerates(world, tmp_path, caplog):
+    path = world.write_scene(tmp_path / "one_20200601.tif", period=2)
+    with caplog.at_level(logging.WARNING):
+        out = settlement_features(
+            [open_scene(path)], tmp_path / "f.tif", texture=True, progress=False
+        )
+    names = read_feature_names(out)
+    assert len(names) == 22 + 9 and names[-1] == "2020-06-01_B11_glcm_homogeneity"
+    with rasterio.open(out) as src:
+        assert src.tags()["temporal"].startswith("single period")
+    assert "degenerates" in caplog.text
+
+
+def test_sampling_counts_balance_and_kinds(stack, world):
+    truth = world.settlements()
+    landuse = gpd.GeoDataFrame(
+        {"use": ["formal"]}, geometry=[box(*world.grid.bounds).buffer(-900)], crs=world.grid.crs
+    )
+    sample = sample_pixels(
+        str(stack),
+        LabelSpec(truth),
+        landuse=landuse,
+        landuse_column="use",
+        formal_values=["formal"],
+        negatives_per_group=2000,
+        min_blocks=5,
+    )
+    balance = sample.attrs["balance"].iloc[0]
+    pos = sample[sample["label"] == 1]
+    assert balance["positive"] == len(pos) > 0
+    counts = sample[sample["label"] == 0]["kind"].value_counts()
+    assert counts["formal"] == 800 and counts["unoccupied"] == 1200  # 40 / 60
+    assert set(pos["settlement"].str[0]) == {"p"} and set(
+        sample.loc[sample["label"] == 0, "settlement"].str[0]
+    ) == {"b"}
+    # no negative pixel shares a 500 m block with a positive pixel
+    block = lambda df: set(zip(df["row"] // 50, df["col"] // 50, strict=True))  # noqa: E731
+    assert not block(pos) & block(sample[sample["label"] == 0])
+
+
+def test_bad_labels_are_refused(stack, world):
+    far = gpd.GeoDataFrame({"cls": ["a"]}, geometry=[box(0, 0, 10, 10)], crs=4326)
+    with pytest.raises(NoOverlapError, match="far.gpkg: no feature overlaps"):
+        sample_pixels(str(stack), LabelSpec(far, source="far.gpkg"))
+    truth = world.settlements().assign(cls="informal")
+    with pytest.raises(
+        HumanscapeError,
+        match="value\\(s\\) slum never occur in column 'cls' \\(values: informal\\)",
+    ):
+        sample_pixels(str(stack), LabelSpec(truth, "cls", ["slum"], "labels.gpkg"))
+
+
+def test_group_layer_that_leaves_labels_unassigned(stack, world, caplog):
+    truth = world.settlements()
+    left, bottom, right, top = world.grid.bounds
+    half = gpd.GeoDataFrame(
+        {"muni": ["west"]},
+        geometry=[box(left, bottom, (left + right) / 2, top)],
+        crs=world.grid.crs,
+    )
+    with caplog.at_level(logging.WARNING):
+        sample = sample_pixels(
+            str(stack),
+            LabelSpec(truth),
+            groups=half,
+            group_column="muni",
+            negatives_per_group=500,
+            min_blocks=2,
+        )
+    assert "positive pixels lie outside every group polygon and are dropped" in caplog.text
+    assert set(sample["group"]) == {"west"}
+    corner = box(left, bottom, left + 30, bottom + 30)
+    assert not truth.intersects(corner).any()
+    elsewhere = gpd.GeoDataFrame({"muni": ["x"]}, geometry=[corner], crs=world.grid.crs)
+    with pytest.raises(HumanscapeError, match="no positive pixel lies inside a group polygon"):
+        sample_pixels(str(stack), LabelSpec(truth), groups=elsewhere, group_column="muni")
+
+
+def test_all_cloudy_period_is_refused(world, tmp_path):
+    paths = [
+        world.write_scene(tmp_path / f"s_{d}.tif", period=p)
+        for p, d in ((0, "20160601"), (2, "20200601"))
+    ]
+    scenes = [open_scene(p) for p in paths]
+    masks = [
+        write_raster(tmp_path / f"m{i}.tif", np.full(s.grid.shape, i == 0, np.uint8), s.grid)
+        for i, s in enumerate(scenes)
+    ]
+    with pytest.raises(EmptyInputError, match="period 2015-2016 has no clear observation at all"):
+        settlement_features(
+            scenes,
+            tmp_path / "f.tif",
+            periods=parse_periods("2015-2016,2019-2020"),
+            cloud_mask=CloudMask("raster", masks),
+            progress=False,
+        )
+    assert not (tmp_path / "f.tif").exists()
+    with pytest.raises(EmptyInputError, match="no scene in period\\(s\\) 2017-2018"):
+        settlement_features(
+            scenes, tmp_path / "f.tif", periods=parse_periods(PERIODS), progress=False
+        )
+
+
+def test_precision_recall_at_top_by_hand():
+    scores = [0.9, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3, 0.2, 0.1, 0.0]
+    labels = [1, 0, 1, 1, 0, 0, 0, 1, 0, 0]
+    curve = precision_recall_at_top(scores, labels, [10, 30, 50, 100]).set_index("percent")
+    assert curve.loc[10, ["k", "precision", "recall"]].tolist() == [1, 1.0, 0.25]
+    assert curve.loc[30, "precision"] == pytest.approx(2 / 3) and curve.loc[30, "recall"] == 0.5
+    assert curve.loc[50, "precision"] == pytest.approx(3 / 5) and curve.loc[50, "recall"] == 0.75
+    assert curve.loc[100, ["precision", "recall"]].tolist() == [0.4, 1.0]
+    sett = settlement_scores(
+        np.arange(20) / 20, ["a"] * 10 + ["b"] * 10, [1] * 10 + [0] * 10
+    ).set_index("settlement")
+    assert sett.loc["a", "score"] == pytest.approx(0.45)  # top 10 % of 10 pixels = the best one
+    assert sett.loc["b", "score"] == pytest.approx(0.95) and sett.loc["b", "label"] == 0
+
+
+def test_end_to_end_finds_settlements_and_flags_the_new_ones(stack, world, tmp_path):
+    truth = world.settlements()
+    sample = sample_pixels(str(stack), LabelSpec(truth), negatives_per_group=6000, min_blocks=10)
+    clf = SettlementClassifier("rf", n_estimators=40, n_jobs=1).fit(sample, sample["label"])
+    prob = predict_probability(
+        clf, stack, tmp_path / "prob.tif", change=True, block=96, progress=False
+    )
+    with rasterio.open(prob) as src:
+        p, new = src.read(1), src.read(2)
+        assert src.crs == world.grid.crs and src.descriptions == ("probability", "new_score")
+    settled = world.tile(period=2).settlement
+    assert p[settled].mean() > 0.6 and p[~settled].mean() < 0.2
+    first = world.tile(period=0).settlement
+    assert (
+        new[settled & ~first].mean() > new[settled & first].mean() + 0.2
+    )  # new ones stand out from old ones
+    grid = ranked_grid(prob, tmp_path / "ranked.gpkg")
+    assert grid["rank"].tolist() == list(range(1, len(grid) + 1))
+    assert (
+        grid["score"].is_monotonic_decreasing
+        and grid["cumulative_area_km2"].is_monotonic_increasing
+    )
+    polys = candidate_polygons(prob, tmp_path / "cand.gpkg", threshold=0.5, top_k=5)
+    assert len(polys) <= 5 and polys["score_mean"].is_monotonic_decreasing
+    for path in ("ranked.gpkg", "cand.gpkg"):
+        assert gpd.read_file(tmp_path / path).crs == world.grid.crs
+
+
+def test_ranked_grid_orders_cells_by_mean_of_top_pixels(tmp_path, world):
+    grid = world.grid.window_grid(rasterio.windows.Window(0, 0, 100, 50))
+    prob = np.zeros((50, 100), np.float32)
+    prob[:, 50:] = 0.2
+    prob[0:5, 50:60] = 0.9  # 50 of 2500 pixels very high: the top 10 % (250) averages 0.34
+    path = write_raster(tmp_path / "p.tif", prob, grid)
+    ranked = ranked_grid(path, cell=500)
+    assert len(ranked) == 2 and ranked.iloc[0]["score"] == pytest.approx(
+        (50 * 0.9 + 200 * 0.2) / 250
+    )
+    assert ranked.iloc[0].geometry.bounds[0] == grid.bounds[0] + 500
+
+
+def test_group_cv_never_mixes_groups_and_writes_report(stack, world, tmp_path):
+    truth = world.settlements()
+    left, bottom, right, top = world.grid.bounds
+    mid = (left + right) / 2
+    munis = gpd.GeoDataFrame(
+        {"muni": ["w", "e"]},
+        geometry=[box(left, bottom, mid, top), box(mid, bottom, right, top)],
+        crs=world.grid.crs,
+    )
+    sample = sample_pixels(
+        str(stack),
+        LabelSpec(truth),
+        groups=munis,
+        group_column="muni",
+        negatives_per_group=1500,
+        min_blocks=3,
+    )
+    splits = make_splits(sample)
+    assert [s.name for s in splits] == ["group=e", "group=w"]
+    result = cross_validate(sample, SettlementClassifier("lr"), splits=splits)
+    for fold, part in result.predictions.groupby("fold"):
+        assert part["group"].nunique() == 1 and fold == f"group={part['group'].iloc[0]}"
+    paths = write_report([result], tmp_path / "report")
+    table = pd.read_csv(paths["table"])
+    assert (
+        set(table["fold"]) == {"group=e", "group=w", "pooled"}
+        and table["pr_auc_pixel"].between(0, 1).all()
+    )
+    assert (tmp_path / "report" / "curves_pooled.png").stat().st_size > 1000
+
+
+def test_cli_chain_features_fit_predict_evaluate(world, tmp_path):
+    from typer.testing import CliRunner
+
+    from humanscape.cli import app
+
+    scenes = [
+        str(world.write_scene(tmp_path / f"s_{d}.tif", period=p))
+        for p, d in ((0, "20160601"), (2, "20200601"))
+    ]
+    world.settlements().to_file(tmp_path / "labels.gpkg")
+    runner = CliRunner()
+
+    def ok(*args):
+        result = runner.invoke(app, ["settlements", *map(str, args)])
+        assert result.exit_code == 0, result.output
+        return result.output
+
+    ok("features", *scenes, "--periods", "2015-2016,2019-2020", "--out", tmp_path / "f.tif")
+    ok(
+        "fit",
+        tmp_path / "f.tif",
+        "--labels",
+        tmp_path / "labels.gpkg",
+        "--out",
+        tmp_path / "run",
+        "--model",
+        "rf",
+        "--n-estimators",
+        20,
+        "--negatives",
+        3000,
+    )
+    assert (tmp_path / "run" / "class_balance.csv").exists()
+    out = ok(
+        "predict",
+        tmp_path / "f.tif",
+        "--model",
+        tmp_path / "run",
+        "--out",
+        tmp_path / "p.tif",
+        "--grid-out",
+        tmp_path / "g.gpkg",
+        "--polygons-out",
+        tmp_path / "c.gpkg",
+        "--top-k",
+        3,
+    )
+    assert "cells ranked" in out and gpd.read_file(tmp_path / "c.gpkg").shape[0] <= 3
+    ok(
+        "evaluate",
+        tmp_path / "f.tif",
+        "--labels",
+        tmp_path / "labels.gpkg",
+        "--out",
+        tmp_path / "rep",
+        "--models",
+        "lr",
+        "--negatives",
+        3000,
+        "--block-km",
+        1,
+    )
+    assert pd.read_csv(tmp_path / "rep" / "table.csv")["model"].eq("lr").all()
+    bad = runner.invoke(
+        app,
+        [
+            "settlements",
+            "fit",
+            str(tmp_path / "f.tif"),
+            "--labels",
+            str(tmp_path / "labels.gpkg"),
+            "--label-column",
+            "new",
+            "--out",
+            str(tmp_path / "x"),
+        ],
+    )
+    assert bad.exit_code == 2 and "--label-column needs --positive" in bad.output
