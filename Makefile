@@ -25,11 +25,14 @@ test: $(STAMP)
 	$(BIN)/python -m pytest -q
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests bench
-	$(BIN)/ruff format --check src tests bench
+	$(BIN)/ruff check src tests bench scripts
+	$(BIN)/ruff format --check src tests bench scripts
 
+# Benchmarks on real data (need ../shared/data) and large synthetic scenes; results in docs/benchmarks.md.
 bench: $(STAMP)
 	$(BIN)/python bench/geodata.py
+	$(BIN)/python bench/encoders.py --data ../shared/data
+	$(BIN)/python bench/settlements.py
 
 clean:
 	rm -rf $(VENV) demo-output .pytest_cache

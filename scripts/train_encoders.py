@@ -30,27 +30,14 @@ from PIL import Image
 
 from humanscape.data.samples import EUROSAT_CLASSES, EUROSAT_MS_BANDS
 from humanscape.evaluate.probe import linear_probe
+from humanscape.geo.sensors import SENTINEL2_L1C
 from humanscape.models.backbones import widen_backbone
 from humanscape.models.embed import embed_array
 from humanscape.models.encoder import Encoder
 from humanscape.models.simclr import SimCLR
 from humanscape.models.training import fit_module
 
-S2_ORDER = [
-    "B01",
-    "B02",
-    "B03",
-    "B04",
-    "B05",
-    "B06",
-    "B07",
-    "B08",
-    "B8A",
-    "B09",
-    "B10",
-    "B11",
-    "B12",
-]
+S2_ORDER = SENTINEL2_L1C.reflectance_bands  # canonical order: B01..B08, B8A, B09..B12
 
 
 def number(path: Path) -> int:
