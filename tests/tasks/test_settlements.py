@@ -336,3 +336,42 @@ def test_cli_chain_features_fit_predict_evaluate(world, tmp_path):
         ],
     )
     assert bad.exit_code == 2 and "--label-column needs --positive" in bad.output
+
+
+def test_landsat_band_set_and_real_fmask_composites(tmp_path, caplog):
+    from humanscape.data import samples
+
+    series = samples.landsat_timeseries()
+    with caplog.at_level(logging.WARNING):
+        out = settlement_features(
+            series,
+            tmp_path / "f.tif",
+            periods=parse_periods("2008-2009,2010-2011"),
+            cloud_mask=CloudMask("fmask"),
+            progress=False,
+        )
+    names = read_feature_names(out)
+    assert names[:3] == ["2008-2009_B3", "2008-2009_B4", "2008-2009_B5"]
+    assert (
+        "2010-2011_NDVI" in names and "2010-2011_NDBI" in names and "2010-2011_MNDWI" not in names
+    )
+    assert "left out" in caplog.text  # indices needing green / swir2 are reported missing
+    with rasterio.open(out) as src:
+        ndvi = src.read(names.index("2010-2011_NDVI") + 1)
+        assert src.crs == series[0].crs and src.res == (30.0, 30.0)
+    assert np.isfinite(ndvi).mean() > 0.9 and -1 <= np.nanmin(ndvi) and np.nanmax(ndvi) <= 1
+
+
+def test_composites_can_be_given_directly(world, tmp_path):
+    from humanscape.geo.composite import composite, open_composite
+    from humanscape.tasks.settlements.features import stack_features
+
+    scenes = [
+        open_scene(world.write_scene(tmp_path / f"s{p}_2020010{p + 1}.tif", period=p))
+        for p in range(2)
+    ]
+    comp = composite(scenes, tmp_path / "c.tif", progress=False)
+    reopened = open_composite(comp)
+    assert "valid_count" not in reopened.band_names and reopened.band_names[0] == "B01"
+    out = stack_features([reopened], ["2020"], tmp_path / "f.tif", progress=False)
+    assert len(read_feature_names(out)) == 22
