@@ -375,3 +375,11 @@ def test_composites_can_be_given_directly(world, tmp_path):
     assert "valid_count" not in reopened.band_names and reopened.band_names[0] == "B01"
     out = stack_features([reopened], ["2020"], tmp_path / "f.tif", progress=False)
     assert len(read_feature_names(out)) == 22
+
+
+def test_point_labels_in_another_crs_give_one_pixel_each(stack, world):
+    points = world.settlements().copy()
+    points["geometry"] = points.geometry.centroid
+    points = points.to_crs(4326)  # labels in any CRS are reprojected
+    sample = sample_pixels(str(stack), LabelSpec(points), negatives_per_group=500, min_blocks=2)
+    assert (sample["label"] == 1).sum() == len(points)
