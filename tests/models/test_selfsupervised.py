@@ -8,7 +8,7 @@ from PIL import Image
 from humanscape.data import samples
 from humanscape.errors import HumanscapeError
 from humanscape.models.augment import SatelliteAugment
-from humanscape.models.deepcluster import DeepCluster, IndexDataset
+from humanscape.models.deepcluster import DeepCluster, IndexDataset, nmi_between_epochs
 from humanscape.models.encoder import Encoder
 from humanscape.models.random_features import RandomConvFeatures
 from humanscape.models.simclr import SimCLR, nt_xent_loss
@@ -100,6 +100,10 @@ def test_deepcluster_loss_falls_and_supervised_term_is_used(rgb_sample):
         module, torch.utils.data.DataLoader(IndexDataset(len(images)), batch_size=30, shuffle=True)
     )
     assert len(module.assignments) == 6 and module.assignments[-1].max() < 10
+    nmi = nmi_between_epochs(
+        module
+    )  # Caron et al. Fig. 2b: assignments stabilise as training goes on
+    assert len(nmi) == 5 and all(0 <= v <= 1 for v in nmi)
     assert losses[-1] < losses[0]
     with pytest.raises(HumanscapeError, match="n_clusters"):
         DeepCluster(tiny_encoder(images), images, n_clusters=1000)

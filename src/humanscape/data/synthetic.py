@@ -669,12 +669,3 @@ class SyntheticWorld:
             }
         )
         return table, {"gamma": gamma, "sigma": sigma}
-
-
-def make_scenes(
-    world: SyntheticWorld, out_dir: str | Path, periods: Sequence[int] | None = None
-) -> list[Path]:
-    """Write one GeoTIFF scene per period (``scene_<period name>.tif``) for end-to-end tests."""
-    out_dir = Path(out_dir)
-    periods = range(len(world.periods)) if periods is None else periods
-    return [world.write_scene(out_dir / f"scene_{world.periods[p]}.tif", period=p) for p in periods]

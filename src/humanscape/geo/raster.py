@@ -30,7 +30,7 @@ from rasterio.crs import CRS
 from rasterio.enums import Resampling
 from rasterio.errors import RasterioIOError
 from rasterio.vrt import WarpedVRT
-from rasterio.windows import Window, from_bounds
+from rasterio.windows import Window
 
 from humanscape._atomic import atomic_output
 from humanscape.errors import (
@@ -540,18 +540,6 @@ def open_grid(path: str | Path) -> GridSpec:
     """The grid of a raster file."""
     with _open_raster(Path(path)) as ds:
         return GridSpec(ds.crs, ds.transform, ds.width, ds.height)
-
-
-def window_for_bounds(grid: GridSpec, bounds: Sequence[float]) -> Window:
-    """Integer window of ``grid`` covering ``bounds`` (same CRS), clipped to the grid."""
-    win = from_bounds(*bounds, transform=grid.transform).round_offsets().round_lengths()
-    full = Window(0, 0, grid.width, grid.height)
-    try:
-        return win.intersection(full)
-    except rasterio.errors.WindowError as exc:
-        raise NoOverlapError(
-            "bounds do not overlap the raster", fix="check the CRS of both"
-        ) from exc
 
 
 class AlignedRaster:
