@@ -46,6 +46,11 @@ def run_demo(out: str | Path) -> dict[str, Path]:
         )
         outputs[f"chip table ({len(table)} chips of 1 km)"] = out / "berlin_chips" / "chips.csv"
 
+    console.rule("encoders: embed the Berlin chips with the shipped 13-band SimCLR encoder")
+    outputs.update(
+        _embeddings(out / "berlin_chips" / "chips.csv", out / "berlin_chip_embeddings.parquet")
+    )
+
     console.rule("geodata: Landsat 5/7 series over Colorado, Fmask cloud mask (real)")
     series = samples.landsat_timeseries()
     period = Period.parse("2010-2011")
@@ -111,3 +116,19 @@ def _settlements(out: Path) -> dict[str, Path]:
         f"candidate polygons ({len(polys)})": out / "candidates.gpkg",
         "settlement model (folder)": out / "model",
     }
+
+
+def _embeddings(chip_table: Path, out: Path) -> dict[str, Path]:
+    """One featurisation, many tasks: embed the demo chips once with the shipped MS encoder."""
+    from humanscape.models.embed import embed_chip_table
+    from humanscape.models.registry import load_encoder
+
+    encoder = load_encoder("simclr_resnet18half_eurosat_ms")
+    frame = embed_chip_table(chip_table, encoder, progress=False)
+    with atomic_output(out) as tmp:
+        frame.to_parquet(tmp, index=False)
+    console.print(
+        f"{len(frame)} chips -> {encoder.num_features}-d embeddings "
+        f"(encoder linear probe {encoder.metadata.get('linear_probe_accuracy')})"
+    )
+    return {f"chip embeddings ({len(frame)} x {encoder.num_features})": out}

@@ -87,8 +87,14 @@ class RandomConvFeatures:
         return self
 
     @torch.no_grad()
-    def transform(self, images: np.ndarray, batch_size: int = 256) -> np.ndarray:
-        """Features ``(n, 2 * num_filters)`` of ``(n, bands, H, W)`` images."""
+    def transform(
+        self, images: np.ndarray, batch_size: int | None = None, memory_mb: int = 256
+    ) -> np.ndarray:
+        """Features ``(n, 2 * num_filters)`` of ``(n, bands, H, W)`` images.
+
+        Images are processed in batches whose convolution responses fit in ``memory_mb``
+        (``batch_size`` overrides), so memory does not grow with K or the number of images.
+        """
         if not hasattr(self, "weight_"):
             raise HumanscapeError("RandomConvFeatures is not fitted", fix="call fit(images) first")
         images = np.asarray(images, dtype=np.float32)
@@ -96,6 +102,14 @@ class RandomConvFeatures:
             raise HumanscapeError(
                 f"fitted on {self.n_bands_} bands, got images of shape {images.shape}"
             )
+        if batch_size is None:
+            per_image = (
+                self.num_filters
+                * (images.shape[2] - self.patch_size + 1)
+                * (images.shape[3] - self.patch_size + 1)
+                * 4
+            )
+            batch_size = max(1, int(memory_mb * 2**20 // max(per_image, 1)))
         weight = torch.from_numpy(self.weight_)
         bias = torch.from_numpy(self.offset_)
         out = []
