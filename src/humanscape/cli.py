@@ -550,8 +550,10 @@ def settlements_evaluate(
         for m in models.split(",")
         if m.strip()
     ]
+    import pandas as pd
+
     paths = write_report(results, out)
-    table = __import__("pandas").read_csv(paths["table"])
+    table = pd.read_csv(paths["table"])
     console.print(table.round(3).to_string(index=False))
     console.print(f"wrote {out}")
 

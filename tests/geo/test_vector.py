@@ -1,6 +1,7 @@
 import geopandas as gpd
 import numpy as np
 import pytest
+from rasterio.windows import Window
 from shapely.geometry import box
 
 from humanscape.data import samples
@@ -39,7 +40,7 @@ def test_no_overlap_is_refused_naming_the_file(berlin_dir):
 
 def test_polygonize_recovers_blobs_with_scores(berlin_dir):
     scene = open_scene(berlin_dir, bands=["B04"])
-    grid = scene.grid.window_grid(__import__("rasterio").windows.Window(0, 0, 50, 40))
+    grid = scene.grid.window_grid(Window(0, 0, 50, 40))
     scores = np.zeros(grid.shape, np.float32)
     scores[5:10, 5:15] = 0.9
     scores[20:30, 30:35] = 0.6

@@ -5,6 +5,7 @@ import pandas as pd
 import pytest
 import torch
 from PIL import Image
+from rasterio.windows import Window
 from typer.testing import CliRunner
 
 from humanscape.cli import app
@@ -68,7 +69,7 @@ def test_chip_bands_are_matched_by_name_and_missing_ones_refused(tmp_path, ms_en
     scene = samples.berlin_scene(bands=["B08", "B04", "B03", "B02", "B11"])
     table = chip_scene(scene, regular_grid(scene.grid, 320), tmp_path / "chips", progress=False)
     chip = read_chip_for(ms_encoder, tmp_path / "chips" / table["image"][0])
-    direct = scene.read(S2, window=__import__("rasterio").windows.Window(0, 0, 32, 32))
+    direct = scene.read(S2, window=Window(0, 0, 32, 32))
     np.testing.assert_allclose(chip, direct)  # reordered to the encoder's band order
     narrow = samples.berlin_scene(bands=["B04", "B03"])
     t2 = chip_scene(narrow, regular_grid(narrow.grid, 320), tmp_path / "narrow", progress=False)

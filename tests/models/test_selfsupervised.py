@@ -82,11 +82,11 @@ def test_deepcluster_loss_falls_and_supervised_term_is_used(rgb_sample):
     )
     losses = []
 
-    class Record(__import__("lightning.pytorch").pytorch.Callback):
+    import lightning.pytorch as pl
+
+    class Record(pl.Callback):
         def on_train_epoch_end(self, trainer, pl_module):
             losses.append(float(trainer.callback_metrics["supervised_loss"]))
-
-    import lightning.pytorch as pl
 
     trainer = pl.Trainer(
         max_epochs=6,
