@@ -5,8 +5,10 @@ regression on the chips used for pretraining, report accuracy on held-out chips.
 file number: chips with ``number % 5 == 0`` are held out and were never seen in pretraining
 (``scripts/train_encoders.py`` uses the same rule). Compared in one run:
 
-- the shipped SimCLR encoder (``humanscape.models.registry``),
-- the same architecture randomly initialised (same normalisation),
+- the shipped SimCLR encoder (``humanscape.models.registry``) with its embedding recipe (input
+  resampled x2, last three stages pooled and concatenated, mean over 90-degree rotations),
+- the same weights embedded plainly (input x1, last stage only: the textbook linear probe),
+- the same architecture randomly initialised, with the same recipe and normalisation,
 - random convolutional features (MOSAIKS, Rolf et al. 2021; K = 1024 filters -> 2048 features).
 
 Run on EuroSAT RGB (8,000 chips, 10 classes) and EuroSAT MS (469 chips, 13 bands). Throughput is
@@ -48,12 +50,9 @@ def evaluate(
     images = images.astype(np.float32)
     rows = {}
     enc = load_encoder(shipped)
-    feats, sec = timed(embed_array, enc, images, batch_size=256)
-    rows["shipped SimCLR"] = {
-        "accuracy": linear_probe(feats[~held], labels[~held], feats[held], labels[held]),
-        "chips_per_s": len(images) / sec,
-        "dims": feats.shape[1],
-    }
+    recipe = f"x{enc.input_scale:g}, {enc.pooling}, {enc.orientations} orientations"
+    plain = load_encoder(shipped)
+    plain.input_scale, plain.pooling, plain.orientations = 1.0, "last", 1
     torch.manual_seed(0)
     rand = Encoder(
         enc.arch,
@@ -62,13 +61,21 @@ def evaluate(
         enc.std.flatten().tolist(),
         units=enc.units,
         adapter=enc.adapter,
+        input_scale=enc.input_scale,
+        pooling=enc.pooling,
+        orientations=enc.orientations,
     ).eval()
-    feats, sec = timed(embed_array, rand, images, batch_size=256)
-    rows["same architecture, random init"] = {
-        "accuracy": linear_probe(feats[~held], labels[~held], feats[held], labels[held]),
-        "chips_per_s": len(images) / sec,
-        "dims": feats.shape[1],
-    }
+    for label, model in (
+        (f"shipped SimCLR ({recipe})", enc),
+        ("shipped SimCLR, plain (x1, last, 1 orientation)", plain),
+        (f"same architecture, random init ({recipe})", rand),
+    ):
+        feats, sec = timed(embed_array, model, images, batch_size=256)
+        rows[label] = {
+            "accuracy": linear_probe(feats[~held], labels[~held], feats[held], labels[held]),
+            "chips_per_s": len(images) / sec,
+            "dims": feats.shape[1],
+        }
     scaled = (images - enc.mean.numpy()) / enc.std.numpy()
     rcf = RandomConvFeatures(num_filters=1024, seed=0).fit(scaled[~held])
     feats, sec = timed(rcf.transform, scaled)
@@ -82,7 +89,7 @@ def evaluate(
         row["chips_per_s"] = round(row["chips_per_s"], 1)
     print(f"{name}: train {int((~held).sum())}, held-out {int(held.sum())}", flush=True)
     for k, v in rows.items():
-        print(f"  {k:<34} {v}", flush=True)
+        print(f"  {k:<44} {v}", flush=True)
     return {
         "n_train": int((~held).sum()),
         "n_test": int(held.sum()),

@@ -262,6 +262,7 @@ def encoders() -> None:
         acc = entry.linear_probe_accuracy
         print(
             f"{entry.name:<40} {entry.arch:<14} {len(entry.bands):>2} bands ({entry.units})  "
+            f"embedding {entry.recipe}  "
             f"linear probe {acc if acc is not None else '-'}  epochs {entry.metadata.get('epochs', '-')}"
         )
 

@@ -13,6 +13,9 @@ def test_every_backbone_builds_for_3_4_13_bands(name):
         with torch.no_grad():
             out = model(torch.randn(2, bands, 32, 32))
         assert out.shape == (2, model.num_features) and torch.isfinite(out).all()
+    with torch.no_grad():
+        multi = model.multiscale(torch.randn(2, 13, 32, 32))
+    assert multi.shape == (2, model.multiscale_features) and torch.isfinite(multi).all()
 
 
 def test_conv1x1_adapter_maps_bands_to_rgb_in_front():

@@ -44,6 +44,37 @@ def test_save_load_roundtrip_reproduces_embeddings(tmp_path, ms_encoder):
         load_encoder(folder)
 
 
+def test_embedding_recipe_input_scale_and_multiscale_pooling_roundtrip(tmp_path):
+    torch.manual_seed(0)
+    enc = Encoder(
+        "resnet18_half", S2, [0.1] * 4, [0.05] * 4, input_scale=2, pooling="multiscale"
+    ).eval()
+    assert enc.num_features == 64 + 128 + 256  # last three stages of resnet18_half
+    x = np.random.default_rng(0).random((3, 4, 32, 32)).astype(np.float32) * 0.3
+    emb = embed_array(enc, x)
+    assert emb.shape == (3, 448)
+    # the recipe is part of the encoder: 2x input is what the backbone sees
+    xt = enc.normalize(torch.as_tensor(x))
+    up = torch.nn.functional.interpolate(xt, scale_factor=2, mode="bilinear", align_corners=False)
+    with torch.no_grad():
+        np.testing.assert_allclose(emb, enc.backbone.multiscale(up).numpy(), rtol=1e-5, atol=1e-6)
+    loaded = load_encoder(enc.save(tmp_path / "enc"))
+    assert (loaded.input_scale, loaded.pooling) == (2.0, "multiscale")
+    np.testing.assert_allclose(embed_array(loaded, x), emb, rtol=1e-5, atol=1e-6)
+    rot = Encoder(
+        "resnet18_half", S2, [0.1] * 4, [0.05] * 4, pooling="multiscale", orientations=8
+    ).eval()
+    rot.load_state_dict(enc.state_dict())
+    turned = np.rot90(x, 1, axes=(2, 3)).copy()
+    np.testing.assert_allclose(embed_array(rot, turned), embed_array(rot, x), rtol=1e-4, atol=1e-5)
+    assert not np.allclose(embed_array(enc, turned), emb, atol=1e-3)  # without averaging: differs
+    assert load_encoder(rot.save(tmp_path / "rot")).orientations == 8
+    with pytest.raises(HumanscapeError, match="orientations must be 1, 4 or 8"):
+        Encoder("resnet18_half", S2, [0.1] * 4, [0.05] * 4, orientations=2)
+    with pytest.raises(HumanscapeError, match="unknown pooling 'max'"):
+        Encoder("resnet18_half", S2, [0.1] * 4, [0.05] * 4, pooling="max")
+
+
 def test_weights_that_do_not_fit_the_config_are_refused(tmp_path, ms_encoder):
     folder = ms_encoder.save(tmp_path / "enc")
     other = Encoder("resnet18_half", ["B02", "B03", "B04"], [0.1] * 3, [0.05] * 3)

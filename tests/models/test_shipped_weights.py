@@ -27,6 +27,8 @@ def test_registry_lists_both_shipped_encoders_with_full_metadata():
             "seed",
             "licence",
             "linear_probe_accuracy",
+            "linear_probe_accuracy_plain",
+            "embedding",
             "method",
         ):
             assert key in entry.metadata, (entry.name, key)
@@ -44,3 +46,16 @@ def test_shipped_checkpoints_reproduce_stored_embeddings_of_real_chips():
         expected = np.array([r["embedding"] for r in records], np.float32)
         np.testing.assert_allclose(got, expected, rtol=1e-3, atol=1e-4)
         assert not np.allclose(got[0], got[1])  # a forest and a residential chip differ
+
+
+def test_cli_lists_shipped_encoders_with_recipe_and_accuracy():
+    from typer.testing import CliRunner
+
+    from humanscape.cli import app
+
+    result = CliRunner().invoke(app, ["encoders"])
+    assert result.exit_code == 0, result.output
+    for entry in list_weights():
+        line = next(ln for ln in result.output.splitlines() if ln.startswith(entry.name))
+        assert f"embedding {entry.recipe}" in line
+        assert f"linear probe {entry.linear_probe_accuracy}" in line

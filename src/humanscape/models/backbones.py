@@ -35,6 +35,9 @@ from humanscape.models import _torch_shim  # noqa: F401  (before timm)
 Adapter = Literal["native", "conv1x1", "samescaled"]
 ADAPTERS = ("native", "conv1x1", "samescaled")
 
+#: How many of the last stages :meth:`Backbone.multiscale` pools.
+MULTISCALE_STAGES = 3
+
 #: Names the paper methods use, mapped to timm names.
 ALIASES = {"xception": "legacy_xception"}
 #: The architectures the task papers use; any other timm name works too.
@@ -109,13 +112,43 @@ class Backbone(nn.Module):
         ):
             self.num_features = int(self.body.head_hidden_size)  # e.g. vgg16_bn: 4096 pre-logits
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def _check(self, x: torch.Tensor) -> None:
         if x.ndim != 4 or x.shape[1] != self.in_chans:
             raise HumanscapeError(
                 f"backbone expects (batch, {self.in_chans}, H, W), got {tuple(x.shape)}",
                 fix="pass images with the encoder's bands in its band order",
             )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self._check(x)
         return self.body(self.stem(x))
+
+    @property
+    def multiscale_features(self) -> int:
+        """Length of :meth:`multiscale`'s output: the channels of the last stages, summed."""
+        info = self.body.feature_info  # a timm FeatureInfo or a list of dicts, by model
+        channels = info.channels() if hasattr(info, "channels") else [f["num_chs"] for f in info]
+        return int(sum(channels[-MULTISCALE_STAGES:]))
+
+    def multiscale(self, x: torch.Tensor) -> torch.Tensor:
+        """Global-average-pooled feature maps of the last three stages, concatenated.
+
+        Small chips (EuroSAT's 64 px) leave a 2 x 2 map after the last stage of an ImageNet-style
+        network; the earlier, finer stages keep texture that the last one has pooled away. The
+        concatenation is the hypercolumn idea (Hariharan et al. 2015) applied to whole-image
+        embeddings; it uses timm's ``forward_intermediates``.
+        """
+        self._check(x)
+        try:
+            maps = self.body.forward_intermediates(
+                self.stem(x), indices=MULTISCALE_STAGES, intermediates_only=True
+            )
+        except (AttributeError, NotImplementedError) as exc:
+            raise HumanscapeError(
+                f"backbone '{self.name}' does not expose intermediate stages",
+                fix="use pooling='last' for this backbone",
+            ) from exc
+        return torch.cat([m.mean(dim=(2, 3)) for m in maps], dim=1)
 
 
 def samescale_weight(

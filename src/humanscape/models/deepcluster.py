@@ -91,24 +91,27 @@ class DeepCluster(pl.LightningModule):
             seed,
         )
         self.augment = augment or SatelliteAugment()
-        self.cluster_head = nn.Linear(encoder.num_features, n_clusters)
+        self.cluster_head = nn.Linear(encoder.backbone.num_features, n_clusters)
         self.labels = None if labels is None else torch.tensor(np.array(labels), dtype=torch.long)
         if self.labels is not None:
             n_classes = int(self.labels.max()) + 1
             if n_classes < 2:
                 raise HumanscapeError("supervised labels need at least 2 classes")
-            self.supervised_head = nn.Linear(encoder.num_features, n_classes)
+            self.supervised_head = nn.Linear(encoder.backbone.num_features, n_classes)
         self.register_buffer("pseudo", torch.zeros(len(self.images), dtype=torch.long))
         self.register_buffer("class_weight", torch.ones(n_clusters))
         self.assignments: list[np.ndarray] = []
 
     @torch.no_grad()
     def features(self, batch_size: int = 256) -> np.ndarray:
-        """Embeddings of all training images with the current encoder (eval mode, no augmentation)."""
+        """Backbone features of all training images (eval mode, no augmentation): what the heads see."""
         was_training = self.encoder.training
         self.encoder.eval()
+        enc = self.encoder
         out = [
-            self.encoder(self.images[i : i + batch_size].to(self.device)).cpu().numpy()
+            enc.backbone(enc.normalize(self.images[i : i + batch_size].to(self.device)))
+            .cpu()
+            .numpy()
             for i in range(0, len(self.images), batch_size)
         ]
         self.encoder.train(was_training)

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import torch
+import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 from torch import nn
 
@@ -24,6 +25,10 @@ from humanscape.models.backbones import Adapter, Backbone
 
 #: ``rgb8``: 8-bit display values 0..255 (JPEG / PNG chips); ``reflectance``: 0..1 reflectance.
 InputUnits = Literal["rgb8", "reflectance"]
+#: ``last``: the backbone's pooled last stage; ``multiscale``: the last three stages, pooled and
+#: concatenated (:meth:`~humanscape.models.backbones.Backbone.multiscale`).
+Pooling = Literal["last", "multiscale"]
+POOLINGS = ("last", "multiscale")
 
 
 class Encoder(nn.Module):
@@ -41,6 +46,19 @@ class Encoder(nn.Module):
         ``rgb8`` or ``reflectance``.
     adapter
         How bands enter the backbone (``native``, ``conv1x1``, ``samescaled``).
+    input_scale
+        Bilinear resampling factor applied to the normalised input before the backbone when
+        embedding. ImageNet-style stems downsample 4x at once; 64 px chips seen at 2x keep a
+        4 x 4 map after the last stage instead of 2 x 2. Training (SimCLR, DeepCluster) feeds the
+        backbone directly and does not use it.
+    pooling
+        ``last`` or ``multiscale`` (see :data:`Pooling`); used when embedding.
+    orientations
+        1, 4 or 8: the embedding is the mean over the image's 90-degree rotations (4) and their
+        mirror images (8). Overhead imagery has no canonical orientation and SimCLR was trained
+        to be invariant to these transforms; averaging removes what invariance is left (the
+        dihedral-group averaging of rotation-equivariant remote-sensing models). Costs that many
+        forward passes.
     metadata
         Free-form provenance (training data, epochs, seed, licence, probe accuracy ...).
     """
@@ -54,6 +72,9 @@ class Encoder(nn.Module):
         *,
         units: InputUnits = "reflectance",
         adapter: Adapter = "native",
+        input_scale: float = 1.0,
+        pooling: Pooling = "last",
+        orientations: int = 1,
         metadata: dict[str, Any] | None = None,
         backbone: Backbone | None = None,
     ) -> None:
@@ -62,7 +83,17 @@ class Encoder(nn.Module):
             raise HumanscapeError(f"{len(bands)} bands but {len(mean)} means and {len(std)} stds")
         if any(s <= 0 for s in std):
             raise HumanscapeError("normalisation std must be positive")
+        if pooling not in POOLINGS:
+            raise HumanscapeError(
+                f"unknown pooling '{pooling}'", fix=f"use one of {', '.join(POOLINGS)}"
+            )
+        if not 0 < input_scale <= 8:
+            raise HumanscapeError(f"input_scale must be in (0, 8], got {input_scale}")
         self.arch, self.bands, self.units, self.adapter = arch, list(bands), units, adapter
+        if orientations not in (1, 4, 8):
+            raise HumanscapeError(f"orientations must be 1, 4 or 8, got {orientations}")
+        self.input_scale, self.pooling = float(input_scale), pooling
+        self.orientations = int(orientations)
         self.metadata = dict(metadata or {})
         self.backbone = backbone if backbone is not None else Backbone(arch, len(bands), adapter)
         if self.backbone.in_chans != len(bands):
@@ -76,6 +107,9 @@ class Encoder(nn.Module):
 
     @property
     def num_features(self) -> int:
+        """Length of the embedding :meth:`forward` returns."""
+        if self.pooling == "multiscale":
+            return self.backbone.multiscale_features
         return self.backbone.num_features
 
     def normalize(self, x: torch.Tensor) -> torch.Tensor:
@@ -88,13 +122,33 @@ class Encoder(nn.Module):
                 f"encoder takes {len(self.bands)} bands ({', '.join(self.bands)}), got input of shape {tuple(x.shape)}",
                 fix="select the encoder's bands, in its order",
             )
-        return self.backbone(self.normalize(x))
+        x = self.normalize(x)
+        if self.input_scale != 1.0:
+            x = F.interpolate(
+                x, scale_factor=self.input_scale, mode="bilinear", align_corners=False
+            )
+        if self.orientations > 1:
+            views = [torch.rot90(x, k, dims=(2, 3)) for k in range(4)]
+            if self.orientations == 8:
+                views += [v.flip(3) for v in views]
+            n = x.shape[0]
+            feats = self._pooled(torch.cat(views))
+            return feats.view(len(views), n, -1).mean(dim=0)
+        return self._pooled(x)
+
+    def _pooled(self, x: torch.Tensor) -> torch.Tensor:
+        if self.pooling == "multiscale":
+            return self.backbone.multiscale(x)
+        return self.backbone(x)
 
     # -- persistence
     def config(self) -> dict[str, Any]:
         return {
             "arch": self.arch,
             "adapter": self.adapter,
+            "input_scale": self.input_scale,
+            "pooling": self.pooling,
+            "orientations": self.orientations,
             "bands": self.bands,
             "units": self.units,
             "mean": self.mean.flatten().tolist(),
@@ -136,6 +190,9 @@ class Encoder(nn.Module):
                 config["std"],
                 units=config.get("units", "reflectance"),
                 adapter=config.get("adapter", "native"),
+                input_scale=config.get("input_scale", 1.0),
+                pooling=config.get("pooling", "last"),
+                orientations=int(config.get("orientations", 1)),
                 metadata=config.get("metadata"),
             )
         except (KeyError, json.JSONDecodeError) as exc:

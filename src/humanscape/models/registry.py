@@ -32,6 +32,14 @@ class WeightsEntry:
     mean: list[float]
     std: list[float]
     metadata: dict[str, Any]
+    input_scale: float = 1.0
+    pooling: str = "last"
+    orientations: int = 1
+
+    @property
+    def recipe(self) -> str:
+        """The embedding recipe in words, e.g. ``x2 multiscale, 4 orientations``."""
+        return f"x{self.input_scale:g} {self.pooling}, {self.orientations} orientation(s)"
 
     @property
     def linear_probe_accuracy(self) -> float | None:
@@ -53,6 +61,9 @@ def list_weights() -> list[WeightsEntry]:
                 c["mean"],
                 c["std"],
                 c.get("metadata", {}),
+                float(c.get("input_scale", 1.0)),
+                c.get("pooling", "last"),
+                int(c.get("orientations", 1)),
             )
         )
     return entries

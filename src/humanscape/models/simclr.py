@@ -71,7 +71,7 @@ class SimCLR(pl.LightningModule):
         super().__init__()
         self.encoder = encoder
         self.head = ProjectionHead(
-            encoder.num_features, max(256, encoder.num_features), projection_dim
+            encoder.backbone.num_features, max(256, encoder.backbone.num_features), projection_dim
         )
         self.temperature, self.lr, self.weight_decay, self.max_epochs = (
             temperature,
