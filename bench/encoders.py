@@ -14,7 +14,7 @@ file number: chips with ``number % 5 == 0`` are held out and were never seen in 
 Run on EuroSAT RGB (8,000 chips, 10 classes) and EuroSAT MS (469 chips, 13 bands). Throughput is
 chips per second on the machine's cores (torch threads = cores).
 
-    .venv/bin/python bench/encoders.py --data ../shared/data
+    .venv/bin/python bench/encoders.py --data ../shared/data [--only rgb|ms]
 """
 
 from __future__ import annotations
@@ -105,22 +105,26 @@ def main() -> None:
     )
     parser.add_argument("--data", type=Path, default=Path("../shared/data"))
     parser.add_argument("--out", type=Path, default=Path("bench/out/encoders.json"))
+    parser.add_argument("--only", choices=["rgb", "ms"], default=None)
     args = parser.parse_args()
     torch.set_num_threads(max(1, torch.get_num_threads()))
-    results = {
-        "eurosat_rgb": evaluate(
+    results: dict = {"torch_threads": torch.get_num_threads()}
+    if args.only in (None, "rgb"):
+        results["eurosat_rgb"] = evaluate(
             "EuroSAT RGB", *load_rgb(args.data), shipped="simclr_resnet18half_eurosat_rgb"
-        ),
-        "eurosat_ms": evaluate(
+        )
+    if args.only in (None, "ms"):
+        results["eurosat_ms"] = evaluate(
             "EuroSAT MS", *load_ms(args.data), shipped="simclr_resnet18half_eurosat_ms"
-        ),
-        "torch_threads": torch.get_num_threads(),
-    }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(results, indent=2))
+        )
+    out = args.out if args.only is None else args.out.with_stem(f"{args.out.stem}_{args.only}")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(results, indent=2))
     print("\n| data | featuriser | linear-probe accuracy | dims | chips/s |")
     print("|---|---|---|---|---|")
     for data in ("eurosat_rgb", "eurosat_ms"):
+        if data not in results:
+            continue
         for name, row in results[data]["rows"].items():
             print(
                 f"| {data} | {name} | {row['accuracy']:.3f} | {row['dims']} | {row['chips_per_s']} |"
