@@ -51,8 +51,7 @@ def evaluate(
     rows = {}
     enc = load_encoder(shipped)
     recipe = f"x{enc.input_scale:g}, {enc.pooling}, {enc.orientations} orientations"
-    plain = load_encoder(shipped)
-    plain.input_scale, plain.pooling, plain.orientations = 1.0, "last", 1
+    plain = enc.plain()
     torch.manual_seed(0)
     rand = Encoder(
         enc.arch,

@@ -91,11 +91,7 @@ def probe_both(
     encoder: Encoder, images: np.ndarray, labels: np.ndarray, held: np.ndarray
 ) -> tuple[float, float]:
     """Linear probe with the encoder's embedding recipe, and with the plain one (1x, last stage)."""
-    recipe = encoder.input_scale, encoder.pooling, encoder.orientations
-    encoder.input_scale, encoder.pooling, encoder.orientations = 1.0, "last", 1
-    plain = probe(encoder, images, labels, held)
-    encoder.input_scale, encoder.pooling, encoder.orientations = recipe
-    return probe(encoder, images, labels, held), plain
+    return probe(encoder, images, labels, held), probe(encoder.plain(), images, labels, held)
 
 
 RECIPE_NOTE = (
@@ -137,12 +133,13 @@ def main() -> None:
     rgb_dir = args.out / f"simclr_{args.arch.replace('_', '')}_eurosat_rgb"
     if args.only in (None, "rgb"):
         images, labels, held = load_rgb(args.data)
-        train_imgs = images[~held].astype(np.float32)
-        mean = train_imgs.mean(axis=(0, 2, 3)).tolist()
-        std = train_imgs.std(axis=(0, 2, 3)).tolist()
-        encoder = Encoder(args.arch, ["red", "green", "blue"], mean, std, units="rgb8")
         prior_epochs, prior_seconds, schedule = 0, 0, f"{args.rgb_epochs} epochs, one cosine cycle"
-        if args.rgb_init is not None:
+        if args.rgb_init is None:
+            train_imgs = images[~held].astype(np.float32)
+            mean = train_imgs.mean(axis=(0, 2, 3)).tolist()
+            std = train_imgs.std(axis=(0, 2, 3)).tolist()
+            encoder = Encoder(args.arch, ["red", "green", "blue"], mean, std, units="rgb8")
+        else:
             encoder = Encoder.load(args.rgb_init)
             prior_epochs = int(encoder.metadata.get("epochs", 0))
             prior_seconds = int(encoder.metadata.get("train_seconds", 0))

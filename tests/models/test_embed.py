@@ -58,6 +58,12 @@ def test_embedding_recipe_input_scale_and_multiscale_pooling_roundtrip(tmp_path)
     up = torch.nn.functional.interpolate(xt, scale_factor=2, mode="bilinear", align_corners=False)
     with torch.no_grad():
         np.testing.assert_allclose(emb, enc.backbone.multiscale(up).numpy(), rtol=1e-5, atol=1e-6)
+    plain = enc.plain()
+    assert plain.backbone is enc.backbone and plain.num_features == 256
+    with torch.no_grad():
+        np.testing.assert_allclose(
+            embed_array(plain, x), enc.backbone(xt).numpy(), rtol=1e-5, atol=1e-6
+        )
     loaded = load_encoder(enc.save(tmp_path / "enc"))
     assert (loaded.input_scale, loaded.pooling) == (2.0, "multiscale")
     np.testing.assert_allclose(embed_array(loaded, x), emb, rtol=1e-5, atol=1e-6)

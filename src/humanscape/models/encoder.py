@@ -112,6 +112,19 @@ class Encoder(nn.Module):
             return self.backbone.multiscale_features
         return self.backbone.num_features
 
+    def plain(self) -> Encoder:
+        """This encoder with the textbook embedding (x1, last stage, 1 orientation), sharing weights."""
+        return Encoder(
+            self.arch,
+            self.bands,
+            self.mean.flatten().tolist(),
+            self.std.flatten().tolist(),
+            units=self.units,
+            adapter=self.adapter,
+            metadata=self.metadata,
+            backbone=self.backbone,
+        ).train(self.training)
+
     def normalize(self, x: torch.Tensor) -> torch.Tensor:
         """``(x - mean) / std`` per band."""
         return (x - self.mean) / self.std
