@@ -50,7 +50,7 @@ def make_band_folder(
         n = size * 10 // res
         grid = GridSpec(CRS.from_epsg(crs), Affine(res, 0, origin[0], 0, -res, origin[1]), n, n)
         data = (value + rng.integers(0, 500, (n, n))).astype(np.uint16)
-        write_raster(folder / f"T33UUU_{date}T100000_{band}.tif", data, grid)
+        write_raster(folder / f"T33UUU_{date}T100000_{band}.tif", data, grid, units="dn")
     return folder
 
 

@@ -369,12 +369,12 @@ def settlements_features(
     ] = None,
 ) -> None:
     """Per-pixel features: per period 12 bands + 10 indices (66 for three periods)."""
-    from humanscape.geo.composite import CloudMask, open_composite, parse_periods
+    from humanscape.geo.composite import CloudMask, parse_periods
     from humanscape.geo.raster import open_scene
     from humanscape.tasks.settlements.features import settlement_features, stack_features
 
     if composites:
-        opened = [open_composite(p, sensor=sensor) for p in scenes]
+        opened = [open_scene(p, sensor=sensor) for p in scenes]
         names = (
             [p.name for p in parse_periods(periods)] if periods else [Path(p).stem for p in scenes]
         )

@@ -59,13 +59,28 @@ def test_cloud_masking_raises_the_median_ndvi_of_the_real_slovenia_series():
     assert masked[0][forest].mean() > raw[0][forest].mean()  # clouds depress NDVI
 
 
-def test_min_composite_and_probability_threshold():
+def test_min_composite_equals_the_minimum_of_clear_dates_by_hand():
     ts = samples.slovenia_timeseries()
     clear = comp.probability_clear(ts.cloud_probability, 0.4)
-    low, _ = comp.composite_array(ts.ndvi[:, None], clear, method="min")
-    med, _ = comp.composite_array(ts.ndvi[:, None], clear, method="median")
-    assert np.nanmax(low - med) <= 0
-    assert comp.probability_clear(np.array([30, 50], np.uint8), 0.4).tolist() == [True, False]
+    low, count = comp.composite_array(ts.ndvi[:, None], clear, method="min")
+    usable = clear & np.isfinite(ts.ndvi)
+    expected = np.where(usable, ts.ndvi, np.inf).min(axis=0)
+    expected[~usable.any(axis=0)] = np.nan
+    np.testing.assert_array_equal(low[0], expected)
+    np.testing.assert_array_equal(count, usable.sum(axis=0))
+
+
+def test_probability_threshold_uses_the_declared_maximum():
+    # 30 % and 50 % cloud probability stored as percent, 8-bit (x 2.55) and 0..1
+    assert comp.probability_clear(np.array([30, 50], np.uint8), 0.4, 100).tolist() == [True, False]
+    assert comp.probability_clear(np.array([76, 128], np.uint8), 0.4, 255).tolist() == [True, False]
+    assert comp.probability_clear(np.array([0.3, 0.5, np.nan]), 0.4).tolist() == [
+        True,
+        False,
+        False,
+    ]
+    # a window whose values all lie below 1 is still percent when the file is percent
+    assert comp.probability_clear(np.array([1, 0], np.uint8), 0.4, 100).tolist() == [True, True]
 
 
 def test_qa_decoders():
@@ -118,7 +133,7 @@ def test_all_cloudy_pixels_are_nan_with_zero_count(tmp_path):
         cloud[:5, :5] = 1  # always cloudy corner
         if i == 0:
             cloud[10:, 10:] = 1
-        masks.append(write_raster(tmp_path / f"m{i}.tif", cloud, s.grid))
+        masks.append(write_raster(tmp_path / f"m{i}.tif", cloud, s.grid, units="class"))
     out = comp.composite(
         scenes, tmp_path / "c.tif", cloud_mask=comp.CloudMask("raster", masks), progress=False
     )

@@ -89,6 +89,7 @@ def test_nodata_only_chips_are_skipped_and_reading_one_is_refused(tmp_path, synt
         tmp_path / "empty.tif",
         np.full((1, 4, 4), np.nan, np.float32),
         scene.grid.window_grid(rasterio.windows.Window(0, 0, 4, 4)),
+        units="reflectance",
         nodata=float("nan"),
     )
     with pytest.raises(EmptyInputError, match="empty.tif: chip holds only nodata"):

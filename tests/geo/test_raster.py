@@ -75,12 +75,15 @@ def test_not_a_raster_and_empty_glob_are_clear_errors(tmp_path):
 def test_writer_is_atomic_and_keeps_georeference(tmp_path, band_folder):
     grid = open_scene(band_folder).grid
     target = tmp_path / "out.tif"
-    with pytest.raises(RuntimeError), RasterWriter(target, grid, count=1, band_names=["x"]) as w:
+    with (
+        pytest.raises(RuntimeError),
+        RasterWriter(target, grid, count=1, units="count", band_names=["x"]) as w,
+    ):
         w.write(np.ones((1, 10, 10), np.float32), Window(0, 0, 10, 10))
         raise RuntimeError("interrupted")
     assert not target.exists() and list(tmp_path.glob("*.tmp*")) == []
     data = np.arange(grid.width * grid.height, dtype=np.float32).reshape(grid.shape)
-    write_raster(target, data, grid, nodata=-1, band_names=["values"])
+    write_raster(target, data, grid, units="count", nodata=-1, band_names=["values"])
     with rasterio.open(target) as src:
         assert src.crs == grid.crs and src.transform == grid.transform
         assert src.nodata == -1 and src.descriptions == ("values",)
@@ -96,6 +99,7 @@ def test_cog_output_is_cloud_optimised(tmp_path):
         tmp_path / "c.tif",
         np.random.default_rng(0).random((600, 600), dtype=np.float32),
         grid,
+        units="probability",
         cog=True,
     )
     with rasterio.open(path) as src:
@@ -108,7 +112,7 @@ def test_single_multiband_file_needs_band_names_when_ambiguous(tmp_path):
     from rasterio.crs import CRS
 
     grid = GridSpec(CRS.from_epsg(32633), Affine(10, 0, 0, 0, -10, 5000), 8, 8)
-    path = write_raster(tmp_path / "five.tif", np.ones((5, 8, 8), np.uint16), grid)
+    path = write_raster(tmp_path / "five.tif", np.ones((5, 8, 8), np.uint16), grid, units="dn")
     with pytest.raises(MissingBandError, match="cannot tell which band is which"):
         open_scene(path)
     scene = open_scene(path, band_names=["B02", "B03", "B04", "B08", "B11"])

@@ -153,7 +153,9 @@ def test_all_cloudy_period_is_refused(world, tmp_path):
     ]
     scenes = [open_scene(p) for p in paths]
     masks = [
-        write_raster(tmp_path / f"m{i}.tif", np.full(s.grid.shape, i == 0, np.uint8), s.grid)
+        write_raster(
+            tmp_path / f"m{i}.tif", np.full(s.grid.shape, i == 0, np.uint8), s.grid, units="class"
+        )
         for i, s in enumerate(scenes)
     ]
     with pytest.raises(EmptyInputError, match="period 2015-2016 has no clear observation at all"):
@@ -219,7 +221,7 @@ def test_ranked_grid_orders_cells_by_mean_of_top_pixels(tmp_path, world):
     prob = np.zeros((50, 100), np.float32)
     prob[:, 50:] = 0.2
     prob[0:5, 50:60] = 0.9  # 50 of 2500 pixels very high: the top 10 % (250) averages 0.34
-    path = write_raster(tmp_path / "p.tif", prob, grid)
+    path = write_raster(tmp_path / "p.tif", prob, grid, units="probability")
     ranked = ranked_grid(path, cell=500)
     assert len(ranked) == 2 and ranked.iloc[0]["score"] == pytest.approx(
         (50 * 0.9 + 200 * 0.2) / 250
@@ -363,7 +365,7 @@ def test_landsat_band_set_and_real_fmask_composites(tmp_path, caplog):
 
 
 def test_composites_can_be_given_directly(world, tmp_path):
-    from humanscape.geo.composite import composite, open_composite
+    from humanscape.geo.composite import composite
     from humanscape.tasks.settlements.features import stack_features
 
     scenes = [
@@ -371,7 +373,7 @@ def test_composites_can_be_given_directly(world, tmp_path):
         for p in range(2)
     ]
     comp = composite(scenes, tmp_path / "c.tif", progress=False)
-    reopened = open_composite(comp)
+    reopened = open_scene(comp)
     assert "valid_count" not in reopened.band_names and reopened.band_names[0] == "B01"
     out = stack_features([reopened], ["2020"], tmp_path / "f.tif", progress=False)
     assert len(read_feature_names(out)) == 22

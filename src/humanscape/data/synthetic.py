@@ -475,14 +475,21 @@ class SyntheticWorld:
             path,
             self.grid,
             count=len(names),
+            units="dn" if dn else "reflectance",
+            scales=[b.scale for b in table] if dn else None,
+            offsets=[b.offset for b in table] if dn else None,
             dtype="uint16" if dn else "float32",
             nodata=0 if dn else None,
             band_names=names,
-            tags={"synthetic_seed": str(self.seed), "period": str(period)},
+            tags={
+                "synthetic_seed": str(self.seed),
+                "period": str(period),
+                "sensor": sensor.name,
+            },
         ) as writer:
             for window in self.windows(block):
                 refl = self.tile(window, period=period).reflectance[index]
-                if dn:
+                if dn:  # inverse of reflectance = DN * scale + offset (geo.radiometry)
                     refl = np.clip(np.round((refl - offset) / scale), 1, 65535)
                 writer.write(refl, window)
         return Path(path)

@@ -7,7 +7,10 @@ any periods, the median or the minimum, and any cloud mask:
 
 - ``raster``: one mask raster per date (non-zero = cloud), e.g. eo-learn's ``CLM``;
 - ``probability``: one cloud-probability raster per date, cloudy where ``p >= threshold``
-  (``s2cloudless`` / eo-learn ``CLP``; values in 0..1 or 0..255 are both understood);
+  (``s2cloudless`` / eo-learn ``CLP`` / Sentinel-2 L2A ``MSK_CLDPRB``). The value that means
+  "certainly cloud" is decided once per input file, never per window: given (``probability_max``:
+  1, 100 or 255), else from the data type (float: 1, integer: 100, i.e. percent). A value above
+  it is refused with a message naming the file;
 - ``fmask``: the Fmask band of the scene (0 clear land, 1 water, 2 shadow, 3 snow, 4 cloud, 255 fill);
 - ``qa_pixel``: Landsat Collection 2 ``QA_PIXEL`` bits (0 fill, 1 dilated cloud, 2 cirrus, 3 cloud,
   4 cloud shadow, 5 snow);
@@ -16,7 +19,9 @@ any periods, the median or the minimum, and any cloud mask:
 - ``qa60``: Sentinel-2 L1C ``QA60`` bits 10 (opaque cloud) and 11 (cirrus).
 
 Every composite carries a last band ``valid_count``: the number of clear observations behind each
-pixel, so that users see where the composite rests on few dates.
+pixel, so that users see where the composite rests on few dates. Composites are written in
+reflectance (``units=reflectance``), so reading one back applies no scale again. Scenes of
+different processing levels (top-of-atmosphere and surface reflectance) are never mixed.
 """
 
 from __future__ import annotations
@@ -35,15 +40,7 @@ from rasterio.windows import Window
 from tqdm.auto import tqdm
 
 from humanscape.errors import CRSMismatchError, EmptyInputError, HumanscapeError
-from humanscape.geo.raster import (
-    AlignedRaster,
-    BandSource,
-    GridSpec,
-    RasterWriter,
-    Scene,
-    open_grid,
-)
-from humanscape.geo.sensors import get_sensor
+from humanscape.geo.raster import AlignedRaster, GridSpec, RasterWriter, Scene
 
 log = logging.getLogger(__name__)
 
@@ -82,9 +79,17 @@ class Period:
                 )
             return cls(date(first, 1, 1), date(last, 12, 31), text)
         if m := re.fullmatch(r"(\d{4}-\d{2}-\d{2}):(\d{4}-\d{2}-\d{2})", text):
-            start, end = date.fromisoformat(m.group(1)), date.fromisoformat(m.group(2))
+            try:
+                start, end = date.fromisoformat(m.group(1)), date.fromisoformat(m.group(2))
+            except ValueError as exc:
+                raise HumanscapeError(
+                    f"period '{text}' holds an impossible date ({exc})",
+                    fix="use real calendar dates, e.g. 2015-06-01:2016-05-31",
+                ) from None
             if end < start:
-                raise HumanscapeError(f"period '{text}' ends before it starts")
+                raise HumanscapeError(
+                    f"period '{text}' ends before it starts", fix="put the start date first"
+                )
             return cls(start, end, text.replace(":", "_"))
         raise HumanscapeError(
             f"cannot read period '{text}'", fix="write YYYY-YYYY, YYYY or YYYY-MM-DD:YYYY-MM-DD"
@@ -123,15 +128,18 @@ def qa60_clear(values: np.ndarray) -> np.ndarray:
     return (values.astype(np.uint16) & ((1 << 10) | (1 << 11))) == 0
 
 
-def probability_clear(values: np.ndarray, threshold: float) -> np.ndarray:
-    """Clear where cloud probability is below ``threshold`` (0..1; 0..100 and 0..255 inputs rescaled)."""
-    p = values.astype(np.float32)
-    vmax = np.nanmax(p) if p.size else 0.0
-    if vmax > 100:
-        p /= 255.0
-    elif vmax > 1:
-        p /= 100.0
+def probability_clear(values: np.ndarray, threshold: float, maximum: float = 1.0) -> np.ndarray:
+    """Clear where cloud probability ``values / maximum`` is below ``threshold`` (in 0..1).
+
+    ``maximum`` is the stored value meaning probability 1 (1, 100 or 255), fixed per input file by
+    :class:`CloudMask`, never guessed from the values of a window. NaN is not clear.
+    """
+    p = values.astype(np.float32) / np.float32(maximum)
     return np.isfinite(p) & (p < threshold)
+
+
+#: Stored values meaning "probability 1" that cloud-probability products use.
+PROBABILITY_MAXIMA = (1.0, 100.0, 255.0)
 
 
 _QA_DECODERS = {
@@ -159,9 +167,16 @@ class CloudMask:
     kind: MaskKind = "none"
     paths: list[Path] = field(default_factory=list)
     threshold: float = 0.4
+    probability_max: float | None = None
 
     @classmethod
-    def parse(cls, spec: str | None, paths: Sequence[str | Path] = ()) -> CloudMask:
+    def parse(
+        cls,
+        spec: str | None,
+        paths: Sequence[str | Path] = (),
+        *,
+        probability_max: float | None = None,
+    ) -> CloudMask:
         """From a CLI spec: ``fmask``, ``qa_pixel``, ``scl``, ``qa60``, ``raster``, ``probability:0.4``."""
         if not spec or spec == "none":
             return cls("none")
@@ -171,13 +186,41 @@ class CloudMask:
                 f"unknown cloud mask '{spec}'",
                 fix="use fmask, qa_pixel, scl, qa60, raster (with mask files) or probability:0.4",
             )
-        mask = cls(kind, [Path(p) for p in paths], float(arg) if arg else 0.4)  # type: ignore[arg-type]
+        threshold = 0.4
+        if arg and kind != "probability":
+            raise HumanscapeError(
+                f"cloud mask '{kind}' takes no ':{arg}'", fix=f"write --cloud-mask {kind}"
+            )
+        if arg:
+            try:
+                threshold = float(arg)
+            except ValueError:
+                raise HumanscapeError(
+                    f"cloud-probability threshold '{arg}' is not a number",
+                    fix="write e.g. --cloud-mask probability:0.4",
+                ) from None
+            if not 0 < threshold <= 1:
+                raise HumanscapeError(
+                    f"cloud-probability threshold {threshold:g} is outside (0, 1]",
+                    fix="give the probability above which a pixel is cloud, e.g. probability:0.4",
+                )
+        if probability_max is not None and probability_max not in PROBABILITY_MAXIMA:
+            raise HumanscapeError(
+                f"cloud-probability maximum {probability_max:g} is not one of 1, 100, 255",
+                fix="--cloud-probability-max 1 (0..1), 100 (percent) or 255 (8-bit)",
+            )
         if kind in ("raster", "probability") and not paths:
             raise HumanscapeError(
                 f"cloud mask '{kind}' needs one mask file per scene",
                 fix="pass --mask-file per scene",
             )
-        return mask
+        return cls(kind, [Path(p) for p in paths], threshold, probability_max)  # type: ignore[arg-type]
+
+    def maximum_for(self, reader: AlignedRaster) -> float:
+        """The stored value meaning probability 1 for one input: the option, else by data type."""
+        if self.probability_max is not None:
+            return self.probability_max
+        return 1.0 if np.dtype(reader.dtype).kind == "f" else 100.0
 
     def clear(
         self, scene: Scene, index: int, window: Window, reader: AlignedRaster | None
@@ -190,12 +233,20 @@ class CloudMask:
             return decode(scene.read_raw(band, window))
         assert reader is not None
         values = reader.read(window)
+        valid = np.ones(values.shape, bool)
+        if reader.nodata is not None:
+            valid &= ~((values == reader.nodata) | (np.isnan(reader.nodata) & np.isnan(values)))
         if self.kind == "raster":
-            clear = values == 0
-            if reader.nodata is not None:
-                clear &= values != reader.nodata
-            return clear
-        return probability_clear(values, self.threshold)
+            return (values == 0) & valid
+        maximum = self.maximum_for(reader)
+        top = float(np.nanmax(np.where(valid, values, np.nan))) if valid.any() else 0.0
+        if top > maximum:
+            raise HumanscapeError(
+                f"cloud probability {top:g} above the maximum {maximum:g} this file is read with",
+                path=reader.path,
+                fix="say which scale the file uses: --cloud-probability-max 100 (percent) or 255",
+            )
+        return probability_clear(values, self.threshold, maximum) & valid
 
 
 # --- compositing -------------------------------------------------------------------------------
@@ -269,6 +320,34 @@ def check_same_crs(scenes: Sequence[Scene]) -> None:
             )
 
 
+def check_compatible(scenes: Sequence[Scene], bands: Sequence[str]) -> None:
+    """Refuse mixing processing levels, and bands whose names mean other things across scenes.
+
+    Top-of-atmosphere (Sentinel-2 L1C, Landsat Level-1) and surface reflectance (L2A, Level-2)
+    differ by the atmosphere, often by 0.02-0.1 in the visible bands: a median across both is
+    neither. Scales and offsets of one level (baselines, collections) are harmonised on reading.
+    """
+    first = scenes[0]
+    for other in scenes[1:]:
+        if other.sensor.level != first.sensor.level:
+            raise HumanscapeError(
+                f"scene is {other.sensor.level} reflectance ({other.sensor.name}) but {first.name} is "
+                f"{first.sensor.level} reflectance ({first.sensor.name}); a composite never mixes "
+                "processing levels",
+                path=other.name,
+                fix="composite Level-1C/Level-1 and Level-2A/Level-2 products separately",
+            )
+        for name in bands:
+            a, b = first.sensor.band(name), other.sensor.find(name)
+            if b is None or a.role != b.role:
+                raise HumanscapeError(
+                    f"band {name} is {a.role} in {first.name} ({first.sensor.name}) but "
+                    f"{b.role if b else 'missing'} in this scene ({other.sensor.name})",
+                    path=other.name,
+                    fix="composite scenes of one sensor family (Sentinel-2, Landsat TM/ETM+, OLI)",
+                )
+
+
 def composite(
     scenes: Sequence[Scene],
     out: str | Path,
@@ -297,6 +376,14 @@ def composite(
         if bands
         else [n for n in scenes[0].band_names if scenes[0].sensor.band(n).kind != "qa"]
     )
+    qa = [n for n in names if scenes[0].sensor.band(n).kind == "qa"]
+    if qa:
+        raise HumanscapeError(
+            f"band(s) {', '.join(qa)} are quality / class bands; a median of classes means nothing",
+            path=scenes[0].name,
+            fix="composite reflectance bands and use the QA band as --cloud-mask",
+        )
+    check_compatible(scenes, names)
     aligned = [s if s.grid.matches(grid) else s.aligned_to(grid) for s in scenes]
     for scene in aligned:
         scene.resolve(names)  # every scene must have every band
@@ -320,6 +407,8 @@ def composite(
         "method": method,
         "cloud_mask": mask.kind,
         "sensor": scenes[0].sensor.name,
+        "sensors": ",".join(dict.fromkeys(s.sensor.name for s in scenes)),
+        "level": scenes[0].sensor.level,
         "n_scenes": str(len(scenes)),
         "dates": ",".join(s.date.isoformat() for s in scenes if s.date),
         **(tags or {}),
@@ -329,6 +418,7 @@ def composite(
             out,
             grid,
             count=len(names) + 1,
+            units=["reflectance"] * len(names) + ["count"],
             dtype="float32",
             nodata=float("nan"),
             band_names=[*names, "valid_count"],
@@ -370,31 +460,3 @@ def scenes_in_period(scenes: Sequence[Scene], period: Period) -> list[int]:
             fix="use product/scene-ID file names or pass dates explicitly",
         )
     return [i for i, s in enumerate(scenes) if s.date in period]
-
-
-def open_composite(path: str | Path, *, sensor: str | None = None) -> Scene:
-    """Open a composite written by :func:`composite` as a :class:`Scene` of its spectral bands.
-
-    Band names come from the band descriptions; layers that are not bands of the sensor (such as
-    ``valid_count``) are left out. The sensor is the one recorded in the file (tag ``sensor``) unless
-    given.
-    """
-    import rasterio
-
-    path = Path(path)
-    with rasterio.open(path) as src:
-        descriptions = list(src.descriptions)
-        tags = src.tags()
-    sensor_obj = get_sensor(sensor or tags.get("sensor") or "sentinel2_l1c")
-    sources = [
-        BandSource(path, i + 1, sensor_obj.band(d))
-        for i, d in enumerate(descriptions)
-        if d and sensor_obj.find(d) is not None
-    ]
-    if not sources:
-        raise HumanscapeError(
-            f"no layer of the composite is named like a {sensor_obj.name} band",
-            path=path,
-            fix="write band descriptions (humanscape composite does) or pass --sensor",
-        )
-    return Scene(sources, sensor_obj, open_grid(path), str(path))

@@ -218,10 +218,10 @@ def chip_scene(
             path,
             data,
             grid.pixels.window_grid(window),
+            units="reflectance",
             nodata=float("nan"),
             band_names=names,
             tags={
-                "units": "reflectance",
                 "sensor": pixel_scene.sensor.name,
                 "cell_id": str(cell_id),
                 "neighbors": str(neighbors),

@@ -194,6 +194,7 @@ def scene_indices(
         out,
         scene.grid,
         count=len(chosen),
+        units="index",
         dtype="float32",
         nodata=float("nan"),
         band_names=chosen,

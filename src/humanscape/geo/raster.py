@@ -7,7 +7,10 @@ grid are warped on the fly through GDAL's ``WarpedVRT``, window by window, so th
 grows with the size of the scene. Continuous bands are resampled bilinearly when upsampled and by
 area average when downsampled; QA / mask bands always by nearest neighbour.
 
-Nodata (the file's nodata value, else the sensor's) becomes NaN in float reads.
+Nodata (the file's nodata value, else the sensor's for products in digital numbers) becomes NaN in
+float reads. What the stored numbers mean (digital numbers or reflectance, scale, offset) is decided
+once per band when the scene is opened, by :func:`humanscape.geo.radiometry.decide`; which product
+the files are (sensor, level, baseline, date) by :func:`humanscape.geo.products.identify`.
 """
 
 from __future__ import annotations
@@ -41,7 +44,9 @@ from humanscape.errors import (
     NoOverlapError,
     NotARasterError,
 )
-from humanscape.geo.sensors import Band, Sensor, get_sensor, parse_acquisition
+from humanscape.geo.products import identify, resolution_suffix
+from humanscape.geo.radiometry import Radiometry, UnitsOption, decide
+from humanscape.geo.sensors import Band, Sensor, get_sensor
 
 log = logging.getLogger(__name__)
 
@@ -120,11 +125,25 @@ class GridSpec:
 
 @dataclass
 class BandSource:
-    """Where one band of a scene lives: file path and 1-based band index in that file."""
+    """Where one band of a scene lives and what its numbers mean.
+
+    Attributes
+    ----------
+    path, index
+        File and 1-based band index in that file.
+    band
+        The sensor band it holds.
+    radiometry
+        Units, scale and offset of the stored values (:func:`humanscape.geo.radiometry.decide`).
+    nodata
+        Stored value that marks missing data (the file's, else the sensor's for DN products).
+    """
 
     path: Path
     index: int
     band: Band
+    radiometry: Radiometry = field(default_factory=lambda: Radiometry("reflectance"))
+    nodata: float | None = None
 
 
 @dataclass
@@ -141,7 +160,7 @@ class Scene:
     name: str
     date: date | None = None
     _datasets: dict[Path, rasterio.io.DatasetReader] = field(default_factory=dict, repr=False)
-    _vrts: dict[Path, WarpedVRT] = field(default_factory=dict, repr=False)
+    _vrts: dict[tuple[Path, Resampling], WarpedVRT] = field(default_factory=dict, repr=False)
 
     # -- description
     @property
@@ -188,6 +207,10 @@ class Scene:
                     "native_resolution_m": self._dataset(s.path).res[0],
                     "file": str(s.path),
                     "index": s.index,
+                    "units": s.radiometry.units,
+                    "scale": s.radiometry.scale,
+                    "offset": s.radiometry.offset,
+                    "radiometry_from": s.radiometry.source,
                 }
                 for s in self.sources
             ],
@@ -224,8 +247,9 @@ class Scene:
     ) -> np.ndarray:
         """Read bands on the scene grid as float32 ``(bands, rows, cols)``; nodata is NaN.
 
-        With ``reflectance=True`` DNs are scaled to physical values (``DN * scale + offset``);
-        QA bands are never scaled.
+        With ``reflectance=True`` stored values become physical values with each band's
+        :class:`~humanscape.geo.radiometry.Radiometry` (``DN * scale + offset`` for digital
+        numbers, unchanged for files that hold reflectance); QA bands are never scaled.
         """
         names = self.resolve(bands)
         window = window or Window(0, 0, self.width, self.height)
@@ -233,13 +257,11 @@ class Scene:
         for i, name in enumerate(names):
             source = self._source(name)
             raw = self._read_source(source, window)
-            nodata = self._nodata(source)
             data = raw.astype(np.float32)
-            if nodata is not None:
-                data[raw == nodata] = np.nan
-            if reflectance and source.band.kind != "qa":
-                data *= np.float32(source.band.scale)
-                data += np.float32(source.band.offset)
+            if source.nodata is not None and not np.isnan(source.nodata):
+                data[raw == source.nodata] = np.nan
+            if reflectance:
+                source.radiometry.apply(data)
             out[i] = data
         return out
 
@@ -290,12 +312,6 @@ class Scene:
             self._datasets[path] = _open_raster(path)
         return self._datasets[path]
 
-    def _nodata(self, source: BandSource) -> float | None:
-        ds = self._dataset(source.path)
-        if ds.nodata is not None:
-            return ds.nodata
-        return None if source.band.kind == "qa" else self.sensor.nodata
-
     def _read_source(self, source: BandSource, window: Window) -> np.ndarray:
         ds = self._dataset(source.path)
         src_grid = GridSpec(ds.crs, ds.transform, ds.width, ds.height)
@@ -311,45 +327,63 @@ class Scene:
             ) from exc
 
     def _vrt(self, source: BandSource) -> WarpedVRT:
-        if source.path not in self._vrts:
-            ds = self._dataset(source.path)
+        """The warped view of the band's file with the band's own resampling.
+
+        One view per (file, resampling): quality bands are always read through a nearest-neighbour
+        view, whatever band of the same file was read first.
+        """
+        ds = self._dataset(source.path)
+        resampling = resampling_for(source.band, ds.res[0], self.grid.res[0])
+        key = (source.path, resampling)
+        if key not in self._vrts:
             if ds.crs is None:
                 raise CRSMismatchError(
                     "raster has no CRS, so it cannot be aligned with the other bands",
                     path=source.path,
                     fix="assign the CRS (e.g. gdal_edit.py -a_srs EPSG:32633)",
                 )
-            if source.band.kind == "qa":
-                resampling = Resampling.nearest
-            elif ds.res[0] > self.grid.res[0]:
-                resampling = Resampling.bilinear
-            elif ds.res[0] < self.grid.res[0]:
-                resampling = Resampling.average
-            else:
-                resampling = Resampling.nearest
-            nodata = self._nodata(source)
-            self._vrts[source.path] = WarpedVRT(
+            self._vrts[key] = WarpedVRT(
                 ds,
                 crs=self.grid.crs,
                 transform=self.grid.transform,
                 width=self.grid.width,
                 height=self.grid.height,
                 resampling=resampling,
-                src_nodata=nodata,
-                nodata=nodata,
+                src_nodata=source.nodata,
+                nodata=source.nodata,
             )
-        return self._vrts[source.path]
+        return self._vrts[key]
+
+
+def resampling_for(band: Band, source_res: float, target_res: float) -> Resampling:
+    """Nearest for quality / class bands always; bilinear up, area average down for the others."""
+    if band.kind == "qa":
+        return Resampling.nearest
+    if source_res > target_res:
+        return Resampling.bilinear
+    if source_res < target_res:
+        return Resampling.average
+    return Resampling.nearest
 
 
 # --- opening -----------------------------------------------------------------------------------
+
+#: Level-2A product folders under IMG_DATA, finest first.
+_L2A_RESOLUTIONS = ("R10m", "R20m", "R60m")
+#: Files of Sentinel-2 / Landsat products that are neither bands nor masks humanscape reads.
+_AUXILIARY = {"tci", "aot", "wvp", "pvi", "radsat", "aerosol", "saa", "sza", "vaa", "vza"}
 
 
 def _open_raster(path: Path) -> rasterio.io.DatasetReader:
     if not path.exists():
         raise EmptyInputError("file does not exist", path=path, fix="check the path")
+    if path.is_dir():
+        raise NotARasterError(
+            "is a folder, not a raster file", path=path, fix="point at a GeoTIFF / JPEG2000 file"
+        )
     try:
         return rasterio.open(path)
-    except RasterioIOError as exc:
+    except (RasterioIOError, OSError) as exc:
         raise NotARasterError(
             "not a readable raster (GeoTIFF, COG or JPEG2000 expected)",
             path=path,
@@ -357,12 +391,48 @@ def _open_raster(path: Path) -> rasterio.io.DatasetReader:
         ) from exc
 
 
+def _folder_rasters(folder: Path) -> list[Path]:
+    """Raster files of a band folder, a Sentinel-2 granule / SAFE product, or a Level-2A IMG_DATA."""
+
+    def rasters(d: Path) -> list[Path]:
+        return sorted(p for p in d.iterdir() if p.is_file() and p.suffix.lower() in RASTER_SUFFIXES)
+
+    found = rasters(folder)
+    if found:
+        return found
+    img = (
+        [folder / "IMG_DATA"]
+        if (folder / "IMG_DATA").is_dir()
+        else sorted((folder / "GRANULE").glob("*/IMG_DATA"))
+    )
+    if len(img) > 1:
+        raise HumanscapeError(
+            f"product holds {len(img)} granules",
+            path=folder,
+            fix="point at one granule's IMG_DATA folder",
+        )
+    search = img[0] if img else folder
+    found = rasters(search)
+    for sub in _L2A_RESOLUTIONS:  # Level-2A: IMG_DATA/R10m, R20m, R60m
+        if not found and (search / sub).is_dir():
+            found = [
+                p for s in _L2A_RESOLUTIONS if (search / s).is_dir() for p in rasters(search / s)
+            ]
+    return found
+
+
 def expand_inputs(inputs: str | Path | Sequence[str | Path]) -> list[Path]:
-    """Files for a folder, a glob pattern, a file, or a list of those; error if nothing matches."""
+    """Files for a folder, a glob pattern, a file, or a list of those; error if nothing matches.
+
+    A folder may be a plain band folder, a Sentinel-2 granule or ``.SAFE`` product (its
+    ``IMG_DATA``), or a Level-2A ``IMG_DATA`` with ``R10m`` / ``R20m`` / ``R60m`` inside.
+    """
     items = [inputs] if isinstance(inputs, str | Path) else list(inputs)
     files: list[Path] = []
     for item in items:
         text = str(item)
+        if not text.strip():
+            raise EmptyInputError("empty path given as input", fix="name a raster file or folder")
         if any(ch in text for ch in "*?["):
             matched = sorted(Path(p) for p in _glob.glob(text))
             if not matched:
@@ -371,18 +441,11 @@ def expand_inputs(inputs: str | Path | Sequence[str | Path]) -> list[Path]:
                 )
             files.extend(matched)
         elif Path(text).is_dir():
-            folder = Path(text)
-            found = sorted(p for p in folder.iterdir() if p.suffix.lower() in RASTER_SUFFIXES)
-            if not found and (folder / "IMG_DATA").is_dir():  # Sentinel-2 granule layout
-                found = sorted(
-                    p
-                    for p in (folder / "IMG_DATA").iterdir()
-                    if p.suffix.lower() in RASTER_SUFFIXES
-                )
+            found = _folder_rasters(Path(text))
             if not found:
                 raise EmptyInputError(
                     f"folder holds no raster file ({', '.join(RASTER_SUFFIXES)})",
-                    path=folder,
+                    path=text,
                     fix="point at the folder that holds the band files",
                 )
             files.extend(found)
@@ -391,8 +454,15 @@ def expand_inputs(inputs: str | Path | Sequence[str | Path]) -> list[Path]:
     return files
 
 
-def _match_band(path: Path, sensor: Sensor) -> Band | None:
+def _tokens(path: Path) -> list[str]:
     tokens = [t for t in path.stem.replace("-", "_").replace(".", "_").split("_") if t]
+    if tokens and resolution_suffix(path) is not None:  # Level-2A "_B04_10m"
+        tokens = tokens[:-1]
+    return tokens
+
+
+def _match_band(path: Path, sensor: Sensor) -> Band | None:
+    tokens = _tokens(path)
     for n in (2, 1):  # "SR_B4" before "B4"
         if len(tokens) >= n:
             band = sensor.find("_".join(tokens[-n:]))
@@ -410,6 +480,7 @@ def open_scene(
     resolution: float | None = None,
     name: str | None = None,
     acquired: date | None = None,
+    units: UnitsOption = "auto",
 ) -> Scene:
     """Open a scene given as one multi-band file or one file per band.
 
@@ -417,54 +488,55 @@ def open_scene(
     ----------
     inputs
         A multi-band file; or a folder, glob or list of single-band files whose names end in the
-        band (``..._B04.jp2``, ``..._b4.tif``, ``..._SR_B4.TIF``, ``..._fmask.tif``).
+        band (``..._B04.jp2``, ``..._B04_10m.jp2``, ``..._b4.tif``, ``..._SR_B4.TIF``,
+        ``..._fmask.tif``); or a Sentinel-2 granule / ``.SAFE`` product folder.
     sensor
-        Registry key or :class:`Sensor`; guessed from the file names when omitted
-        (Sentinel-2 tiles, Landsat scene IDs), else Sentinel-2 L1C.
+        Registry key or :class:`Sensor`; recognised from product metadata and names when omitted
+        (:func:`humanscape.geo.products.identify`), or from the ``sensor`` tag of a raster
+        humanscape wrote; else Sentinel-2 L1C. A sensor of another family than the names say is
+        refused.
     bands
         Keep only these bands (names, aliases or roles), in this order.
     band_names
         For a multi-band file: the band name of each layer in file order. Without it the file's
-        band descriptions are used, then the sensor's band order when the count matches.
+        band descriptions are used (layers named like no band of the sensor, such as a
+        composite's ``valid_count``, are left out), then the sensor's band order when the count
+        matches.
     resolution
         Target pixel size in CRS units; default the finest native resolution of the chosen bands.
     name, acquired
-        Display name and acquisition date (parsed from the file names when omitted).
+        Display name and acquisition date (read from the product when omitted).
+    units
+        For files that do not record their units: ``auto`` (see
+        :mod:`humanscape.geo.radiometry`), ``dn`` or ``reflectance``.
     """
+    if resolution is not None and not resolution > 0:
+        raise HumanscapeError(
+            f"resolution must be a positive pixel size, got {resolution:g}",
+            fix="pass --resolution 10 (CRS units, metres for UTM)",
+        )
     files = expand_inputs(inputs)
     label = name or (str(inputs) if isinstance(inputs, str | Path) else str(files[0].parent))
-    meta = parse_acquisition(files[0].name)
-    sensor_obj = get_sensor(sensor or meta.sensor or "sentinel2_l1c")
-    sources: list[BandSource] = []
-
+    product = identify(files, sensor)
+    sensor_obj = product.sensor
     if len(files) == 1:
-        ds = _open_raster(files[0])
-        with ds:
-            names = (
-                list(band_names)
-                if band_names is not None
-                else _layer_names(ds, sensor_obj, files[0])
-            )
-            if len(names) != ds.count:
-                raise MissingBandError(
-                    f"{len(names)} band names given for a file with {ds.count} bands",
-                    path=files[0],
-                    fix="give one band name per layer (--band-names)",
-                )
-        sources = [BandSource(files[0], i + 1, sensor_obj.band(n)) for i, n in enumerate(names)]
+        with _open_raster(files[0]) as ds:
+            tagged = ds.tags().get("sensor")
+            if tagged:
+                sensor_obj = _tagged_sensor(tagged, sensor, files[0]) or sensor_obj
+            sources = [
+                _band_source(ds, files[0], index, band, sensor_obj, units)
+                for index, band in _layers(ds, sensor_obj, files[0], band_names)
+            ]
+            grids = [(s, GridSpec(ds.crs, ds.transform, ds.width, ds.height)) for s in sources]
     else:
-        for path in files:
-            band = _match_band(path, sensor_obj)
-            if band is None:
-                log.warning("%s: file name names no %s band; skipped", path, sensor_obj.name)
-                continue
-            sources.append(BandSource(path, 1, band))
-        if not sources:
-            raise MissingBandError(
-                f"no file name ends in a {sensor_obj.name} band name",
+        if band_names is not None:
+            raise HumanscapeError(
+                "--band-names names the layers of one multi-band file, but several files were given",
                 path=label,
-                fix="name files like *_B04.tif or pass --sensor",
+                fix="name band files like *_B04.tif, or give the one multi-band file",
             )
+        sources, grids = _band_files(files, sensor_obj, label, units)
 
     by_name = {s.band.name: s for s in sources}
     if bands is not None:
@@ -483,35 +555,163 @@ def open_scene(
         order = {b.name: i for i, b in enumerate(sensor_obj.bands)}
         sources = sorted(sources, key=lambda s: order[s.band.name])
 
-    grid = _target_grid(sources, resolution, label)
-    return Scene(sources, sensor_obj, grid, label, acquired or meta.date)
+    chosen_ids = {id(s) for s in sources}
+    grid = _target_grid([g for g in grids if id(g[0]) in chosen_ids], resolution)
+    return Scene(sources, sensor_obj, grid, label, acquired or product.date)
 
 
-def _layer_names(ds: rasterio.io.DatasetReader, sensor: Sensor, path: Path) -> list[str]:
+def _tagged_sensor(tagged: str, forced: str | Sensor | None, path: Path) -> Sensor | None:
+    """The sensor a humanscape raster records, checked against a forced one."""
+    try:
+        recorded = get_sensor(tagged)
+    except HumanscapeError:
+        return None
+    if forced is None:
+        return recorded
+    chosen = get_sensor(forced)
+    if chosen.family != recorded.family:
+        raise HumanscapeError(
+            f"the raster records sensor {recorded.name}, but --sensor {chosen.name} is another "
+            "sensor family",
+            path=path,
+            fix="drop --sensor",
+        )
+    return chosen
+
+
+def _band_source(
+    ds: rasterio.io.DatasetReader,
+    path: Path,
+    index: int,
+    band: Band,
+    sensor: Sensor,
+    units: UnitsOption,
+) -> BandSource:
+    radiometry = decide(ds, index, band, sensor, units=units, path=path)
+    if ds.nodata is not None:
+        nodata = ds.nodata
+    elif band.kind == "qa" or radiometry.units != "dn":
+        nodata = None
+    else:
+        nodata = sensor.nodata
+    return BandSource(path, index, band, radiometry, nodata)
+
+
+def _band_files(
+    files: list[Path], sensor: Sensor, label: str, units: UnitsOption
+) -> tuple[list[BandSource], list[tuple[BandSource, GridSpec]]]:
+    """One source per band from single-band files; the finest Level-2A resolution wins."""
+    matched: dict[str, list[tuple[Path, Band]]] = {}
+    for path in files:
+        band = _match_band(path, sensor)
+        if band is None:
+            level = (
+                logging.DEBUG
+                if {t.lower() for t in _tokens(path)} & _AUXILIARY
+                else logging.WARNING
+            )
+            log.log(level, "%s: file name names no %s band; skipped", path, sensor.name)
+            continue
+        matched.setdefault(band.name, []).append((path, band))
+    if not matched:
+        raise MissingBandError(
+            f"no file name ends in a {sensor.name} band name",
+            path=label,
+            fix="name files like *_B04.tif or pass --sensor",
+        )
+    sources, grids = [], []
+    for candidates in matched.values():
+        if len(candidates) > 1:
+            sized = [(resolution_suffix(p), p, b) for p, b in candidates]
+            if any(r is None for r, _, _ in sized) or len({r for r, _, _ in sized}) < len(sized):
+                raise HumanscapeError(
+                    f"{len(candidates)} files hold band {candidates[0][1].name}: "
+                    f"{', '.join(p.name for p, _ in candidates)}",
+                    path=label,
+                    fix="keep one file per band (one acquisition per folder)",
+                )
+            candidates = [min(sized, key=lambda t: t[0])[1:]]  # type: ignore[misc]
+        path, band = candidates[0]
+        with _open_raster(path) as ds:
+            source = _band_source(ds, path, 1, band, sensor, units)
+            grids.append((source, GridSpec(ds.crs, ds.transform, ds.width, ds.height)))
+        sources.append(source)
+    return sources, grids
+
+
+def _layers(
+    ds: rasterio.io.DatasetReader,
+    sensor: Sensor,
+    path: Path,
+    band_names: Sequence[str] | None,
+) -> list[tuple[int, Band]]:
+    """(1-based index, band) of the layers of a multi-band file that are bands of ``sensor``."""
+    if band_names is not None:
+        if len(band_names) != ds.count:
+            raise MissingBandError(
+                f"{len(band_names)} band names given for a file with {ds.count} bands",
+                path=path,
+                fix="give one band name per layer (--band-names B02,B03,B04,...)",
+            )
+        out = []
+        for i, n in enumerate(band_names):
+            band = sensor.find(n)
+            if band is None:
+                raise MissingBandError(
+                    f"--band-names: sensor {sensor.name} has no band or role '{n}'",
+                    path=path,
+                    fix=f"use names of {', '.join(sensor.band_names)} or pass --sensor",
+                )
+            out.append((i + 1, band))
+        return _no_repeats(out, path)
     if ds.count == 1 and (band := _match_band(path, sensor)) is not None:
-        return [band.name]
-    descriptions = [d for d in ds.descriptions if d]
-    if len(descriptions) == ds.count and all(sensor.find(d) for d in descriptions):
-        return [sensor.band(d).name for d in descriptions]
+        return [(1, band)]
+    descriptions = list(ds.descriptions)
+    if any(descriptions):
+        layers = [(i + 1, sensor.find(d)) for i, d in enumerate(descriptions) if d]
+        named = [(i, b) for i, b in layers if b is not None]
+        if not named:
+            raise MissingBandError(
+                f"no layer is named like a {sensor.name} band "
+                f"(layers: {', '.join(d or '?' for d in descriptions[:8])})",
+                path=path,
+                fix="pass --sensor for the sensor these bands come from, or --band-names",
+            )
+        other = [d for d, (_, b) in zip(descriptions, layers, strict=False) if d and b is None]
+        if other:
+            log.info(
+                "%s: layers %s are not %s bands; left out", path, ", ".join(other), sensor.name
+            )
+        return _no_repeats(named, path)  # type: ignore[arg-type]
     if ds.count == len(sensor.reflectance_bands):
-        return sensor.reflectance_bands
+        return [(i + 1, sensor.band(n)) for i, n in enumerate(sensor.reflectance_bands)]
     if ds.count == len(sensor.bands):
-        return sensor.band_names
+        return [(i + 1, b) for i, b in enumerate(sensor.bands)]
     raise MissingBandError(
         f"cannot tell which band is which: {ds.count} layers, no band descriptions, and sensor "
         f"{sensor.name} has {len(sensor.reflectance_bands)} reflectance bands",
         path=path,
-        fix="pass band_names / --band-names with one name per layer",
+        fix="pass --band-names with one name per layer (e.g. --band-names B02,B03,B04,B08)",
     )
 
 
-def _target_grid(sources: list[BandSource], resolution: float | None, label: str) -> GridSpec:
-    grids = []
-    for source in sources:
-        with _open_raster(source.path) as ds:
-            if ds.crs is None:
-                raise CRSMismatchError("raster has no CRS", path=source.path, fix="assign a CRS")
-            grids.append((source, GridSpec(ds.crs, ds.transform, ds.width, ds.height)))
+def _no_repeats(layers: list[tuple[int, Band]], path: Path) -> list[tuple[int, Band]]:
+    seen: dict[str, int] = {}
+    for index, band in layers:
+        if band.name in seen:
+            raise MissingBandError(
+                f"layers {seen[band.name]} and {index} are both band {band.name}",
+                path=path,
+                fix="give each layer a distinct band name (--band-names)",
+            )
+        seen[band.name] = index
+    return layers
+
+
+def _target_grid(grids: list[tuple[BandSource, GridSpec]], resolution: float | None) -> GridSpec:
+    for source, grid in grids:
+        if grid.crs is None:
+            raise CRSMismatchError("raster has no CRS", path=source.path, fix="assign a CRS")
     finest_source, finest = min(grids, key=lambda g: g[1].res[0])
     res = resolution or finest.res[0]
     left, bottom, right, top = finest.bounds
@@ -526,6 +726,15 @@ def _target_grid(sources: list[BandSource], resolution: float | None, label: str
             min(top, b[3]),
         )
         if left >= right or bottom >= top:
+            if grid.crs != finest.crs:
+                raise CRSMismatchError(
+                    f"band {source.band.name} is in {grid.crs.to_string()} but band "
+                    f"{finest_source.band.name} is in {finest.crs.to_string()}, and reprojected "
+                    "they do not overlap",
+                    path=source.path,
+                    fix="one of the files has a wrong CRS: check it with 'humanscape info' and "
+                    "fix it (gdal_edit.py -a_srs)",
+                )
             raise NoOverlapError(
                 f"band {source.band.name} does not overlap band {finest_source.band.name}",
                 path=source.path,
@@ -575,12 +784,20 @@ class AlignedRaster:
         )
         g = grid.bounds
         if bounds[0] >= g[2] or bounds[2] <= g[0] or bounds[1] >= g[3] or bounds[3] <= g[1]:
+            if src.crs != grid.crs:
+                raise CRSMismatchError(
+                    f"raster is in {src.crs.to_string()}, the scene in {grid.crs.to_string()}, "
+                    "and reprojected they do not overlap",
+                    path=self.path,
+                    fix="check the raster's CRS (humanscape info); a wrong CRS label is the usual cause",
+                )
             raise NoOverlapError(
                 "raster does not overlap the scene",
                 path=self.path,
-                fix="check that it covers the same area (and CRS) as the scene",
+                fix="check that it covers the same area as the scene",
             )
         self.nodata = self._ds.nodata
+        self.dtype = self._ds.dtypes[band - 1]
         self._reader = (
             self._ds
             if src.matches(grid)
@@ -635,15 +852,20 @@ def creation_options(compress: str = "deflate", dtype: str = "float32") -> dict[
 
 
 class RasterWriter:
-    """Write a GeoTIFF (or COG) window by window, atomically.
+    """Write a GeoTIFF (or COG) window by window, atomically, recording what its numbers mean.
 
     The file is written under a temporary name in the target folder and renamed only when the
     ``with`` block ends without error; on error nothing is left behind. With ``cog=True`` the tiled
     GeoTIFF is converted to a Cloud-Optimised GeoTIFF (overviews included) before the rename.
 
+    Every raster records its ``units`` (DESIGN.md conventions): per band as the GDAL unit type, and
+    as the dataset tag ``units`` when all bands share one. ``reflectance`` tells every reader that
+    no scale applies; ``dn`` comes with the GDAL ``scales`` / ``offsets`` to reflectance. Other
+    layers say what they are (``count``, ``index``, ``probability``, ``texture``).
+
     Example
     -------
-    >>> with RasterWriter("out.tif", grid, count=2, dtype="float32", band_names=["a", "b"]) as w:
+    >>> with RasterWriter("out.tif", grid, count=2, units="reflectance", band_names=["a", "b"]) as w:
     ...     for window in grid.windows():
     ...         w.write(compute(window), window)
     """
@@ -654,9 +876,12 @@ class RasterWriter:
         grid: GridSpec,
         *,
         count: int,
+        units: str | Sequence[str],
         dtype: str = "float32",
         nodata: float | None = None,
         band_names: Sequence[str] | None = None,
+        scales: Sequence[float] | None = None,
+        offsets: Sequence[float] | None = None,
         cog: bool = False,
         compress: str = "deflate",
         tags: dict[str, str] | None = None,
@@ -667,11 +892,20 @@ class RasterWriter:
         self.dtype = dtype
         self.nodata = nodata
         self.band_names = list(band_names) if band_names else None
+        self.units = [units] * count if isinstance(units, str) else list(units)
+        self.scales = list(scales) if scales is not None else None
+        self.offsets = list(offsets) if offsets is not None else None
         self.cog = cog
         self.compress = compress
         self.tags = tags or {}
-        if self.band_names is not None and len(self.band_names) != count:
-            raise HumanscapeError(f"{len(self.band_names)} band names for {count} bands", path=path)
+        for label, values in (
+            ("band names", self.band_names),
+            ("units", self.units),
+            ("scales", self.scales),
+            ("offsets", self.offsets),
+        ):
+            if values is not None and len(values) != count:
+                raise HumanscapeError(f"{len(values)} {label} for {count} bands", path=path)
 
     def __enter__(self) -> RasterWriter:
         self._ctx = atomic_output(self.path)
@@ -696,8 +930,15 @@ class RasterWriter:
         if self.band_names:
             for i, name in enumerate(self.band_names, start=1):
                 self._dst.set_band_description(i, name)
-        if self.tags:
-            self._dst.update_tags(**self.tags)
+        self._dst.units = tuple(self.units)
+        if self.scales is not None:
+            self._dst.scales = tuple(self.scales)
+        if self.offsets is not None:
+            self._dst.offsets = tuple(self.offsets)
+        tags = dict(self.tags)
+        if len(set(self.units)) == 1:
+            tags["units"] = self.units[0]
+        self._dst.update_tags(**tags)
         return self
 
     def write(self, array: np.ndarray, window: Window | None = None) -> None:
@@ -739,6 +980,7 @@ def write_raster(
     array: np.ndarray,
     grid: GridSpec,
     *,
+    units: str | Sequence[str],
     nodata: float | None = None,
     band_names: Sequence[str] | None = None,
     cog: bool = False,
@@ -751,6 +993,7 @@ def write_raster(
         path,
         grid,
         count=array.shape[0],
+        units=units,
         dtype=str(array.dtype),
         nodata=nodata,
         band_names=band_names,

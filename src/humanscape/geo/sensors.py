@@ -7,7 +7,15 @@ and offset that turn stored digital numbers (DN) into reflectance::
     reflectance = DN * scale + offset
 
 Spectral indices (``humanscape.geo.indices``) ask for roles, never for band numbers, so every index
-works on every sensor that has the bands it needs.
+works on every sensor that has the bands it needs. The table says what a *product's* digital numbers
+mean; which scale applies to a given file (a product, or a raster humanscape wrote in reflectance) is
+decided in one place, :mod:`humanscape.geo.radiometry`. Which product a set of files is (sensor,
+processing level, baseline, date) is read from names and metadata by :mod:`humanscape.geo.products`.
+
+Each sensor has a ``family`` (bands with the same name mean the same thing within a family: Landsat
+TM and ETM+ share one) and a ``level``: ``toa`` (top-of-atmosphere reflectance: Sentinel-2 L1C,
+Landsat Level-1) or ``surface`` (surface reflectance: Sentinel-2 L2A, Landsat Level-2). Composites
+never mix levels.
 
 Sources
 -------
@@ -19,20 +27,23 @@ Sources
   surface reflectance ``DN * 2.75e-5 - 0.2``, surface temperature ``DN * 0.00341802 + 149.0`` K.
 - Landsat Collection 1 surface reflectance (ESPA, as in the shipped Colorado series): ``DN * 1e-4``,
   nodata -9999.
+- Landsat Level-1 (Collection 1 and 2): top-of-atmosphere reflectance
+  ``(REFLECTANCE_MULT_BAND_n * DN + REFLECTANCE_ADD_BAND_n) / sin(SUN_ELEVATION)`` with the factors of
+  each scene's ``_MTL.txt`` (USGS Landsat 8 Data Users Handbook, Sec. 5.1); the table holds no default
+  because the factors vary by scene and band.
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field, replace
-from datetime import date, datetime, timedelta
 from typing import Literal
-
-import numpy as np
 
 from humanscape.errors import HumanscapeError, MissingBandError
 
 BandKind = Literal["reflectance", "thermal", "qa"]
+#: ``toa``: top-of-atmosphere reflectance; ``surface``: surface (bottom-of-atmosphere) reflectance.
+Level = Literal["toa", "surface"]
 
 #: Band roles understood by the indices. ``nir`` is the broad NIR band (S2 B08, OLI B5, TM B4).
 ROLES = (
@@ -112,6 +123,13 @@ class Sensor:
         Band names for a true-colour quicklook.
     description
         Human-readable product name.
+    family
+        Sensor family: band names mean the same within one (``sentinel2``, ``landsat_tm_etm``,
+        ``landsat_oli``).
+    level
+        ``toa`` or ``surface`` reflectance (see module docstring).
+    needs_metadata
+        The DN scale differs by scene (Landsat Level-1): reflectance needs the product's metadata.
     """
 
     name: str
@@ -119,6 +137,9 @@ class Sensor:
     nodata: float | None = None
     rgb: tuple[str, str, str] = ("B04", "B03", "B02")
     description: str = ""
+    family: str = ""
+    level: Level = "toa"
+    needs_metadata: bool = False
     _by_key: dict[str, Band] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -170,34 +191,41 @@ class Sensor:
         *,
         name: str | None = None,
         nodata: float | None = None,
+        description: str | None = None,
+        level: Level | None = None,
     ) -> Sensor:
         """The same band table with another reflectance scale/offset (e.g. another processing level)."""
+        return self.with_band_scales(
+            {b.name: (scale, offset) for b in self.bands if b.kind == "reflectance"},
+            name=name or f"{self.name}_custom",
+            nodata=nodata,
+            description=description,
+            level=level,
+        )
+
+    def with_band_scales(
+        self,
+        scales: dict[str, tuple[float, float]],
+        *,
+        name: str | None = None,
+        nodata: float | None = None,
+        description: str | None = None,
+        level: Level | None = None,
+    ) -> Sensor:
+        """The same band table with ``(scale, offset)`` per band name (from a product's metadata)."""
         bands = tuple(
-            replace(b, scale=scale, offset=offset) if b.kind == "reflectance" else b
+            replace(b, scale=scales[b.name][0], offset=scales[b.name][1]) if b.name in scales else b
             for b in self.bands
         )
-        return Sensor(
-            name=name or f"{self.name}_custom",
+        return replace(
+            self,
+            name=name or self.name,
             bands=bands,
             nodata=self.nodata if nodata is None else nodata,
-            rgb=self.rgb,
-            description=self.description,
+            description=self.description if description is None else description,
+            level=self.level if level is None else level,
+            needs_metadata=self.needs_metadata and not scales,
         )
-
-    def to_reflectance(self, dn: np.ndarray, band_names: list[str]) -> np.ndarray:
-        """Scale a ``(bands, ...)`` DN array to physical values, float32; nodata becomes NaN.
-
-        Implements ``reflectance = DN * scale + offset`` per band (see module docstring).
-        """
-        out = dn.astype(np.float32, copy=True)
-        for i, name in enumerate(band_names):
-            band = self.band(name)
-            if self.nodata is not None:
-                out[i][dn[i] == self.nodata] = np.nan
-            if band.kind != "qa":
-                out[i] *= np.float32(band.scale)
-                out[i] += np.float32(band.offset)
-        return out
 
 
 def _s2_bands(offset: float) -> tuple[Band, ...]:
@@ -225,12 +253,16 @@ SENTINEL2_L1C = Sensor(
     bands=(*_s2_bands(0.0), Band("QA60", "qa", float("nan"), 60, "qa")),
     nodata=0,
     description="Sentinel-2 MSI Level-1C top-of-atmosphere reflectance (baseline < 04.00)",
+    family="sentinel2",
+    level="toa",
 )
 SENTINEL2_L1C_N0400 = Sensor(
     name="sentinel2_l1c_n0400",
     bands=(*_s2_bands(-0.1), Band("QA60", "qa", float("nan"), 60, "qa")),
     nodata=0,
     description="Sentinel-2 MSI Level-1C, processing baseline 04.00+ (RADIO_ADD_OFFSET -1000)",
+    family="sentinel2",
+    level="toa",
 )
 SENTINEL2_L2A = Sensor(
     name="sentinel2_l2a",
@@ -241,6 +273,8 @@ SENTINEL2_L2A = Sensor(
     nodata=0,
     description="Sentinel-2 MSI Level-2A surface reflectance, processing baseline 04.00+ "
     "(BOA_ADD_OFFSET -1000)",
+    family="sentinel2",
+    level="surface",
 )
 SENTINEL2_L2A_PRE0400 = Sensor(
     name="sentinel2_l2a_pre0400",
@@ -250,6 +284,8 @@ SENTINEL2_L2A_PRE0400 = Sensor(
     ),
     nodata=0,
     description="Sentinel-2 MSI Level-2A surface reflectance, processing baseline < 04.00",
+    family="sentinel2",
+    level="surface",
 )
 
 _C2_SR = (2.75e-5, -0.2)
@@ -317,27 +353,75 @@ LANDSAT5_TM = Sensor(
     bands=_landsat(_TM, ("B6", 11450.0, 120)),
     nodata=0,
     rgb=("B3", "B2", "B1"),
-    description="Landsat 4-5 TM, Collection 2 Level-2",
+    description="Landsat 4-5 TM, Collection 2 Level-2 surface reflectance",
+    family="landsat_tm_etm",
+    level="surface",
 )
 LANDSAT7_ETM = Sensor(
     name="landsat7_etm",
     bands=_landsat(_ETM, ("B6", 11335.0, 60)),
     nodata=0,
     rgb=("B3", "B2", "B1"),
-    description="Landsat 7 ETM+, Collection 2 Level-2",
+    description="Landsat 7 ETM+, Collection 2 Level-2 surface reflectance",
+    family="landsat_tm_etm",
+    level="surface",
 )
 LANDSAT8_OLI = Sensor(
     name="landsat8_oli",
     bands=_landsat(_OLI, ("B10", 10895.0, 100)),
     nodata=0,
     rgb=("B4", "B3", "B2"),
-    description="Landsat 8 OLI/TIRS, Collection 2 Level-2",
+    description="Landsat 8 OLI/TIRS, Collection 2 Level-2 surface reflectance",
+    family="landsat_oli",
+    level="surface",
 )
 LANDSAT9_OLI = replace(
-    LANDSAT8_OLI, name="landsat9_oli", description="Landsat 9 OLI-2/TIRS-2, Collection 2 Level-2"
+    LANDSAT8_OLI,
+    name="landsat9_oli",
+    description="Landsat 9 OLI-2/TIRS-2, Collection 2 Level-2 surface reflectance",
 )
-LANDSAT5_TM_C1 = LANDSAT5_TM.with_scale(1e-4, 0.0, name="landsat5_tm_c1", nodata=-9999)
-LANDSAT7_ETM_C1 = LANDSAT7_ETM.with_scale(1e-4, 0.0, name="landsat7_etm_c1", nodata=-9999)
+LANDSAT5_TM_C1 = LANDSAT5_TM.with_scale(
+    1e-4,
+    0.0,
+    name="landsat5_tm_c1",
+    nodata=-9999,
+    description="Landsat 4-5 TM, Collection 1 surface reflectance (ESPA)",
+)
+LANDSAT7_ETM_C1 = LANDSAT7_ETM.with_scale(
+    1e-4,
+    0.0,
+    name="landsat7_etm_c1",
+    nodata=-9999,
+    description="Landsat 7 ETM+, Collection 1 surface reflectance (ESPA)",
+)
+LANDSAT8_OLI_C1 = LANDSAT8_OLI.with_scale(
+    1e-4,
+    0.0,
+    name="landsat8_oli_c1",
+    nodata=-9999,
+    description="Landsat 8 OLI, Collection 1 surface reflectance (ESPA)",
+)
+
+
+def _level1(sensor: Sensor, name: str, description: str) -> Sensor:
+    """Level-1 (top-of-atmosphere) variant: reflectance factors come from each scene's MTL."""
+    unknown = (float("nan"), float("nan"))
+    table = sensor.with_band_scales(
+        {b.name: unknown for b in sensor.bands if b.kind != "qa"}, name=name, nodata=0, level="toa"
+    )
+    return replace(table, description=description, needs_metadata=True)
+
+
+LANDSAT5_TM_L1 = _level1(LANDSAT5_TM, "landsat5_tm_l1", "Landsat 4-5 TM Level-1 (TOA, MTL factors)")
+LANDSAT7_ETM_L1 = _level1(
+    LANDSAT7_ETM, "landsat7_etm_l1", "Landsat 7 ETM+ Level-1 (TOA, MTL factors)"
+)
+LANDSAT8_OLI_L1 = _level1(
+    LANDSAT8_OLI, "landsat8_oli_l1", "Landsat 8 OLI Level-1 (TOA, MTL factors)"
+)
+LANDSAT9_OLI_L1 = _level1(
+    LANDSAT9_OLI, "landsat9_oli_l1", "Landsat 9 OLI-2 Level-1 (TOA, MTL factors)"
+)
 
 SENSORS: dict[str, Sensor] = {
     s.name: s
@@ -352,6 +436,11 @@ SENSORS: dict[str, Sensor] = {
         LANDSAT9_OLI,
         LANDSAT5_TM_C1,
         LANDSAT7_ETM_C1,
+        LANDSAT8_OLI_C1,
+        LANDSAT5_TM_L1,
+        LANDSAT7_ETM_L1,
+        LANDSAT8_OLI_L1,
+        LANDSAT9_OLI_L1,
     )
 }
 
@@ -364,74 +453,3 @@ def get_sensor(name: str | Sensor) -> Sensor:
     if key not in SENSORS:
         raise HumanscapeError(f"unknown sensor '{name}'", fix=f"use one of {', '.join(SENSORS)}")
     return SENSORS[key]
-
-
-# --- acquisition metadata from product / file names -------------------------------------------
-
-_S2_NAME = re.compile(r"T\d{2}[A-Z]{3}_(\d{8})T\d{6}")
-_S2_PRODUCT = re.compile(r"S2[ABC]_MSIL(1C|2A)_(\d{8})T\d{6}_N(\d{4})")
-_LANDSAT_C2 = re.compile(r"L([CTEO])0([4-9])_L[12][A-Z]{2}_\d{6}_(\d{8})_\d{8}_\d{2}_[A-Z0-9]{2}")
-_LANDSAT_C1 = re.compile(r"L([CTEO])([4-9])\d{6}(\d{4})(\d{3})[A-Z]{3}\d{2}")
-_ISO_DATE = re.compile(r"(?<!\d)(\d{4})-?(\d{2})-?(\d{2})(?!\d)")
-
-
-@dataclass(frozen=True)
-class Acquisition:
-    """What a product or file name tells: sensor registry key (if known) and acquisition date."""
-
-    sensor: str | None
-    date: date | None
-
-
-def parse_acquisition(name: str) -> Acquisition:
-    """Read the sensor and the acquisition date from a Sentinel-2 or Landsat file/product name.
-
-    Recognises Sentinel-2 product names (``S2A_MSIL2A_20200101T...``, with the processing baseline
-    deciding the offset), Sentinel-2 granule band files (``T33UUU_20170216T102101_B04.jp2``),
-    Landsat Collection 2 (``LC08_L2SP_...``) and Collection 1 / pre-collection scene IDs
-    (``LE70350322012177EDC00``: year + day of year). Falls back to any ISO date in the name.
-    """
-    stem = name.rsplit("/", 1)[-1]
-    if m := _S2_PRODUCT.search(stem):
-        level, day, baseline = m.groups()
-        newer = int(baseline) >= 400
-        key = {
-            ("1C", False): "sentinel2_l1c",
-            ("1C", True): "sentinel2_l1c_n0400",
-            ("2A", False): "sentinel2_l2a_pre0400",
-            ("2A", True): "sentinel2_l2a",
-        }[(level, newer)]
-        return Acquisition(key, datetime.strptime(day, "%Y%m%d").date())
-    if m := _S2_NAME.search(stem):
-        day = datetime.strptime(m.group(1), "%Y%m%d").date()
-        return Acquisition(
-            "sentinel2_l1c" if day < date(2022, 1, 25) else "sentinel2_l1c_n0400", day
-        )
-    if m := _LANDSAT_C2.search(stem):
-        letter, mission, day = m.groups()
-        return Acquisition(
-            _landsat_key(letter, mission, c1=False), datetime.strptime(day, "%Y%m%d").date()
-        )
-    if m := _LANDSAT_C1.search(stem):
-        letter, mission, year, doy = m.groups()
-        day = date(int(year), 1, 1) + timedelta(days=int(doy) - 1)
-        return Acquisition(_landsat_key(letter, mission, c1=True), day)
-    if m := _ISO_DATE.search(stem):
-        try:
-            return Acquisition(None, date(*map(int, m.groups())))
-        except ValueError:
-            pass
-    return Acquisition(None, None)
-
-
-def _landsat_key(letter: str, mission: str, *, c1: bool) -> str | None:
-    mission_no = int(mission)
-    if mission_no in (4, 5):
-        return "landsat5_tm_c1" if c1 else "landsat5_tm"
-    if mission_no == 7:
-        return "landsat7_etm_c1" if c1 else "landsat7_etm"
-    if mission_no == 8:
-        return "landsat8_oli"
-    if mission_no == 9:
-        return "landsat9_oli"
-    return None

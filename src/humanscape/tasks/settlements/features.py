@@ -25,9 +25,9 @@ from rasterio.windows import Window
 from tqdm.auto import tqdm
 
 from humanscape.errors import EmptyInputError, HumanscapeError
-from humanscape.geo.composite import CloudMask, Period, composite, open_composite, scenes_in_period
+from humanscape.geo.composite import CloudMask, Period, composite, scenes_in_period
 from humanscape.geo.indices import INDICES, compute_indices
-from humanscape.geo.raster import DEFAULT_BLOCK, GridSpec, RasterWriter, Scene
+from humanscape.geo.raster import DEFAULT_BLOCK, GridSpec, RasterWriter, Scene, open_scene
 from humanscape.geo.texture import TEXTURE_FEATURES, halo, texture_stack
 from humanscape.report.quicklook import overview_grid
 
@@ -63,6 +63,17 @@ def feature_names(
     names = [f"{p}_{x}" for p in periods for x in (*bands, *indices)]
     names += [f"{periods[-1]}_{b}_{t}" for b in texture_bands for t in TEXTURE_FEATURES]
     return names
+
+
+def feature_units(
+    periods: Sequence[str],
+    bands: Sequence[str],
+    indices: Sequence[str],
+    texture_bands: Sequence[str] = (),
+) -> list[str]:
+    """Units of each feature, in :func:`feature_names` order: reflectance, index, texture."""
+    per_period = ["reflectance"] * len(bands) + ["index"] * len(indices)
+    return per_period * len(periods) + ["texture"] * (len(texture_bands) * len(TEXTURE_FEATURES))
 
 
 def stack_features(
@@ -124,6 +135,7 @@ def stack_features(
         out,
         grid,
         count=len(names),
+        units=feature_units(periods, bands, indices, tex_names),
         dtype="float32",
         nodata=float("nan"),
         band_names=names,
@@ -252,7 +264,7 @@ def settlement_features(
                     f"period {name} has no clear observation at all (all clouds or nodata)",
                     fix="widen the period or relax the cloud mask",
                 )
-            per_period.append(open_composite(path, sensor=scenes[0].sensor.name))
+            per_period.append(open_scene(path))
         return stack_features(
             per_period,
             names,

@@ -81,6 +81,7 @@ def predict_probability(
             out,
             grid,
             count=len(band_names),
+            units="probability",
             dtype="float32",
             nodata=float("nan"),
             band_names=band_names,
