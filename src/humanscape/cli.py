@@ -203,7 +203,8 @@ def chip(
     ] = None,
 ) -> None:
     """Cut a raster into one chip per grid cell and write the chip table."""
-    from humanscape.geo.grid import arcsec_grid, chip_scene, regular_grid
+    from humanscape.data.chips import chip_scene
+    from humanscape.geo.grid import arcsec_grid, regular_grid
     from humanscape.geo.raster import open_scene
 
     with open_scene(raster, sensor=sensor) as s:

@@ -14,8 +14,9 @@ from rich.console import Console
 
 from humanscape._atomic import atomic_output
 from humanscape.data import samples
+from humanscape.data.chips import chip_scene
 from humanscape.geo.composite import CloudMask, Period, composite, scenes_in_period
-from humanscape.geo.grid import chip_scene, regular_grid
+from humanscape.geo.grid import regular_grid
 from humanscape.geo.indices import scene_indices
 from humanscape.report.quicklook import rgb_quicklook, scalar_quicklook
 

@@ -34,7 +34,13 @@ def test_chip_table_roundtrip_and_errors(tmp_path):
         read_chip_table(tmp_path / "t.parquet", required=["population"], check_files=False)
 
 
-def test_read_chip_scales_integer_eurosat_chips():
+def test_read_chip_scales_integer_eurosat_chips_by_hand():
+    import rasterio
+
     path = samples.eurosat_ms()["image"][0]
-    chip = read_chip(path, scale=1e-4)
-    assert chip.shape == (13, 64, 64) and np.nanmax(chip) < 2
+    chip = read_chip(path)
+    with rasterio.open(path) as src:
+        dn = src.read()
+    assert chip.units == "reflectance" and chip.bands[:4] == ["B01", "B02", "B03", "B04"]
+    assert chip.bands[-1] == "B8A"  # EuroSAT order: B01..B12, then B8A
+    np.testing.assert_allclose(chip.data, dn.astype(np.float32) * np.float32(1e-4), rtol=1e-6)

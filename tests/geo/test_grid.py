@@ -5,6 +5,7 @@ import pytest
 import rasterio
 from shapely.geometry import Polygon, box
 
+from humanscape.data.chips import chip_scene, mosaic_chips
 from humanscape.data.chiptable import read_chip, read_chip_table
 from humanscape.errors import EmptyInputError, HumanscapeError
 from humanscape.geo import grid as g
@@ -14,9 +15,9 @@ from humanscape.geo.raster import open_scene
 def test_chips_remosaic_exactly_to_their_raster(berlin_dir, tmp_path):
     scene = open_scene(berlin_dir, bands=["B02", "B8A", "B12"])
     cells = g.regular_grid(scene.grid, 700)  # 70 px cells: partial cells at the right/bottom edge
-    table = g.chip_scene(scene, cells, tmp_path, progress=False)
+    table = chip_scene(scene, cells, tmp_path / "c", progress=False)
     assert len(table) == cells.n_rows * cells.n_cols == 11 * 22
-    back = g.mosaic_chips(read_chip_table(tmp_path / "chips.csv"), "/", scene.grid, cells)
+    back = mosaic_chips(read_chip_table(tmp_path / "c" / "chips.csv"), "/", scene.grid, cells)
     np.testing.assert_array_equal(back, scene.read())
 
 
@@ -48,15 +49,15 @@ def test_arcsec_grid_is_aligned_to_the_global_30_arcsecond_lattice(berlin_dir):
 def test_neighbourhood_chip_contains_the_cell_chip_at_its_centre(tmp_path, synthetic_scene):
     scene = open_scene(synthetic_scene, bands=["B04", "B08"])
     cells = g.regular_grid(scene.grid, 160)  # 16 px
-    one = g.chip_scene(scene, cells, tmp_path / "n1", progress=False)
-    three = g.chip_scene(scene, cells, tmp_path / "n3", neighbors=3, progress=False)
+    one = chip_scene(scene, cells, tmp_path / "n1", progress=False)
+    three = chip_scene(scene, cells, tmp_path / "n3", neighbors=3, progress=False)
     rec1 = one.set_index("cell_id").loc[cells.cell_id(2, 3)]
     rec3 = three.set_index("cell_id").loc[cells.cell_id(2, 3)]
-    c1 = read_chip(tmp_path / "n1" / rec1["image"])
-    c3 = read_chip(tmp_path / "n3" / rec3["image"])
+    c1 = read_chip(tmp_path / "n1" / rec1["image"]).data
+    c3 = read_chip(tmp_path / "n3" / rec3["image"]).data
     assert c3.shape == (2, 48, 48)
     np.testing.assert_array_equal(c3[:, 16:32, 16:32], c1)
-    corner = read_chip(tmp_path / "n3" / three.set_index("cell_id").loc[0, "image"])
+    corner = read_chip(tmp_path / "n3" / three.set_index("cell_id").loc[0, "image"]).data
     assert np.isnan(corner[:, :16, :]).all()  # outside the raster: nodata padding
     assert cells.neighbourhood(0, 0, 3) == [(0, 0), (0, 1), (1, 0), (1, 1)]
     with pytest.raises(HumanscapeError, match="must be odd"):
@@ -65,13 +66,13 @@ def test_neighbourhood_chip_contains_the_cell_chip_at_its_centre(tmp_path, synth
 
 def test_chip_table_holds_geometry_crs_and_relative_paths(tmp_path, synthetic_scene):
     scene = open_scene(synthetic_scene, bands=["B04"])
-    g.chip_scene(scene, g.regular_grid(scene.grid, 320), tmp_path, progress=False)
-    raw = pd.read_csv(tmp_path / "chips.csv")
+    chip_scene(scene, g.regular_grid(scene.grid, 320), tmp_path / "c", progress=False)
+    raw = pd.read_csv(tmp_path / "c" / "chips.csv")
     assert raw["image"].str.startswith("chips/").all()
     assert set(raw.columns) >= {"image", "cell_id", "row", "col", "geometry", "crs"}
     gdf = gpd.GeoDataFrame(raw, geometry=gpd.GeoSeries.from_wkt(raw["geometry"]), crs=raw["crs"][0])
     assert gdf.crs == scene.crs and gdf.geometry.area.iloc[0] == pytest.approx(320 * 320)
-    with rasterio.open(tmp_path / raw["image"][0]) as src:
+    with rasterio.open(tmp_path / "c" / raw["image"][0]) as src:
         assert src.crs == scene.crs and src.descriptions == ("B04",)
 
 
@@ -81,7 +82,7 @@ def test_nodata_only_chips_are_skipped_and_reading_one_is_refused(tmp_path, synt
         data[:, :32, :32] = 0
         src.write(data)
     scene = open_scene(synthetic_scene, bands=["B04"])
-    table = g.chip_scene(scene, g.regular_grid(scene.grid, 320), tmp_path, progress=False)
+    table = chip_scene(scene, g.regular_grid(scene.grid, 320), tmp_path / "c", progress=False)
     assert 0 not in table["cell_id"].tolist() and len(table) == 3 * 4 - 1
     from humanscape.geo.raster import write_raster
 

@@ -10,8 +10,9 @@ from typer.testing import CliRunner
 
 from humanscape.cli import app
 from humanscape.data import samples
+from humanscape.data.chips import chip_scene
 from humanscape.errors import HumanscapeError
-from humanscape.geo.grid import chip_scene, regular_grid
+from humanscape.geo.grid import regular_grid
 from humanscape.models.embed import (
     embed_array,
     embed_chip_table,
@@ -139,9 +140,21 @@ def test_images_of_different_sizes_in_one_batch_are_refused(tmp_path):
 def test_jpeg_chips_need_an_rgb8_encoder(tmp_path, ms_encoder):
     Image.new("RGB", (32, 32)).save(tmp_path / "a.jpg")
     with pytest.raises(
-        HumanscapeError, match="8-bit RGB image given to an encoder of 4 reflectance bands"
+        HumanscapeError,
+        match=r"a.jpg: chip holds 8-bit RGB display values, but the encoder takes 4 bands of reflectance",
     ):
         read_chip_for(ms_encoder, tmp_path / "a.jpg")
+
+
+def test_reflectance_chips_are_refused_by_an_rgb8_encoder(tmp_path):
+    # 13-band reflectance chips used to be matched by role (red -> B04) and fed as 0..255 values,
+    # giving every class nearly the same vector
+    rgb = Encoder("resnet18_half", ["red", "green", "blue"], [100] * 3, [50] * 3, units="rgb8")
+    ms_chip = samples.eurosat_ms()["image"][0]
+    with pytest.raises(
+        HumanscapeError, match=r"chip holds reflectance, but the encoder takes 3 bands of 8-bit"
+    ):
+        read_chip_for(rgb, ms_chip)
 
 
 def test_region_embeddings_are_mean_and_std_over_tiles(ms_encoder):

@@ -16,14 +16,18 @@ targets        any further numeric columns (population, class, indicator ...)
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import rasterio
+from PIL import Image
 
 from humanscape._atomic import atomic_output
 from humanscape.errors import EmptyInputError, HumanscapeError, NotARasterError
+from humanscape.geo.radiometry import decide, declared_units
+from humanscape.geo.sensors import Band, Sensor, get_sensor
 
 
 def write_chip_table(table: pd.DataFrame, path: str | Path, *, crs: object | None = None) -> Path:
@@ -42,6 +46,38 @@ def write_chip_table(table: pd.DataFrame, path: str | Path, *, crs: object | Non
     return path
 
 
+def read_table(path: str | Path, *, what: str = "table") -> pd.DataFrame:
+    """Read a CSV or Parquet table (by extension) with a clear error for every way it can fail.
+
+    A missing file, a folder, an empty file, a file that is not what its extension says and a table
+    without rows each raise a :class:`HumanscapeError` naming the file.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise EmptyInputError(f"{what} does not exist", path=path, fix="check the path")
+    if path.is_dir():
+        raise HumanscapeError(
+            f"is a folder, not a {what} file", path=path, fix="give the CSV or Parquet file"
+        )
+    parquet = path.suffix.lower() == ".parquet"
+    try:
+        table = pd.read_parquet(path) if parquet else pd.read_csv(path)
+    except pd.errors.EmptyDataError:
+        raise EmptyInputError(
+            f"{what} file is empty", path=path, fix="give a table with rows"
+        ) from None
+    except (pd.errors.ParserError, UnicodeDecodeError, OSError, ValueError) as exc:
+        kind = "Parquet" if parquet else "CSV"
+        raise HumanscapeError(
+            f"not a readable {kind} {what} ({str(exc).splitlines()[0][:120]})",
+            path=path,
+            fix=f"write the {what} as {kind}, or give it the extension of its format (.csv / .parquet)",
+        ) from None
+    if table.empty:
+        raise EmptyInputError(f"{what} has no rows", path=path, fix="give a table with rows")
+    return table
+
+
 def read_chip_table(
     path: str | Path,
     *,
@@ -54,11 +90,7 @@ def read_chip_table(
     it has) or, with ``check_files``, when an image does not exist (naming the first missing one).
     """
     path = Path(path)
-    if not path.exists():
-        raise EmptyInputError("chip table does not exist", path=path, fix="check the path")
-    table = pd.read_parquet(path) if path.suffix.lower() == ".parquet" else pd.read_csv(path)
-    if table.empty:
-        raise EmptyInputError("chip table has no rows", path=path)
+    table = read_table(path, what="chip table")
     for column in ("image", *required):
         if column not in table.columns:
             raise HumanscapeError(
@@ -81,30 +113,85 @@ def read_chip_table(
     return table
 
 
-def read_chip(path: str | Path, *, scale: float | None = None) -> np.ndarray:
-    """Read a chip as float32 ``(bands, rows, cols)``; refuse a chip that holds only nodata.
+#: File types read as 8-bit RGB display values.
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 
-    Chips written by humanscape carry ``units=reflectance`` and are returned as stored. Integer
-    chips (e.g. EuroSAT's uint16 DN) are multiplied by ``scale`` when given (1e-4 for Sentinel-2 L1C).
+
+@dataclass
+class Chip:
+    """One chip read for a model.
+
+    Attributes
+    ----------
+    data
+        float32 ``(bands, rows, cols)``; NaN where nodata.
+    bands
+        Canonical band names (``B04`` ...; ``red``/``green``/``blue`` for RGB images), or ``None``
+        when the file does not name its bands.
+    units
+        ``reflectance`` (0..1) or ``rgb8`` (8-bit display values 0..255).
+    """
+
+    data: np.ndarray
+    bands: list[str] | None
+    units: str
+
+
+def read_chip(path: str | Path, *, sensor: str | Sensor = "sentinel2_l1c") -> Chip:
+    """Read a chip as reflectance (or 8-bit RGB); refuse a chip that holds only nodata.
+
+    GeoTIFF bands are named by their descriptions (``sensor``'s band names or roles) and scaled by
+    :func:`humanscape.geo.radiometry.decide`: chips humanscape wrote declare reflectance and are
+    returned as stored; integer chips without units (EuroSAT's uint16 DN) are digital numbers of
+    ``sensor``. 8-bit GeoTIFFs and JPEG / PNG images are RGB display values (``rgb8``).
     """
     path = Path(path)
+    table = get_sensor(sensor)
+    if path.suffix.lower() in IMAGE_SUFFIXES:
+        try:
+            with Image.open(path) as image:
+                data = np.asarray(image.convert("RGB"), dtype=np.float32).transpose(2, 0, 1)
+        except OSError as exc:
+            raise NotARasterError(f"not a readable image: {exc}", path=path) from None
+        return Chip(np.ascontiguousarray(data), ["red", "green", "blue"], "rgb8")
     try:
         with rasterio.open(path) as src:
             data = src.read().astype(np.float32)
-            nodata = src.nodata
-            units = src.tags().get("units")
-    except rasterio.errors.RasterioIOError as exc:
+            raw_nodata = src.nodata
+            descriptions = list(src.descriptions)
+            eight_bit = src.dtypes[0] == "uint8" and declared_units(src, 1) in (None, "rgb8")
+            names = _chip_bands(descriptions, table, src.count, eight_bit)
+            if raw_nodata is not None and not np.isnan(raw_nodata):
+                data[data == np.float32(raw_nodata)] = np.nan
+            for i in range(0 if eight_bit else src.count):
+                band = table.find(names[i]) if names else None
+                decide(src, i + 1, band or _generic_band(table), table, path=path).apply(data[i])
+    except rasterio.errors.RasterioError as exc:
         raise NotARasterError(
-            "chip is not a readable raster", path=path, fix="re-create the chip"
-        ) from exc
-    if nodata is not None and not np.isnan(nodata):
-        data[data == nodata] = np.nan
+            f"chip is not a readable raster ({exc})", path=path, fix="re-create the chip"
+        ) from None
     if not np.isfinite(data).any():
         raise EmptyInputError(
             "chip holds only nodata",
             path=path,
             fix="drop the chip from the table (it lies outside the imagery)",
         )
-    if units != "reflectance" and scale is not None:
-        data *= np.float32(scale)
-    return data
+    return Chip(data, names, "rgb8" if eight_bit else "reflectance")
+
+
+def _chip_bands(
+    descriptions: list[str | None], sensor: Sensor, count: int, eight_bit: bool
+) -> list[str] | None:
+    if all(descriptions):
+        return [
+            (sensor.find(d).name if sensor.find(d) else str(d))  # type: ignore[union-attr]
+            for d in descriptions
+        ]
+    if eight_bit and count == 3:
+        return ["red", "green", "blue"]
+    return None
+
+
+def _generic_band(sensor: Sensor) -> Band:
+    """A band unnamed in the file is a reflectance band of ``sensor`` (its common scale)."""
+    return next(b for b in sensor.bands if b.kind == "reflectance")

@@ -121,12 +121,18 @@ def eurosat_ms() -> pd.DataFrame:
 
 
 def read_eurosat_ms(table: pd.DataFrame, bands: list[str] | None = None) -> np.ndarray:
-    """Stack EuroSAT MS chips as reflectance float32 ``(n, bands, 64, 64)`` (DN x 1e-4)."""
-    idx = [EUROSAT_MS_BANDS.index(b) for b in (bands or EUROSAT_MS_BANDS)]
+    """Stack EuroSAT MS chips as reflectance float32 ``(n, bands, 64, 64)`` (L1C DN x 1e-4).
+
+    Read through :func:`humanscape.data.chiptable.read_chip`, the one reader of chips.
+    """
+    from humanscape.data.chiptable import read_chip
+
+    wanted = bands or EUROSAT_MS_BANDS
     out = []
     for path in table["image"]:
-        with rasterio.open(path) as src:
-            out.append(src.read([i + 1 for i in idx]).astype(np.float32) * np.float32(1e-4))
+        chip = read_chip(path, sensor="sentinel2_l1c")
+        names = chip.bands or EUROSAT_MS_BANDS
+        out.append(chip.data[[names.index(b) for b in wanted]])
     return np.stack(out)
 
 

@@ -8,8 +8,7 @@
 - Tiles of fixed pixel size (224 by default) cover a polygon for region-level embeddings
   (Park et al. 2022; Imagery2Flow step 1).
 
-Chips are written as GeoTIFFs (float32 reflectance, NaN nodata, band names) and listed in a chip
-table (``humanscape.data.chiptable``).
+Cutting a scene into chip files and a chip table is :func:`humanscape.data.chips.chip_scene`.
 """
 
 from __future__ import annotations
@@ -18,20 +17,17 @@ import logging
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 import geopandas as gpd
 import numpy as np
-import pandas as pd
 from affine import Affine
 from rasterio.crs import CRS
 from rasterio.windows import Window
 from shapely.geometry import box
 from shapely.geometry.base import BaseGeometry
-from tqdm.auto import tqdm
 
 from humanscape.errors import EmptyInputError, HumanscapeError
-from humanscape.geo.raster import GridSpec, Scene, write_raster
+from humanscape.geo.raster import GridSpec, Scene
 
 log = logging.getLogger(__name__)
 
@@ -131,6 +127,23 @@ def _check_odd(n: int) -> None:
         )
 
 
+#: Longest chip side humanscape cuts, in pixels (a 13-band float32 chip of 8192^2 is 3.5 GB).
+MAX_CHIP_PX = 8192
+
+
+def check_neighbourhood(grid: CellGrid, n: int) -> None:
+    """Refuse an even or non-positive ``n``, or an ``n x n`` neighbourhood too large to cut."""
+    _check_odd(n)
+    side = n * grid.cell_px
+    if side > MAX_CHIP_PX:
+        largest = max(1, (MAX_CHIP_PX // grid.cell_px - 1) // 2 * 2 + 1)
+        raise HumanscapeError(
+            f"a {n} x {n} neighbourhood of {grid.cell_px} px cells makes chips of {side} px a side "
+            f"(at most {MAX_CHIP_PX})",
+            fix=f"use --neighbors between 1 and {largest} (odd)",
+        )
+
+
 def regular_grid(pixels: GridSpec, cell_size: float) -> CellGrid:
     """Cells of ``cell_size`` CRS units (a whole number of pixels) aligned to the raster origin."""
     ratio = cell_size / pixels.res[0]
@@ -179,81 +192,6 @@ def read_padded(scene: Scene, window: Window, bands: Sequence[str] | None = None
     return out
 
 
-def chip_scene(
-    scene: Scene,
-    grid: CellGrid,
-    out_dir: str | Path,
-    *,
-    neighbors: int = 1,
-    bands: Sequence[str] | None = None,
-    min_valid: float = 0.0,
-    progress: bool = True,
-) -> pd.DataFrame:
-    """Write one chip per cell (with its ``neighbors`` x ``neighbors`` context) and a chip table.
-
-    Chips whose pixels are all nodata are skipped (counted in the log); chips with a valid fraction
-    below ``min_valid`` are skipped too. Raises :class:`EmptyInputError` if no chip has data.
-    Returns the chip table (also written to ``out_dir/chips.csv``).
-    """
-    from humanscape.data.chiptable import write_chip_table
-
-    out_dir = Path(out_dir)
-    _check_odd(neighbors)
-    pixel_scene = scene if scene.grid.matches(grid.pixels) else scene.aligned_to(grid.pixels)
-    names = pixel_scene.resolve(bands)
-    names = [n for n in names if pixel_scene.sensor.band(n).kind != "qa"]
-    chip_dir = out_dir / "chips"
-    records, skipped = [], 0
-    for cell_id in tqdm(range(len(grid)), desc="chips", disable=not progress, unit="chip"):
-        row, col = grid.row_col(cell_id)
-        window = grid.cell_window(row, col, neighbors)
-        data = read_padded(pixel_scene, window, names)
-        valid = np.all(np.isfinite(data), axis=0).mean()
-        if valid == 0 or valid < min_valid:
-            skipped += 1
-            continue
-        chip_dir.mkdir(parents=True, exist_ok=True)
-        path = chip_dir / f"cell_{cell_id:07d}.tif"
-        write_raster(
-            path,
-            data,
-            grid.pixels.window_grid(window),
-            units="reflectance",
-            nodata=float("nan"),
-            band_names=names,
-            tags={
-                "sensor": pixel_scene.sensor.name,
-                "cell_id": str(cell_id),
-                "neighbors": str(neighbors),
-            },
-        )
-        x, y = grid.transform @ (col + 0.5, row + 0.5)
-        records.append(
-            {
-                "image": f"chips/{path.name}",
-                "cell_id": cell_id,
-                "row": row,
-                "col": col,
-                "x": x,
-                "y": y,
-                "valid_fraction": round(float(valid), 4),
-                "geometry": box(*grid.cell_bounds(row, col)).wkt,
-            }
-        )
-    if not records:
-        raise EmptyInputError(
-            "every chip is nodata only",
-            path=scene.name,
-            fix="check that the raster has data where the grid lies",
-        )
-    if skipped:
-        log.warning("%s: skipped %d nodata-only chips of %d", scene.name, skipped, len(grid))
-    table = pd.DataFrame.from_records(records)
-    table.attrs["crs"] = grid.crs.to_string()
-    write_chip_table(table, out_dir / "chips.csv", crs=grid.crs)
-    return table
-
-
 def tiles_over_polygon(
     polygon: BaseGeometry, pixels: GridSpec, *, size: int = 224, min_overlap: float = 0.0
 ) -> list[Window]:
@@ -281,30 +219,3 @@ def tiles_over_polygon(
             if overlap > 0 and overlap >= min_overlap:
                 out.append(window)
     return out
-
-
-def mosaic_chips(
-    table: pd.DataFrame, root: str | Path, pixels: GridSpec, grid: CellGrid
-) -> np.ndarray:
-    """Re-assemble single-cell chips (``neighbors=1``) into a ``(bands, rows, cols)`` array on ``pixels``.
-
-    The inverse of :func:`chip_scene`; cells without a chip stay NaN.
-    """
-    import rasterio
-
-    root = Path(root)
-    out: np.ndarray | None = None
-    for rec in table.itertuples():
-        with rasterio.open(root / rec.image) as src:
-            data = src.read()
-        if out is None:
-            out = np.full(
-                (data.shape[0], grid.n_rows * grid.cell_px, grid.n_cols * grid.cell_px),
-                np.nan,
-                dtype=np.float32,
-            )
-        r, c = rec.row * grid.cell_px, rec.col * grid.cell_px
-        out[:, r : r + grid.cell_px, c : c + grid.cell_px] = data
-    if out is None:
-        raise EmptyInputError("chip table has no rows")
-    return out[:, : pixels.height, : pixels.width]

@@ -54,64 +54,57 @@ def embed_array(
 
 # --- chips ------------------------------------------------------------------------------------
 
-_IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
-
 
 def read_chip_for(encoder: Encoder, path: str | Path) -> np.ndarray:
     """Read one chip as ``(len(encoder.bands), H, W)`` float32 in the encoder's units.
 
-    JPEG / PNG chips are 8-bit RGB (``rgb8`` encoders only). GeoTIFF bands are matched to the
-    encoder's bands by their descriptions (names or roles, e.g. ``B04`` or ``red``), or taken in
-    order when the chip has no descriptions and the counts match. Integer GeoTIFFs read by a
-    reflectance encoder are taken as Sentinel-2 DN (x 1e-4); humanscape chips are already
-    reflectance. Raises a clear error on a band mismatch or a nodata-only chip.
+    The chip is read by :func:`humanscape.data.chiptable.read_chip` (reflectance for GeoTIFFs,
+    8-bit RGB for JPEG / PNG / uint8 GeoTIFF). A chip in other units than the encoder takes is
+    refused (an 8-bit RGB encoder given reflectance would embed every chip as nearly black).
+    Bands are matched to the encoder's by name or role (``B04`` or ``red``), or taken in order
+    when the chip does not name them and the counts match.
     """
-    from PIL import Image
-
     from humanscape.data.chiptable import read_chip
-    from humanscape.geo.sensors import SENTINEL2_L1C
 
     path = Path(path)
-    if path.suffix.lower() in _IMAGE_SUFFIXES:
-        if encoder.units != "rgb8" or len(encoder.bands) != 3:
-            raise HumanscapeError(
-                f"8-bit RGB image given to an encoder of {len(encoder.bands)} {encoder.units} bands",
-                path=path,
-                fix="use an rgb8 encoder (e.g. simclr_resnet18half_eurosat_rgb) for JPEG/PNG chips",
-            )
-        try:
-            return np.asarray(Image.open(path).convert("RGB"), dtype=np.float32).transpose(2, 0, 1)
-        except OSError as exc:
-            raise HumanscapeError(f"not a readable image: {exc}", path=path) from exc
-    import rasterio
-
-    with rasterio.open(path) as src:
-        names = [d for d in src.descriptions]
-        integer = np.dtype(src.dtypes[0]).kind in "ui"
-    data = read_chip(path, scale=1e-4 if integer and encoder.units == "reflectance" else None)
-    if all(names):
-        canonical = [
-            (SENTINEL2_L1C.find(n).name if SENTINEL2_L1C.find(n) else n).lower() for n in names
-        ]
-        wanted = [
-            (SENTINEL2_L1C.find(b).name if SENTINEL2_L1C.find(b) else b).lower()
-            for b in encoder.bands
-        ]
+    chip = read_chip(path)
+    if chip.units != encoder.units:
+        what = {"rgb8": "8-bit RGB display values", "reflectance": "reflectance"}
+        raise HumanscapeError(
+            f"chip holds {what.get(chip.units, chip.units)}, but the encoder takes "
+            f"{len(encoder.bands)} bands of {what.get(encoder.units, encoder.units)} "
+            f"({', '.join(encoder.bands)})",
+            path=path,
+            fix="use an encoder for these chips (humanscape encoders lists each one's units): "
+            "simclr_resnet18half_eurosat_rgb for 8-bit RGB, simclr_resnet18half_eurosat_ms for "
+            "Sentinel-2 reflectance",
+        )
+    if chip.bands is not None:
+        canonical = [_canonical(n) for n in chip.bands]
+        wanted = [_canonical(b) for b in encoder.bands]
         missing = [b for b, w in zip(encoder.bands, wanted, strict=True) if w not in canonical]
         if missing:
             raise HumanscapeError(
-                f"chip bands ({', '.join(names)}) lack the encoder's bands {', '.join(missing)}",
+                f"chip bands ({', '.join(chip.bands)}) lack the encoder's bands {', '.join(missing)}",
                 path=path,
                 fix="use chips with the encoder's bands or an encoder for these bands",
             )
-        return data[[canonical.index(w) for w in wanted]]
-    if data.shape[0] != len(encoder.bands):
+        return chip.data[[canonical.index(w) for w in wanted]]
+    if chip.data.shape[0] != len(encoder.bands):
         raise HumanscapeError(
-            f"chip has {data.shape[0]} unnamed bands, encoder takes {len(encoder.bands)} ({', '.join(encoder.bands)})",
+            f"chip has {chip.data.shape[0]} unnamed bands, encoder takes {len(encoder.bands)} ({', '.join(encoder.bands)})",
             path=path,
             fix="write band descriptions into the chips or use a matching encoder",
         )
-    return data
+    return chip.data
+
+
+def _canonical(name: str) -> str:
+    """``B04`` for ``red``, ``b4`` or ``B04`` (Sentinel-2 names); other names lower-cased."""
+    from humanscape.geo.sensors import SENTINEL2_L1C
+
+    band = SENTINEL2_L1C.find(name)
+    return (band.name if band else name).lower()
 
 
 def embed_chip_table(

@@ -1,0 +1,147 @@
+"""Cut a scene into chips: one GeoTIFF per grid cell (with its neighbourhood) and a chip table.
+
+Huang et al. (2021) feed a CNN the pixels of one grid cell, or of its ``n x n`` neighbourhood
+("nbr(n)", n odd), so that context informs the estimate. Chips are written as GeoTIFFs (float32
+reflectance, NaN nodata, band names, ``units=reflectance``) and listed in a chip table
+(:mod:`humanscape.data.chiptable`); :func:`mosaic_chips` puts single-cell chips back together.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from shapely.geometry import box
+from tqdm.auto import tqdm
+
+from humanscape._atomic import atomic_folder
+from humanscape.data.chiptable import write_chip_table
+from humanscape.errors import EmptyInputError
+from humanscape.geo.grid import CellGrid, check_neighbourhood, read_padded
+from humanscape.geo.raster import GridSpec, Scene, write_raster
+
+log = logging.getLogger(__name__)
+
+
+def chip_scene(
+    scene: Scene,
+    grid: CellGrid,
+    out_dir: str | Path,
+    *,
+    neighbors: int = 1,
+    bands: Sequence[str] | None = None,
+    min_valid: float = 0.0,
+    progress: bool = True,
+) -> pd.DataFrame:
+    """Write one chip per cell (with its ``neighbors`` x ``neighbors`` context) and a chip table.
+
+    Chips whose pixels are all nodata are skipped (counted in the log); chips with a valid fraction
+    below ``min_valid`` are skipped too. Raises :class:`EmptyInputError` if no chip has data.
+    Returns the chip table (also written to ``out_dir/chips.csv``).
+
+    The folder is written atomically (:func:`humanscape._atomic.atomic_folder`): chips go to a
+    temporary folder renamed to ``out_dir`` with ``chips.csv`` at the end, so a failed or
+    interrupted run leaves no orphan chips. A previous chip folder at ``out_dir`` is replaced.
+    """
+    out_dir = Path(out_dir)
+    check_neighbourhood(grid, neighbors)
+    pixel_scene = scene if scene.grid.matches(grid.pixels) else scene.aligned_to(grid.pixels)
+    names = pixel_scene.resolve(bands)
+    names = [n for n in names if pixel_scene.sensor.band(n).kind != "qa"]
+    with atomic_folder(out_dir, marker="chips.csv") as tmp:
+        table = _write_chips(
+            pixel_scene, grid, tmp, names, neighbors, min_valid, progress, scene.name
+        )
+        write_chip_table(table, tmp / "chips.csv", crs=grid.crs)
+    return table
+
+
+def _write_chips(
+    pixel_scene: Scene,
+    grid: CellGrid,
+    out_dir: Path,
+    names: list[str],
+    neighbors: int,
+    min_valid: float,
+    progress: bool,
+    label: str,
+) -> pd.DataFrame:
+    chip_dir = out_dir / "chips"
+    records, skipped = [], 0
+    for cell_id in tqdm(range(len(grid)), desc="chips", disable=not progress, unit="chip"):
+        row, col = grid.row_col(cell_id)
+        window = grid.cell_window(row, col, neighbors)
+        data = read_padded(pixel_scene, window, names)
+        valid = np.all(np.isfinite(data), axis=0).mean()
+        if valid == 0 or valid < min_valid:
+            skipped += 1
+            continue
+        chip_dir.mkdir(parents=True, exist_ok=True)
+        path = chip_dir / f"cell_{cell_id:07d}.tif"
+        write_raster(
+            path,
+            data,
+            grid.pixels.window_grid(window),
+            units="reflectance",
+            nodata=float("nan"),
+            band_names=names,
+            tags={
+                "sensor": pixel_scene.sensor.name,
+                "cell_id": str(cell_id),
+                "neighbors": str(neighbors),
+            },
+        )
+        x, y = grid.transform @ (col + 0.5, row + 0.5)
+        records.append(
+            {
+                "image": f"chips/{path.name}",
+                "cell_id": cell_id,
+                "row": row,
+                "col": col,
+                "x": x,
+                "y": y,
+                "valid_fraction": round(float(valid), 4),
+                "geometry": box(*grid.cell_bounds(row, col)).wkt,
+            }
+        )
+    if not records:
+        raise EmptyInputError(
+            "every chip is nodata only",
+            path=label,
+            fix="check that the raster has data where the grid lies",
+        )
+    if skipped:
+        log.warning("%s: skipped %d nodata-only chips of %d", label, skipped, len(grid))
+    table = pd.DataFrame.from_records(records)
+    table.attrs["crs"] = grid.crs.to_string()
+    return table
+
+
+def mosaic_chips(
+    table: pd.DataFrame, root: str | Path, pixels: GridSpec, grid: CellGrid
+) -> np.ndarray:
+    """Re-assemble single-cell chips (``neighbors=1``) into a ``(bands, rows, cols)`` array on ``pixels``.
+
+    The inverse of :func:`chip_scene`; cells without a chip stay NaN.
+    """
+    import rasterio
+
+    root = Path(root)
+    out: np.ndarray | None = None
+    for rec in table.itertuples():
+        with rasterio.open(root / rec.image) as src:
+            data = src.read()
+        if out is None:
+            out = np.full(
+                (data.shape[0], grid.n_rows * grid.cell_px, grid.n_cols * grid.cell_px),
+                np.nan,
+                dtype=np.float32,
+            )
+        r, c = rec.row * grid.cell_px, rec.col * grid.cell_px
+        out[:, r : r + grid.cell_px, c : c + grid.cell_px] = data
+    if out is None:
+        raise EmptyInputError("chip table has no rows")
+    return out[:, : pixels.height, : pixels.width]
