@@ -1,7 +1,18 @@
 """The ``humanscape`` command.
 
 Every command takes files in and writes files out atomically. Bad input ends with one line
-``error: <file>: <problem> (fix: ...)`` on stderr and exit status 2, never a traceback.
+``error: <file>: <problem> (fix: ...)`` on stderr and exit status 2, never a traceback:
+
+- one error boundary (:func:`_friendly_errors`) turns every failure caused by input (a
+  :class:`~humanscape.errors.HumanscapeError`, and OSError, rasterio, pyogrio, safetensors, skops,
+  JSON, table and value errors from the libraries) into that line, naming the file where the
+  library does; a real bug says so in one line (exit 1) and shows its traceback with ``--verbose``;
+- numeric options declare their ranges, and option errors are one line too (:class:`_OneLineGroup`);
+- outputs are checked before any work (:func:`_check_outputs`): not a folder where a file goes,
+  not a file where a folder goes, writable, distinct from each other and from the inputs;
+- Ctrl-C and SIGTERM end the run through the same clean-up path (temporary files and folders
+  removed), with ``error: interrupted`` and exit status 130;
+- library warnings are logged, shown only with ``--verbose``.
 """
 
 from __future__ import annotations
@@ -9,16 +20,74 @@ from __future__ import annotations
 import functools
 import json
 import logging
+import signal
 import sys
-from collections.abc import Callable
+import tempfile
+import warnings
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
+import click
 import typer
 from rich.console import Console
+from typer.core import TyperGroup
 
 from humanscape import __version__
 from humanscape.errors import HumanscapeError
+
+F = TypeVar("F", bound=Callable[..., Any])
+console = Console(stderr=True, soft_wrap=True)
+_STATE = {"verbose": False}
+#: Third-party loggers that print their own errors before ours unless --verbose.
+_QUIET_LOGGERS = ("rasterio", "pyogrio", "fiona", "distributed", "lightning", "skops", "PIL")
+
+
+class _OneLineGroup(TyperGroup):
+    """Click group whose usage errors (bad option values, missing options) are one line, exit 2."""
+
+    def main(self, *args: Any, standalone_mode: bool = True, **kwargs: Any) -> Any:
+        previous = _on_sigterm()
+        try:
+            rv = super().main(*args, standalone_mode=False, **kwargs)
+        except click.exceptions.NoArgsIsHelpError as exc:
+            exc.show()
+            rv = 2
+        except click.UsageError as exc:
+            print(f"error: {_usage_line(exc)}", file=sys.stderr)
+            rv = 2
+        except click.Abort:
+            print("error: interrupted (nothing was left half written)", file=sys.stderr)
+            rv = 130
+        finally:
+            if previous is not None:
+                signal.signal(signal.SIGTERM, previous)
+        code = rv if isinstance(rv, int) else 0
+        if standalone_mode:
+            sys.exit(code)
+        return code
+
+
+def _usage_line(exc: click.UsageError) -> str:
+    command = exc.ctx.command_path if exc.ctx else "humanscape"
+    fix = f"see '{command} --help'"
+    if isinstance(exc, click.BadParameter) and exc.param is not None:
+        name = "/".join(exc.param.opts) or exc.param.name or "value"
+        return " ".join(f"{name}: {exc.message} (fix: {fix})".split())
+    return " ".join(f"{command}: {exc.format_message()} (fix: {fix})".split())
+
+
+def _on_sigterm() -> Any:
+    """SIGTERM raises KeyboardInterrupt, so that ``finally`` clean-ups run as for Ctrl-C."""
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    try:
+        return signal.signal(signal.SIGTERM, interrupt)
+    except ValueError:  # not the main thread
+        return None
+
 
 app = typer.Typer(
     name="humanscape",
@@ -26,33 +95,218 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    cls=_OneLineGroup,
 )
-console = Console(stderr=True, soft_wrap=True)
-F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _input_errors() -> tuple[type[BaseException], ...]:
+    """Exception types that mean "the input is bad", from the libraries humanscape reads with."""
+    import zipfile
+
+    import pandas as pd
+    import rasterio.errors
+
+    types: list[type[BaseException]] = [
+        OSError,
+        ValueError,
+        KeyError,
+        IndexError,
+        EOFError,
+        json.JSONDecodeError,
+        UnicodeDecodeError,
+        zipfile.BadZipFile,
+        pd.errors.ParserError,
+        pd.errors.EmptyDataError,
+        rasterio.errors.RasterioError,
+    ]
+    try:
+        import pyogrio.errors
+
+        types += [pyogrio.errors.DataSourceError, pyogrio.errors.DataLayerError]
+    except ImportError:  # pragma: no cover
+        pass
+    try:
+        from safetensors import SafetensorError
+
+        types.append(SafetensorError)
+    except ImportError:  # pragma: no cover
+        pass
+    return tuple(types)
 
 
 def _friendly_errors(func: F) -> F:
-    """Turn :class:`HumanscapeError` into one line on stderr and exit status 2."""
+    """The CLI's one error boundary (see module docstring)."""
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
-            return func(*args, **kwargs)
+            with warnings.catch_warnings():
+                if not _STATE["verbose"]:
+                    warnings.simplefilter("ignore")
+                return func(*args, **kwargs)
         except HumanscapeError as exc:
             print(f"error: {exc.one_line()}", file=sys.stderr)
             raise typer.Exit(code=2) from None
+        except KeyboardInterrupt:
+            print("error: interrupted (nothing was left half written)", file=sys.stderr)
+            raise typer.Exit(code=130) from None
+        except _input_errors() as exc:
+            print(f"error: {_describe(exc)}", file=sys.stderr)
+            if _STATE["verbose"]:
+                raise
+            raise typer.Exit(code=2) from None
+        except (typer.Exit, click.exceptions.Exit, click.ClickException):
+            raise
+        except Exception as exc:
+            print(
+                f"error: internal error {type(exc).__name__}: {str(exc).splitlines()[0][:200] if str(exc) else ''} "
+                "(fix: rerun with --verbose for the traceback and report it)",
+                file=sys.stderr,
+            )
+            if _STATE["verbose"]:
+                raise
+            raise typer.Exit(code=1) from None
 
     return wrapper  # type: ignore[return-value]
 
 
+def _describe(exc: BaseException) -> str:
+    """One line for a library error: the file it names (if any), the problem, a fix."""
+    filename = getattr(exc, "filename", None)
+    text = getattr(exc, "strerror", None) if isinstance(exc, OSError) and exc.strerror else str(exc)
+    text = " ".join(str(text).split())[:300] or type(exc).__name__
+    fix = "check that the file is complete and of the expected format"
+    if isinstance(exc, PermissionError):
+        fix = "check the permissions, or write somewhere else"
+    elif isinstance(exc, FileNotFoundError):
+        fix = "check the path"
+    where = f"{filename}: " if filename else ""
+    return f"{where}{text} (fix: {fix})"
+
+
+def _check_outputs(
+    files: Sequence[Path | None] = (),
+    folders: Sequence[Path | None] = (),
+    inputs: Sequence[str | Path] = (),
+) -> None:
+    """Refuse outputs that cannot be written, before any work is done (see module docstring)."""
+    outs = [(p, "file") for p in files if p is not None] + [
+        (p, "folder") for p in folders if p is not None
+    ]
+    seen: dict[Path, Path] = {}
+    resolved_inputs = {Path(str(i)).resolve() for i in inputs if i and "*" not in str(i)}
+    for path, kind in outs:
+        if str(path).strip() in ("", "."):
+            raise HumanscapeError(
+                f"empty output path for a {kind}", fix=f"give a {kind} path to write to"
+            )
+        full = path.resolve()
+        if full in seen:
+            raise HumanscapeError(
+                "given as two different outputs", path=path, fix="give each output its own path"
+            )
+        seen[full] = path
+        if full in resolved_inputs:
+            raise HumanscapeError(
+                "is an input of this command, so it cannot also be its output",
+                path=path,
+                fix="write the output elsewhere",
+            )
+        if kind == "file" and full.is_dir():
+            raise HumanscapeError(
+                "is a folder, but a file is written here", path=path, fix="give a file path"
+            )
+        if kind == "folder" and full.exists() and not full.is_dir():
+            raise HumanscapeError(
+                "is a file, but a folder is written here", path=path, fix="give a folder path"
+            )
+        _check_writable(path)
+
+
+def _check_writable(path: Path) -> None:
+    ancestor = path.resolve().parent
+    while not ancestor.exists():
+        ancestor = ancestor.parent
+    if not ancestor.is_dir():
+        raise HumanscapeError(
+            f"cannot be created: {ancestor} is a file", path=path, fix="choose another folder"
+        )
+    try:
+        with tempfile.NamedTemporaryFile(dir=ancestor, prefix=".humanscape-check-"):
+            pass
+    except OSError as exc:
+        raise HumanscapeError(
+            f"cannot be written: {exc.strerror or exc}",
+            path=path,
+            fix="choose a folder you can write to",
+        ) from None
+
+
+def _positive(value: float | None) -> float | None:
+    if value is not None and not value > 0:
+        raise typer.BadParameter(f"must be positive, got {value:g}")
+    return value
+
+
+def _odd(value: int) -> int:
+    if value < 1 or value % 2 == 0:
+        raise typer.BadParameter(f"must be odd and at least 1 (1, 3, 5 ...), got {value}")
+    return value
+
+
+def _odd_window(value: int) -> int:
+    if value < 3 or value % 2 == 0:
+        raise typer.BadParameter(f"must be odd and at least 3 (3, 5, 7 ...), got {value}")
+    return value
+
+
+def _one_of(*choices: str) -> Callable[[str], str]:
+    def check(value: str) -> str:
+        if value not in choices:
+            raise typer.BadParameter(f"'{value}' is not one of {', '.join(choices)}")
+        return value
+
+    return check
+
+
+def _names(value: str | None) -> list[str] | None:
+    return [v.strip() for v in value.split(",") if v.strip()] if value else None
+
+
 @app.callback()
 def _main(
-    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log progress details.")] = False,
+    verbose: Annotated[
+        bool, typer.Option("--verbose", "-v", help="Log details; show tracebacks of real bugs.")
+    ] = False,
 ) -> None:
+    _STATE["verbose"] = verbose
     logging.basicConfig(
         level=logging.INFO if verbose else logging.WARNING,
         format="%(levelname)s %(name)s: %(message)s",
+        force=True,
     )
+    logging.captureWarnings(True)
+    for name in _QUIET_LOGGERS:
+        logging.getLogger(name).setLevel(logging.INFO if verbose else logging.CRITICAL)
+    logging.getLogger("py.warnings").setLevel(logging.WARNING if verbose else logging.CRITICAL)
+
+
+SensorOpt = Annotated[
+    str | None, typer.Option(help="Sensor key (recognised from product metadata and names).")
+]
+BandNamesOpt = Annotated[
+    str | None,
+    typer.Option(
+        help="Band name of each layer of a multi-band file, comma-separated (B02,B03,...)."
+    ),
+]
+UnitsOpt = Annotated[
+    str,
+    typer.Option(
+        callback=_one_of("auto", "dn", "reflectance"),
+        help="Units of files that record none: auto, dn (digital numbers) or reflectance.",
+    ),
+]
 
 
 @app.command()
@@ -61,19 +315,29 @@ def version() -> None:
     print(__version__)
 
 
+def _scene(
+    inputs: str | Sequence[str],
+    sensor: str | None,
+    band_names: str | None,
+    units: str,
+    **kwargs: Any,
+):
+    from humanscape.geo.raster import open_scene
+
+    return open_scene(inputs, sensor=sensor, band_names=_names(band_names), units=units, **kwargs)  # type: ignore[arg-type]
+
+
 @app.command()
 @_friendly_errors
 def info(
     scene: Annotated[str, typer.Argument(help="Multi-band file, folder / glob of band files.")],
-    sensor: Annotated[
-        str | None, typer.Option(help="Sensor key (guessed from file names).")
-    ] = None,
+    sensor: SensorOpt = None,
+    band_names: BandNamesOpt = None,
+    units: UnitsOpt = "auto",
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
-    """Bands, CRS, resolution and extent of a scene."""
-    from humanscape.geo.raster import open_scene
-
-    with open_scene(scene, sensor=sensor) as s:
+    """Bands, CRS, resolution, extent and radiometry (units, scale, offset) of a scene."""
+    with _scene(scene, sensor, band_names, units) as s:
         d = s.describe()
     if as_json:
         print(json.dumps(d, indent=2))
@@ -87,8 +351,10 @@ def info(
     print(f"bounds      {d['bounds']}")
     for b in d["bands"]:  # type: ignore[union-attr]
         wl = f"{b['wavelength_nm']:.1f} nm" if b["wavelength_nm"] else "-"
+        radiometry = f"{b['units']} x {b['scale']:g} {b['offset']:+g}"
         print(
-            f"  {b['name']:<9} {str(b['role']):<13} {wl:>10}  native {b['native_resolution_m']:g} m  {Path(b['file']).name}"
+            f"  {b['name']:<9} {str(b['role']):<13} {wl:>10}  native {b['native_resolution_m']:g} m  "
+            f"{radiometry:<24} {Path(b['file']).name}"
         )
 
 
@@ -101,19 +367,20 @@ def indices(
         list[str] | None,
         typer.Option("--index", "-i", help="Index name (repeat); default all ten."),
     ] = None,
-    sensor: Annotated[
-        str | None, typer.Option(help="Sensor key (guessed from file names).")
-    ] = None,
+    sensor: SensorOpt = None,
+    band_names: BandNamesOpt = None,
+    units: UnitsOpt = "auto",
     resolution: Annotated[
-        float | None, typer.Option(help="Target pixel size (default finest band).")
+        float | None,
+        typer.Option(help="Target pixel size (default finest band).", callback=_positive),
     ] = None,
     cog: Annotated[bool, typer.Option(help="Write a Cloud-Optimised GeoTIFF.")] = False,
 ) -> None:
     """Spectral indices (NDVI, SAVI, MNDWI, NDBI, UI, NBI, BRBA, NBAI, MBI, BAEI) of a scene."""
     from humanscape.geo.indices import scene_indices
-    from humanscape.geo.raster import open_scene
 
-    with open_scene(scene, sensor=sensor, resolution=resolution) as s:
+    _check_outputs(files=[out], inputs=[scene])
+    with _scene(scene, sensor, band_names, units, resolution=resolution) as s:
         path = scene_indices(s, out, index, cog=cog)
     console.print(f"wrote {path}")
 
@@ -125,13 +392,19 @@ def composite(
         list[str], typer.Argument(help="One entry per scene: multi-band file, band folder or glob.")
     ],
     out: Annotated[Path, typer.Option("--out", "-o", help="Output GeoTIFF (bands + valid_count).")],
-    method: Annotated[str, typer.Option(help="median or min.")] = "median",
+    method: Annotated[
+        str, typer.Option(callback=_one_of("median", "min"), help="median or min.")
+    ] = "median",
     cloud_mask: Annotated[
         str | None, typer.Option(help="fmask, qa_pixel, scl, qa60, raster or probability:0.4.")
     ] = None,
     mask_file: Annotated[
         list[Path] | None,
         typer.Option(help="Mask raster per scene (raster / probability), in order."),
+    ] = None,
+    cloud_probability_max: Annotated[
+        float | None,
+        typer.Option(help="Stored value meaning probability 1: 1, 100 or 255 (default by type)."),
     ] = None,
     period: Annotated[
         str | None,
@@ -141,23 +414,19 @@ def composite(
         list[str] | None,
         typer.Option("--band", "-b", help="Bands to composite (default all non-QA)."),
     ] = None,
-    sensor: Annotated[
-        str | None, typer.Option(help="Sensor key (guessed from file names).")
-    ] = None,
+    sensor: SensorOpt = None,
+    units: UnitsOpt = "auto",
     cog: Annotated[bool, typer.Option(help="Write a Cloud-Optimised GeoTIFF.")] = False,
 ) -> None:
     """Median (or minimum) composite of clear observations over dated scenes."""
     from humanscape.errors import EmptyInputError
     from humanscape.geo.composite import CloudMask, Period, scenes_in_period
     from humanscape.geo.composite import composite as run_composite
-    from humanscape.geo.raster import open_scene
 
-    if method not in ("median", "min"):
-        raise HumanscapeError(
-            f"unknown method '{method}'", fix="use --method median or --method min"
-        )
-    opened = [open_scene(s, sensor=sensor) for s in scenes]
-    masks = list(mask_file or [])
+    _check_outputs(files=[out], inputs=[*scenes, *(mask_file or [])])
+    mask = CloudMask.parse(cloud_mask, mask_file or [], probability_max=cloud_probability_max)
+    opened = [_scene(s, sensor, None, units) for s in scenes]
+    masks = list(mask.paths)
     if period:
         p = Period.parse(period)
         keep = scenes_in_period(opened, p)
@@ -168,14 +437,14 @@ def composite(
             )
         opened = [opened[i] for i in keep]
         masks = [masks[i] for i in keep] if masks else masks
-    mask = CloudMask.parse(cloud_mask, masks)
+    mask.paths = masks
     path = run_composite(
         opened,
         out,
-        method=method,
+        method=method,  # type: ignore[arg-type]
         cloud_mask=mask,
         bands=band,
-        cog=cog,  # type: ignore[arg-type]
+        cog=cog,
         tags={"period": period or ""},
     )
     console.print(f"wrote {path} from {len(opened)} scenes")
@@ -187,34 +456,35 @@ def chip(
     raster: Annotated[str, typer.Argument(help="Raster or scene (file, band folder or glob).")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Output folder (chips/ and chips.csv).")],
     cell: Annotated[
-        float, typer.Option(help="Cell size in metres (a whole number of pixels).")
+        float,
+        typer.Option(help="Cell size in metres (a whole number of pixels).", callback=_positive),
     ] = 1000,
     neighbors: Annotated[
-        int, typer.Option(help="n of the n x n neighbourhood per chip (odd).")
+        int, typer.Option(help="n of the n x n neighbourhood per chip (odd).", callback=_odd)
     ] = 1,
     arcsec: Annotated[
-        float | None, typer.Option(help="Use an arc-second EPSG:4326 grid instead (e.g. 30).")
+        float | None,
+        typer.Option(
+            help="Use an arc-second EPSG:4326 grid instead (e.g. 30).", callback=_positive
+        ),
     ] = None,
     band: Annotated[
         list[str] | None, typer.Option("--band", "-b", help="Bands to keep (default all).")
     ] = None,
-    sensor: Annotated[
-        str | None, typer.Option(help="Sensor key (guessed from file names).")
-    ] = None,
+    sensor: SensorOpt = None,
+    band_names: BandNamesOpt = None,
+    units: UnitsOpt = "auto",
 ) -> None:
     """Cut a raster into one chip per grid cell and write the chip table."""
     from humanscape.data.chips import chip_scene
     from humanscape.geo.grid import arcsec_grid, regular_grid
-    from humanscape.geo.raster import open_scene
 
-    with open_scene(raster, sensor=sensor) as s:
+    _check_outputs(folders=[out], inputs=[raster])
+    with _scene(raster, sensor, band_names, units) as s:
         if arcsec:
-            grid = arcsec_grid(
-                s.grid.bounds,
-                s.crs,
-                arcsec=arcsec,
-                cell_px=max(1, round(arcsec * 30.87 / s.grid.res[0])),
-            )
+            metres_per_unit = 1 / 111_320 if s.crs.is_geographic else 1.0
+            cell_px = max(1, round(arcsec * 30.87 * metres_per_unit / s.grid.res[0]))
+            grid = arcsec_grid(s.grid.bounds, s.crs, arcsec=arcsec, cell_px=cell_px)
         else:
             grid = regular_grid(s.grid, cell)
         table = chip_scene(s, grid, out, neighbors=neighbors, bands=band)
@@ -234,7 +504,7 @@ def embed(
         ),
     ],
     out: Annotated[Path, typer.Option("--out", "-o", help="Output Parquet (or CSV): id + e000...")],
-    batch_size: Annotated[int, typer.Option(help="Chips per batch.")] = 128,
+    batch_size: Annotated[int, typer.Option(help="Chips per batch.", min=1)] = 128,
     id_column: Annotated[
         str | None, typer.Option(help="Column used as id (default cell_id, else image).")
     ] = None,
@@ -244,6 +514,7 @@ def embed(
     from humanscape.models.embed import embed_chip_table
     from humanscape.models.registry import load_encoder
 
+    _check_outputs(files=[out], inputs=[chip_table])
     model = load_encoder(encoder)
     frame = embed_chip_table(chip_table, model, batch_size=batch_size, id_column=id_column)
     with atomic_output(out) as tmp:
@@ -275,44 +546,56 @@ settlements_app = typer.Typer(
 app.add_typer(settlements_app, name="settlements")
 
 
-def _read_labels(path: Path, layer: str | None = None):
-    from humanscape.geo.vector import read_vector
-
-    return read_vector(path, layer=layer)
-
-
-def _sample(
+def _prepare(
     features: Path,
     labels: Path,
     label_column: str | None,
     positive: list[str] | None,
+    negative: list[str] | None,
+    exclude: Path | None,
     groups: Path | None,
     group_column: str | None,
     landuse: Path | None,
     landuse_column: str | None,
     formal: list[str] | None,
     negatives: int,
+    labelled_negatives: int | None,
     seed: int,
 ):
-    from humanscape.tasks.settlements.sampling import LabelSpec, sample_pixels
+    """Labels burnt on the feature grid and the training sample (shared by fit and evaluate)."""
+    from humanscape.geo.vector import read_vector
+    from humanscape.tasks.settlements.sampling import LabelSpec, label_rasters, sample_pixels
 
     if label_column and not positive:
         raise HumanscapeError(
             "--label-column needs --positive (the value(s) marking settlements)",
             fix="e.g. --label-column fclass --positive residential",
         )
-    spec = LabelSpec(_read_labels(labels), label_column, positive or [], str(labels))
-    return sample_pixels(
+    if negative and not label_column:
+        raise HumanscapeError(
+            "--negative names values of --label-column, which is not given",
+            fix="add --label-column (and --positive)",
+        )
+    spec = LabelSpec(read_vector(labels), label_column, positive or [], str(labels), negative)
+    rasters = label_rasters(
+        features,
+        spec,
+        groups=read_vector(groups) if groups else None,
+        group_column=group_column,
+        exclude=read_vector(exclude) if exclude else None,
+    )
+    sample = sample_pixels(
         str(features),
         spec,
-        groups=_read_labels(groups) if groups else None,
-        group_column=group_column,
-        landuse=_read_labels(landuse) if landuse else None,
+        landuse=read_vector(landuse) if landuse else None,
         landuse_column=landuse_column,
         formal_values=formal or [],
         negatives_per_group=negatives,
+        labelled_per_group=labelled_negatives,
         seed=seed,
+        rasters=rasters,
     )
+    return spec, rasters, sample
 
 
 LabelsOpt = Annotated[
@@ -325,19 +608,47 @@ PositiveOpt = Annotated[
     list[str] | None,
     typer.Option(help="Value(s) of --label-column that mark settlements (repeat)."),
 ]
+NegativeOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        help="Value(s) of --label-column that are negatives (repeat; default: every other value)."
+    ),
+]
+ExcludeOpt = Annotated[
+    Path | None,
+    typer.Option(help="Polygons never used as negatives nor evaluated (e.g. unmapped housing)."),
+]
 GroupsOpt = Annotated[
     Path | None, typer.Option(help="Group polygons (municipalities) for leave-one-group-out CV.")
 ]
 GroupColumnOpt = Annotated[str | None, typer.Option(help="Column naming the group.")]
 LanduseOpt = Annotated[
     Path | None,
-    typer.Option(help="Land-use polygons to split negatives formal/unoccupied (40/60)."),
+    typer.Option(help="Land-use polygons to split random negatives formal/unoccupied (40/60)."),
 ]
 LanduseColumnOpt = Annotated[str | None, typer.Option(help="Land-use class column.")]
 FormalOpt = Annotated[
     list[str] | None, typer.Option(help="Land-use value(s) that are formal settlement (repeat).")
 ]
-NegativesOpt = Annotated[int, typer.Option(help="Negative pixels per group (paper: 30,000).")]
+NegativesOpt = Annotated[
+    int, typer.Option(help="Random-block negative pixels per group (paper: 30,000).", min=0)
+]
+LabelledNegativesOpt = Annotated[
+    int | None,
+    typer.Option(help="Most labelled negative pixels per group (default: --negatives).", min=0),
+]
+TreesOpt = Annotated[int, typer.Option(help="Random forest trees (paper: 800).", min=1)]
+BlockOpt = Annotated[
+    float,
+    typer.Option(
+        help="Block size (km) for spatial CV when there are no groups.", callback=_positive
+    ),
+]
+FoldsOpt = Annotated[int, typer.Option(help="Spatial CV folds of blocks.", min=2)]
+BufferOpt = Annotated[
+    float, typer.Option(help="Gap (m) between training and held-out data in spatial CV.", min=0)
+]
+JobsOpt = Annotated[int | None, typer.Option(help="Cores for scikit-learn (-1 = all).")]
 
 
 @settlements_app.command("features")
@@ -357,6 +668,10 @@ def settlements_features(
     mask_file: Annotated[
         list[Path] | None, typer.Option(help="Mask raster per scene, in order.")
     ] = None,
+    cloud_probability_max: Annotated[
+        float | None,
+        typer.Option(help="Stored value meaning probability 1: 1, 100 or 255 (default by type)."),
+    ] = None,
     composites: Annotated[
         bool, typer.Option(help="Inputs are composites (one per period), not scenes.")
     ] = False,
@@ -364,34 +679,36 @@ def settlements_features(
         bool,
         typer.Option(help="Add texture (variance, GLCM contrast/homogeneity) of red, nir, swir1."),
     ] = False,
-    texture_window: Annotated[int, typer.Option(help="Texture window in pixels.")] = 7,
-    sensor: Annotated[
-        str | None, typer.Option(help="Sensor key (guessed from file names).")
-    ] = None,
+    texture_window: Annotated[
+        int, typer.Option(help="Texture window in pixels (odd, 3 or more).", callback=_odd_window)
+    ] = 7,
+    sensor: SensorOpt = None,
+    units: UnitsOpt = "auto",
 ) -> None:
     """Per-pixel features: per period 12 bands + 10 indices (66 for three periods)."""
     from humanscape.geo.composite import CloudMask, parse_periods
-    from humanscape.geo.raster import open_scene
-    from humanscape.tasks.settlements.features import settlement_features, stack_features
+    from humanscape.tasks.settlements.features import (
+        read_feature_names,
+        settlement_features,
+        stack_features,
+    )
 
+    _check_outputs(files=[out], inputs=[*scenes, *(mask_file or [])])
+    mask = CloudMask.parse(cloud_mask, mask_file or [], probability_max=cloud_probability_max)
+    chosen = parse_periods(periods) if periods else None
+    opened = [_scene(s, sensor, None, units) for s in scenes]
     if composites:
-        opened = [open_scene(p, sensor=sensor) for p in scenes]
-        names = (
-            [p.name for p in parse_periods(periods)] if periods else [Path(p).stem for p in scenes]
-        )
+        names = [p.name for p in chosen] if chosen else [Path(p).stem for p in scenes]
         path = stack_features(opened, names, out, texture=texture, texture_window=texture_window)
     else:
-        opened = [open_scene(s, sensor=sensor) for s in scenes]
         path = settlement_features(
             opened,
             out,
-            periods=parse_periods(periods) if periods else None,
-            cloud_mask=CloudMask.parse(cloud_mask, mask_file or []),
+            periods=chosen,
+            cloud_mask=mask,
             texture=texture,
             texture_window=texture_window,
         )
-    from humanscape.tasks.settlements.features import read_feature_names
-
     console.print(f"wrote {path} with {len(read_feature_names(path))} features")
 
 
@@ -403,37 +720,56 @@ def settlements_fit(
     out: Annotated[Path, typer.Option("--out", "-o", help="Model folder.")],
     label_column: LabelColumnOpt = None,
     positive: PositiveOpt = None,
+    negative: NegativeOpt = None,
+    exclude: ExcludeOpt = None,
     groups: GroupsOpt = None,
     group_column: GroupColumnOpt = None,
     landuse: LanduseOpt = None,
     landuse_column: LanduseColumnOpt = None,
     formal: FormalOpt = None,
-    model: Annotated[str, typer.Option(help="lr, svm or rf.")] = "rf",
-    n_estimators: Annotated[int, typer.Option(help="Random forest trees (paper: 800).")] = 800,
+    model: Annotated[
+        str,
+        typer.Option(
+            callback=_one_of("auto", "lr", "svm", "rf"),
+            help="auto (chosen by spatial CV), lr, svm or rf.",
+        ),
+    ] = "auto",
+    n_estimators: TreesOpt = 800,
     negatives: NegativesOpt = 30_000,
-    n_jobs: Annotated[int | None, typer.Option(help="Cores for scikit-learn (-1 = all).")] = None,
+    labelled_negatives: LabelledNegativesOpt = None,
+    block_km: BlockOpt = 2.0,
+    folds: FoldsOpt = 4,
+    buffer_m: BufferOpt = 250.0,
+    n_jobs: JobsOpt = None,
     seed: Annotated[int, typer.Option(help="Random seed (recorded).")] = 0,
 ) -> None:
-    """Sample pixels and train a settlement classifier; writes the model folder and the class balance."""
-    from humanscape._atomic import atomic_output
-    from humanscape.tasks.settlements.model import SettlementClassifier
+    """Sample pixels and train a settlement classifier; writes the model folder and the class balance.
 
-    sample = _sample(
-        features,
-        labels,
-        label_column,
-        positive,
-        groups,
-        group_column,
-        landuse,
-        landuse_column,
-        formal,
-        negatives,
-        seed,
+    Labelled features of other classes become negatives. With --model auto the classifier (and the
+    weight of the random-block negatives) is chosen by spatial CV on the labelled data.
+    """
+    from humanscape.tasks.settlements.evaluate import make_folds
+    from humanscape.tasks.settlements.model import SettlementClassifier, select_model
+
+    _check_outputs(folders=[out], inputs=[features, labels])
+    _, rasters, sample = _prepare(
+        features, labels, label_column, positive, negative, exclude, groups, group_column,
+        landuse, landuse_column, formal, negatives, labelled_negatives, seed,
+    )  # fmt: skip
+    base = SettlementClassifier(
+        model if model != "auto" else "rf", n_estimators=n_estimators, n_jobs=n_jobs, seed=seed
     )
-    clf = SettlementClassifier(model, n_estimators=n_estimators, n_jobs=n_jobs, seed=seed).fit(
-        sample, sample["label"]
-    )
+    selection = None
+    if model == "auto":
+        cv = make_folds(
+            rasters, block_size=block_km * 1000, n_folds=folds, buffer=buffer_m, seed=seed
+        )
+        clf, selection = select_model(
+            sample, cv.splits(sample["x"].to_numpy(), sample["y"].to_numpy()), base=base
+        )
+        console.print(selection.round(3).to_string(index=False))
+    else:
+        clf = base.fit(sample, sample["label"])
     balance = sample.attrs["balance"]
     clf.save(
         out,
@@ -442,15 +778,16 @@ def settlements_fit(
             "labels": str(labels),
             "label_column": label_column,
             "positive": positive,
+            "negative": negative,
             "n_samples": len(sample),
             "seed": seed,
+            "selection": None if selection is None else selection.to_dict(orient="records"),
         },
+        tables={"class_balance.csv": balance},
     )
-    with atomic_output(out / "class_balance.csv") as tmp:
-        balance.to_csv(tmp, index=False)
     console.print(balance.to_string(index=False))
     console.print(
-        f"wrote model {out} ({model}, {len(clf.feature_names_)} features, {len(sample)} pixels)"
+        f"wrote model {out} ({clf.model}, {len(clf.feature_names_)} features, {len(sample)} pixels)"
     )
 
 
@@ -465,17 +802,23 @@ def settlements_predict(
         Path | None, typer.Option(help="Candidate polygons GeoPackage.")
     ] = None,
     threshold: Annotated[
-        float, typer.Option(help="Probability threshold for candidate polygons.")
+        float, typer.Option(help="Probability threshold for candidate polygons.", min=0, max=1)
     ] = 0.5,
     top_k: Annotated[
-        int | None, typer.Option(help="Keep only the k best candidate polygons.")
+        int | None, typer.Option(help="Keep only the k best candidate polygons.", min=1)
     ] = None,
     min_area: Annotated[
-        float, typer.Option(help="Smallest candidate polygon in square metres.")
+        float, typer.Option(help="Smallest candidate polygon in square metres.", min=0)
     ] = 0.0,
-    cell: Annotated[float, typer.Option(help="Ranked grid cell size in metres.")] = 500.0,
+    cell: Annotated[
+        float, typer.Option(help="Ranked grid cell size in metres.", callback=_positive)
+    ] = 500.0,
     change: Annotated[
         bool, typer.Option(help="Add band new_score: probability minus the earliest-period look.")
+    ] = False,
+    trust_pickle: Annotated[
+        bool,
+        typer.Option(help="Read an old model.joblib (a pickle runs code: only your own models)."),
     ] = False,
 ) -> None:
     """Probability map (tile by tile), ranked validation grid and candidate polygons."""
@@ -486,7 +829,8 @@ def settlements_predict(
         ranked_grid,
     )
 
-    clf = SettlementClassifier.load(model)
+    _check_outputs(files=[out, grid_out, polygons_out], inputs=[features, model])
+    clf = SettlementClassifier.load(model, trust_pickle=trust_pickle)
     predict_probability(clf, features, out, change=change)
     console.print(f"wrote {out}")
     if grid_out:
@@ -509,51 +853,64 @@ def settlements_evaluate(
     ],
     label_column: LabelColumnOpt = None,
     positive: PositiveOpt = None,
+    negative: NegativeOpt = None,
+    exclude: ExcludeOpt = None,
     groups: GroupsOpt = None,
     group_column: GroupColumnOpt = None,
     landuse: LanduseOpt = None,
     landuse_column: LanduseColumnOpt = None,
     formal: FormalOpt = None,
-    models: Annotated[str, typer.Option(help="Comma-separated: lr,svm,rf.")] = "lr,svm,rf",
-    n_estimators: Annotated[int, typer.Option(help="Random forest trees (paper: 800).")] = 800,
-    block_km: Annotated[
-        float, typer.Option(help="Block size for spatial block CV when there are no groups.")
-    ] = 2.0,
+    models: Annotated[str, typer.Option(help="Comma-separated: lr,svm,rf,auto.")] = "lr,svm,rf",
+    n_estimators: TreesOpt = 800,
+    block_km: BlockOpt = 2.0,
+    folds: FoldsOpt = 4,
+    buffer_m: BufferOpt = 250.0,
+    max_test_pixels: Annotated[
+        int, typer.Option(help="Held-out pixels per fold (uniform subsample).", min=100)
+    ] = 200_000,
     negatives: NegativesOpt = 30_000,
-    n_jobs: Annotated[int | None, typer.Option(help="Cores for scikit-learn (-1 = all).")] = None,
+    labelled_negatives: LabelledNegativesOpt = None,
+    n_jobs: JobsOpt = None,
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
 ) -> None:
-    """Leave-one-group-out (or spatial block) CV: precision/recall at top x %, PR-AUC, per group and pooled."""
-    from humanscape.tasks.settlements.evaluate import cross_validate, make_splits, write_report
-    from humanscape.tasks.settlements.model import SettlementClassifier
-
-    sample = _sample(
-        features,
-        labels,
-        label_column,
-        positive,
-        groups,
-        group_column,
-        landuse,
-        landuse_column,
-        formal,
-        negatives,
-        seed,
-    )
-    splits = make_splits(sample, block_size=block_km * 1000)
-    for split in splits:
-        console.print(split.describe())
-    results = [
-        cross_validate(
-            sample,
-            SettlementClassifier(m.strip(), n_estimators=n_estimators, n_jobs=n_jobs, seed=seed),
-            splits=splits,
-        )
-        for m in models.split(",")
-        if m.strip()
-    ]
+    """Leave-one-group-out (or spatial block) CV at the true class balance: PR-AUC and
+    precision/recall at top x %, pixel and settlement level, per fold and pooled."""
     import pandas as pd
 
+    from humanscape.tasks.settlements.evaluate import cross_validate, make_folds, write_report
+    from humanscape.tasks.settlements.model import MODELS, SettlementClassifier
+
+    chosen = [m.strip() for m in models.split(",") if m.strip()]
+    unknown = [m for m in chosen if m not in (*MODELS, "auto")]
+    if unknown or not chosen:
+        raise HumanscapeError(
+            f"unknown model(s) {', '.join(unknown) or '(none)'}", fix="use --models lr,svm,rf,auto"
+        )
+    _check_outputs(folders=[out], inputs=[features, labels])
+    spec, rasters, sample = _prepare(
+        features, labels, label_column, positive, negative, exclude, groups, group_column,
+        landuse, landuse_column, formal, negatives, labelled_negatives, seed,
+    )  # fmt: skip
+    cv = make_folds(rasters, block_size=block_km * 1000, n_folds=folds, buffer=buffer_m, seed=seed)
+    results = []
+    for m in chosen:
+        clf = (
+            m
+            if m == "auto"
+            else SettlementClassifier(m, n_estimators=n_estimators, n_jobs=n_jobs, seed=seed)
+        )
+        results.append(
+            cross_validate(
+                features,
+                sample,
+                clf,
+                rasters,
+                cv,
+                points=spec.points,
+                max_test_pixels=max_test_pixels,
+                seed=seed,
+            )  # fmt: skip
+        )
     paths = write_report(results, out)
     table = pd.read_csv(paths["table"])
     console.print(table.round(3).to_string(index=False))
@@ -568,10 +925,16 @@ def demo(
     """Run the humanscape chain on the shipped real sample data and write the results to OUT."""
     from humanscape.demo import run_demo
 
+    _check_outputs(folders=[out])
     outputs = run_demo(out)
     print("\nhumanscape demo finished. Outputs:")
     for label, path in outputs.items():
         print(f"  {label:<34} {path}")
+
+
+def main() -> None:  # pragma: no cover - the console script
+    """Entry point of the ``humanscape`` console script."""
+    app()
 
 
 if __name__ == "__main__":  # pragma: no cover

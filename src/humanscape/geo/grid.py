@@ -146,11 +146,23 @@ def check_neighbourhood(grid: CellGrid, n: int) -> None:
 
 def regular_grid(pixels: GridSpec, cell_size: float) -> CellGrid:
     """Cells of ``cell_size`` CRS units (a whole number of pixels) aligned to the raster origin."""
+    if pixels.crs is not None and pixels.crs.is_geographic:
+        raise HumanscapeError(
+            f"the raster is in {pixels.crs.to_string()} (degrees), so a cell size in metres has no "
+            "meaning",
+            fix="use --arcsec 30 for an arc-second grid, or reproject the raster to a metric CRS",
+        )
+    if not cell_size > 0:
+        raise HumanscapeError(
+            f"cell size must be positive, got {cell_size:g}",
+            fix=f"use a multiple of the {pixels.res[0]:.12g} m pixel, e.g. --cell {100 * pixels.res[0]:.12g}",
+        )
     ratio = cell_size / pixels.res[0]
     if ratio < 1 or abs(ratio - round(ratio)) > 1e-6:
+        suggestion = max(1, round(ratio)) * pixels.res[0]
         raise HumanscapeError(
-            f"cell size {cell_size} is not a whole number of {pixels.res[0]} m pixels",
-            fix=f"use a multiple of {pixels.res[0]} (e.g. {round(max(ratio, 1)) * pixels.res[0]:g})",
+            f"cell size {cell_size:g} is not a whole number of {pixels.res[0]:.12g} m pixels",
+            fix=f"use a multiple of {pixels.res[0]:.12g} (e.g. --cell {suggestion:.12g})",
         )
     return CellGrid(pixels, int(round(ratio)))
 
@@ -164,6 +176,10 @@ def arcsec_grid(
     (-180, 90), like LandScan (30") and WorldPop (3", 30"). Each cell is sampled with
     ``cell_px`` x ``cell_px`` pixels (90 px ~ 10 m at the equator for 30").
     """
+    if not arcsec > 0 or cell_px < 1:
+        raise HumanscapeError(
+            f"arc-second cell size must be positive, got {arcsec:g}", fix="use e.g. --arcsec 30"
+        )
     from rasterio.warp import transform_bounds
 
     left, bottom, right, top = transform_bounds(CRS.from_user_input(crs), WGS84, *bounds)

@@ -93,6 +93,12 @@ def clip_to_grid(
     return keep
 
 
+def clip_or_empty(gdf: gpd.GeoDataFrame, grid: GridSpec) -> gpd.GeoDataFrame:
+    """Reproject to the grid's CRS and keep the features that overlap it (possibly none)."""
+    gdf = gdf.to_crs(grid.crs) if gdf.crs != grid.crs else gdf
+    return gdf[gdf.intersects(box(*grid.bounds))]
+
+
 def rasterize(
     gdf: gpd.GeoDataFrame,
     grid: GridSpec,

@@ -100,11 +100,11 @@ def predict_probability(
             valid = np.isfinite(matrix).any(axis=1)
             result = np.full((len(band_names), h * w), np.nan, np.float32)
             if valid.any():
-                p = model.predict_proba(matrix[valid])
+                p = model.predict_proba(matrix[valid])[:, 1]
                 result[0, valid] = p
                 if change:
-                    result[1, valid] = p - model.predict_proba(
-                        _early_static(matrix[valid], wanted, periods)
+                    result[1, valid] = (
+                        p - model.predict_proba(_early_static(matrix[valid], wanted, periods))[:, 1]
                     )
             dst.write(result.reshape(len(band_names), h, w), window)
     return Path(out)

@@ -1,12 +1,18 @@
 """Training pixels for settlement mapping (Tingzon et al. 2020, Sec. 4.2).
 
 - **Positives**: every pixel inside a settlement polygon (or the pixel of each labelled point).
-- **Negatives**: per group (municipality), random 500 m x 500 m blocks that hold no positive pixel
-  (at least ``min_blocks`` of them, 30 in the paper), from which ``negatives_per_group`` pixels are
-  drawn (30,000 in the paper), split between formal settlement (40 %) and unoccupied land (60 %)
-  when a land-use layer says which is which.
-- Each sample keeps its ``group`` and its ``settlement`` (the polygon for a positive, the 500 m
-  block for a negative): the units of the paper's settlement-level evaluation and of grouped CV.
+- **Labelled negatives** (beyond the paper): features of the label file whose class is not
+  positive (other land-cover classes, formal housing, ...), kind ``labelled``: the hard negatives
+  a user has, often right next to settlements. Up to ``labelled_per_group`` pixels per group.
+- **Random-block negatives** (the paper's, kept as a complement): per group (municipality), random
+  500 m x 500 m blocks that hold no positive pixel (at least ``min_blocks`` of them, 30 in the
+  paper), from which ``negatives_per_group`` pixels are drawn (30,000 in the paper), split between
+  formal settlement (40 %) and unoccupied land (60 %) when a land-use layer says which is which.
+  Where labelled negatives exist, how much this complement weighs in training is a hyperparameter
+  of the classifier (``complement_weight``), chosen by spatial CV on the labelled data.
+- Each sample keeps its ``group`` and its ``settlement`` (the polygon for a positive, the labelled
+  feature for a labelled negative, the 500 m block for a random one): the units of the paper's
+  settlement-level evaluation.
 
 The class balance is reported per group (``balance`` attribute of the returned frame and the log).
 """
@@ -16,6 +22,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import geopandas as gpd
 import numpy as np
@@ -25,7 +32,7 @@ from shapely.geometry import Point
 
 from humanscape.errors import EmptyInputError, HumanscapeError
 from humanscape.geo.raster import GridSpec, open_grid
-from humanscape.geo.vector import rasterize
+from humanscape.geo.vector import clip_or_empty, rasterize
 from humanscape.tasks.settlements.features import read_feature_names
 
 log = logging.getLogger(__name__)
@@ -33,35 +40,74 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class LabelSpec:
-    """Which features are positive: ``column`` of ``labels`` taking one of ``positive`` values.
+    """Which labelled features are positive, which are negative, which are neither.
 
-    ``column=None`` takes every feature of ``labels`` as positive.
+    ``column=None`` takes every feature of ``labels`` as positive (the paper's setting: settlement
+    polygons only). With a class ``column``, features whose value is in ``positive`` are positive;
+    the others are labelled negatives, or only those in ``negative`` when it is given (values in
+    neither are ignored: never trained on, never drawn as random negatives, never evaluated).
     """
 
     labels: gpd.GeoDataFrame
     column: str | None = None
     positive: Sequence[object] = ()
     source: str = "labels"
+    negative: Sequence[object] | None = None
 
-    def positives(self) -> gpd.GeoDataFrame:
-        if self.column is None:
-            return self.labels
+    def _values(self) -> pd.Series:
         if self.column not in self.labels.columns:
             raise HumanscapeError(
                 f"no column '{self.column}' (columns: {', '.join(map(str, self.labels.columns))})",
                 path=self.source,
                 fix="choose the column that holds the class (--label-column)",
             )
-        values = [str(v) for v in self.positive]
-        keep = self.labels[self.labels[self.column].astype(str).isin(values)]
+        return self.labels[self.column].astype(str)
+
+    def positives(self) -> gpd.GeoDataFrame:
+        if self.column is None:
+            return self.labels
+        values = self._values()
+        wanted = [str(v) for v in self.positive]
+        keep = self.labels[values.isin(wanted)]
         if keep.empty:
-            present = sorted(map(str, self.labels[self.column].dropna().unique()))[:20]
+            present = sorted(values.dropna().unique())[:20]
             raise HumanscapeError(
-                f"value(s) {', '.join(values)} never occur in column '{self.column}' (values: {', '.join(present)})",
+                f"value(s) {', '.join(wanted)} never occur in column '{self.column}' (values: {', '.join(present)})",
                 path=self.source,
                 fix="choose a value that occurs (--positive)",
             )
         return keep
+
+    def negatives(self) -> gpd.GeoDataFrame:
+        """Labelled negative features (empty without a class column)."""
+        if self.column is None:
+            return self.labels.iloc[:0]
+        values = self._values()
+        is_neg = ~values.isin([str(v) for v in self.positive])
+        if self.negative is not None:
+            wanted = [str(v) for v in self.negative]
+            missing = [v for v in wanted if v not in set(values)]
+            if missing:
+                raise HumanscapeError(
+                    f"negative value(s) {', '.join(missing)} never occur in column '{self.column}'",
+                    path=self.source,
+                    fix="choose values that occur (--negative)",
+                )
+            is_neg &= values.isin(wanted)
+        return self.labels[is_neg]
+
+    def ignored(self) -> gpd.GeoDataFrame:
+        """Features that are neither positive nor negative."""
+        if self.column is None or self.negative is None:
+            return self.labels.iloc[:0]
+        values = self._values()
+        known = [str(v) for v in (*self.positive, *self.negative)]
+        return self.labels[~values.isin(known)]
+
+    @property
+    def points(self) -> bool:
+        """True when every label is a point (evaluation then uses the labelled points only)."""
+        return bool(self.labels.geom_type.isin(["Point", "MultiPoint"]).all())
 
 
 def _as_polygons(gdf: gpd.GeoDataFrame, grid: GridSpec) -> gpd.GeoDataFrame:
@@ -85,32 +131,34 @@ def block_index(grid: GridSpec, block_size: float = 500.0) -> tuple[np.ndarray, 
     return (rows[:, None] * n_cols + cols[None, :]).astype(np.int64), n_cols
 
 
-def sample_pixels(
-    features: str,
+@dataclass
+class LabelRasters:
+    """Labels burnt onto the feature grid, shared by sampling and evaluation.
+
+    ``positive`` / ``negative`` hold 1-based feature ids (0 = none); ``ignored`` marks features of
+    neither class and ``exclude`` polygons; ``valid`` pixels have features; ``group`` holds group
+    ids (-1 outside every group).
+    """
+
+    grid: GridSpec
+    positive: np.ndarray
+    negative: np.ndarray
+    ignored: np.ndarray
+    valid: np.ndarray
+    group: np.ndarray
+    group_names: np.ndarray
+
+
+def label_rasters(
+    features: str | Path,
     labels: LabelSpec,
     *,
     groups: gpd.GeoDataFrame | None = None,
     group_column: str | None = None,
-    landuse: gpd.GeoDataFrame | None = None,
-    landuse_column: str | None = None,
-    formal_values: Sequence[object] = (),
-    negatives_per_group: int = 30_000,
-    formal_fraction: float = 0.4,
-    min_blocks: int = 30,
-    block_size: float = 500.0,
     exclude: gpd.GeoDataFrame | None = None,
-    seed: int = 0,
-) -> pd.DataFrame:
-    """Sample training pixels from a feature stack (see module docstring).
-
-    Returns one row per pixel: the features (named as in the stack), ``label`` (1/0), ``group``,
-    ``settlement`` (``p<i>`` polygon or ``b<j>`` block), ``kind`` (``positive``, ``formal``,
-    ``unoccupied``), ``row``, ``col``, ``x``, ``y``. ``exclude`` polygons (e.g. all residential
-    land when it is not the positive class) are never sampled as negatives.
-    """
+) -> LabelRasters:
+    """Burn positives, labelled negatives, ignored areas and groups onto the feature grid."""
     grid = open_grid(features)
-    names = read_feature_names(features)
-    rng = np.random.default_rng(seed)
     pos = _as_polygons(labels.positives(), grid)
     pos_id = rasterize(
         pos.assign(_id=np.arange(1, len(pos) + 1)),
@@ -125,6 +173,27 @@ def sample_pixels(
             path=labels.source,
             fix="check the labels' CRS and extent",
         )
+    neg = labels.negatives()
+    neg_id = np.zeros(grid.shape, np.int32)
+    if len(neg):
+        neg = _as_polygons(neg, grid)
+        inside = clip_or_empty(neg, grid)
+        if len(inside):
+            neg_id = rasterize(
+                inside.assign(_id=np.arange(1, len(inside) + 1)),
+                grid,
+                column="_id",
+                dtype="int32",
+                source=labels.source,
+            )
+        neg_id[pos_id > 0] = 0  # where classes overlap, the positive label wins
+    ignored = np.zeros(grid.shape, bool)
+    for layer in (labels.ignored(), exclude):
+        if layer is not None and len(layer):
+            inside = clip_or_empty(_as_polygons(layer, grid), grid)
+            if len(inside):
+                ignored |= rasterize(inside, grid).astype(bool)
+    ignored &= pos_id == 0
 
     if groups is not None:
         if group_column is None or group_column not in groups.columns:
@@ -158,41 +227,80 @@ def sample_pixels(
     else:
         group_raster = np.zeros(grid.shape, np.int32)
         group_names = np.array(["all"])
+    return LabelRasters(
+        grid, pos_id, neg_id, ignored, _valid_mask(str(features), grid), group_raster, group_names
+    )
+
+
+def sample_pixels(
+    features: str,
+    labels: LabelSpec,
+    *,
+    groups: gpd.GeoDataFrame | None = None,
+    group_column: str | None = None,
+    landuse: gpd.GeoDataFrame | None = None,
+    landuse_column: str | None = None,
+    formal_values: Sequence[object] = (),
+    negatives_per_group: int = 30_000,
+    labelled_per_group: int | None = None,
+    formal_fraction: float = 0.4,
+    min_blocks: int = 30,
+    block_size: float = 500.0,
+    exclude: gpd.GeoDataFrame | None = None,
+    seed: int = 0,
+    rasters: LabelRasters | None = None,
+) -> pd.DataFrame:
+    """Sample training pixels from a feature stack (see module docstring).
+
+    Returns one row per pixel: the features (named as in the stack), ``label`` (1/0), ``group``,
+    ``settlement`` (``p<i>`` polygon, ``n<i>`` labelled negative, ``b<j>`` block), ``kind``
+    (``positive``, ``labelled``, ``formal``, ``unoccupied``), ``row``, ``col``, ``x``, ``y``.
+    ``exclude`` polygons (e.g. all residential land when it is not the positive class) are never
+    sampled as negatives. ``labelled_per_group`` caps the labelled negative pixels per group
+    (default: ``negatives_per_group``).
+    """
+    if negatives_per_group < 0:
+        raise HumanscapeError(
+            f"negatives per group must be 0 or more, got {negatives_per_group}",
+            fix="use e.g. --negatives 30000 (the paper's value)",
+        )
+    r = rasters or label_rasters(
+        features, labels, groups=groups, group_column=group_column, exclude=exclude
+    )
+    grid = r.grid
+    rng = np.random.default_rng(seed)
+    cap = negatives_per_group if labelled_per_group is None else labelled_per_group
+    pos_id, neg_id, valid = r.positive, r.negative, r.valid
 
     formal = np.zeros(grid.shape, bool)
     if landuse is not None and formal_values:
         spec = LabelSpec(landuse, landuse_column, formal_values, "landuse")
         formal = rasterize(_as_polygons(spec.positives(), grid), grid).astype(bool)
-    excluded = (
-        rasterize(exclude, grid).astype(bool) if exclude is not None else np.zeros(grid.shape, bool)
-    )
 
-    valid = _valid_mask(features, grid)
     blocks, _ = block_index(grid, block_size)
     pos_blocks = np.unique(blocks[pos_id > 0])
+    n_blocks = int(blocks.max()) + 1
     picks: list[pd.DataFrame] = []
     balance = []
-    for g, gname in enumerate(group_names):
-        in_group = group_raster == g
+    for g, gname in enumerate(r.group_names):
+        in_group = r.group == g
         p_rows, p_cols = np.nonzero((pos_id > 0) & in_group & valid)
         picks.append(
-            pd.DataFrame(
-                {
-                    "row": p_rows,
-                    "col": p_cols,
-                    "label": 1,
-                    "kind": "positive",
-                    "settlement": [f"p{i}" for i in pos_id[p_rows, p_cols]],
-                    "group": gname,
-                }
-            )
+            _frame(p_rows, p_cols, 1, "positive", [f"p{i}" for i in pos_id[p_rows, p_cols]], gname)
         )
-        candidate = in_group & valid & (pos_id == 0) & ~excluded & ~np.isin(blocks, pos_blocks)
+        n_rows, n_cols = np.nonzero((neg_id > 0) & in_group & valid)
+        if n_rows.size > cap:
+            take = np.sort(rng.choice(n_rows.size, cap, replace=False))
+            n_rows, n_cols = n_rows[take], n_cols[take]
+        picks.append(
+            _frame(n_rows, n_cols, 0, "labelled", [f"n{i}" for i in neg_id[n_rows, n_cols]], gname)
+        )
+
+        candidate = in_group & valid & (pos_id == 0) & ~r.ignored & ~np.isin(blocks, pos_blocks)
         cand_blocks = np.unique(blocks[candidate])
         rng.shuffle(cand_blocks)
         n_formal = int(round(negatives_per_group * formal_fraction)) if formal.any() else 0
         wanted = {"formal": n_formal, "unoccupied": negatives_per_group - n_formal}
-        n_blocks = int(blocks.max()) + 1
         per_block = {
             "formal": np.bincount(blocks[candidate & formal], minlength=n_blocks),
             "unoccupied": np.bincount(blocks[candidate & ~formal], minlength=n_blocks),
@@ -220,22 +328,13 @@ def sample_pixels(
                     wanted[kind],
                 )
             take = rng.choice(rows.size, n, replace=False) if n else np.array([], int)
-            picks.append(
-                pd.DataFrame(
-                    {
-                        "row": rows[take],
-                        "col": cols[take],
-                        "label": 0,
-                        "kind": kind,
-                        "settlement": [f"b{b}" for b in blocks[rows[take], cols[take]]],
-                        "group": gname,
-                    }
-                )
-            )
+            settlement = [f"b{b}" for b in blocks[rows[take], cols[take]]]
+            picks.append(_frame(rows[take], cols[take], 0, kind, settlement, gname))
         balance.append(
             {
                 "group": gname,
                 "positive": int(p_rows.size),
+                "negative_labelled": int(n_rows.size),
                 "negative_formal": min(wanted["formal"], got["formal"]),
                 "negative_unoccupied": min(wanted["unoccupied"], got["unoccupied"]),
                 "negative_blocks": len(chosen),
@@ -246,11 +345,24 @@ def sample_pixels(
         raise EmptyInputError(
             "no negative pixel could be sampled", fix="labels cover everything; add unlabelled area"
         )
-    table = _attach_features(table, features, grid, names)
+    table = attach_features(table, features, grid)
     table.attrs["balance"] = pd.DataFrame(balance)
     for rec in balance:
         log.info("class balance %s", rec)
     return table
+
+
+def _frame(rows, cols, label: int, kind: str, settlement: list[str], group: object) -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "row": rows,
+            "col": cols,
+            "label": label,
+            "kind": kind,
+            "settlement": settlement,
+            "group": group,
+        }
+    )
 
 
 def _valid_mask(features: str, grid: GridSpec) -> np.ndarray:
@@ -265,9 +377,9 @@ def _valid_mask(features: str, grid: GridSpec) -> np.ndarray:
     return out
 
 
-def _attach_features(
-    table: pd.DataFrame, features: str, grid: GridSpec, names: list[str]
-) -> pd.DataFrame:
+def attach_features(table: pd.DataFrame, features: str | Path, grid: GridSpec) -> pd.DataFrame:
+    """Add the feature values at ``row``, ``col`` (read window by window) and pixel-centre ``x, y``."""
+    names = read_feature_names(features)
     values = np.full((len(table), len(names)), np.nan, np.float32)
     rows, cols = table["row"].to_numpy(), table["col"].to_numpy()
     with rasterio.open(features) as src:
