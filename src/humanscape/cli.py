@@ -28,9 +28,9 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
-import click
 import typer
 from rich.console import Console
+from typer._click import exceptions as click_errors
 from typer.core import TyperGroup
 
 from humanscape import __version__
@@ -50,13 +50,13 @@ class _OneLineGroup(TyperGroup):
         previous = _on_sigterm()
         try:
             rv = super().main(*args, standalone_mode=False, **kwargs)
-        except click.exceptions.NoArgsIsHelpError as exc:
+        except click_errors.NoArgsIsHelpError as exc:
             exc.show()
             rv = 2
-        except click.UsageError as exc:
+        except click_errors.UsageError as exc:
             print(f"error: {_usage_line(exc)}", file=sys.stderr)
             rv = 2
-        except click.Abort:
+        except typer.Abort:
             print("error: interrupted (nothing was left half written)", file=sys.stderr)
             rv = 130
         finally:
@@ -68,10 +68,10 @@ class _OneLineGroup(TyperGroup):
         return code
 
 
-def _usage_line(exc: click.UsageError) -> str:
+def _usage_line(exc: click_errors.UsageError) -> str:
     command = exc.ctx.command_path if exc.ctx else "humanscape"
     fix = f"see '{command} --help'"
-    if isinstance(exc, click.BadParameter) and exc.param is not None:
+    if isinstance(exc, click_errors.BadParameter) and exc.param is not None:
         name = "/".join(exc.param.opts) or exc.param.name or "value"
         return " ".join(f"{name}: {exc.message} (fix: {fix})".split())
     return " ".join(f"{command}: {exc.format_message()} (fix: {fix})".split())
@@ -155,7 +155,7 @@ def _friendly_errors(func: F) -> F:
             if _STATE["verbose"]:
                 raise
             raise typer.Exit(code=2) from None
-        except (typer.Exit, click.exceptions.Exit, click.ClickException):
+        except (typer.Exit, click_errors.ClickException):
             raise
         except Exception as exc:
             print(

@@ -15,6 +15,7 @@ from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import nn
 
@@ -208,10 +209,22 @@ class Encoder(nn.Module):
                 orientations=int(config.get("orientations", 1)),
                 metadata=config.get("metadata"),
             )
-        except (KeyError, json.JSONDecodeError) as exc:
-            raise HumanscapeError(f"invalid encoder config: {exc}", path=config_path) from exc
+        except (KeyError, TypeError, ValueError, UnicodeDecodeError) as exc:
+            raise HumanscapeError(
+                f"invalid encoder config: {type(exc).__name__}: {exc}",
+                path=config_path,
+                fix="the folder must come from Encoder.save (config.json + model.safetensors)",
+            ) from None
         try:
-            encoder.backbone.load_state_dict(load_file(str(weights_path)))
+            state = load_file(str(weights_path))
+        except (SafetensorError, OSError) as exc:
+            raise HumanscapeError(
+                f"not a readable safetensors file ({exc})",
+                path=weights_path,
+                fix="the file is truncated or corrupt; copy the encoder folder again",
+            ) from None
+        try:
+            encoder.backbone.load_state_dict(state)
         except RuntimeError as exc:
             raise HumanscapeError(
                 f"weights do not fit a {config['arch']} with {len(config['bands'])} bands: {str(exc)[:200]}",

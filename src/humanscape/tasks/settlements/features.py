@@ -226,6 +226,13 @@ def settlement_features(
                 f"no scene in period(s) {', '.join(empty)} (scene dates: {dates})",
                 fix="choose periods that contain scenes, or add scenes",
             )
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    if repeated:
+        raise HumanscapeError(
+            f"two inputs fall on the same period name {', '.join(repeated)} (same date?)",
+            path=inputs[0].name,
+            fix="give --periods to composite dates together, or drop the duplicate scene",
+        )
     grid: GridSpec = inputs[0].grid
     with tempfile.TemporaryDirectory(prefix=".hs_composites_", dir=Path(out).parent or ".") as tmp:
         per_period = []

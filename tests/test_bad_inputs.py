@@ -1,0 +1,657 @@
+"""Every bad input gets one line ``error: <file>: <problem> (fix: ...)``, exit 2, nothing left behind.
+
+Each case of :data:`CASES` builds its inputs in a fresh folder, runs the CLI, and states a fragment
+the one error line must hold. ``scripts/bad_inputs_table.py`` runs the same cases and writes
+``docs/bad_inputs.md`` (case, command, message); ``test_the_docs_table_lists_every_case`` keeps
+the two in step.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from affine import Affine
+from rasterio.crs import CRS
+from typer.testing import CliRunner
+
+from humanscape.cli import app
+from humanscape.data import samples
+from humanscape.geo.raster import GridSpec, write_raster
+from tests.conftest import make_band_folder
+
+
+@dataclass(frozen=True)
+class Case:
+    """One bad input: ``build(tmp)`` returns the CLI arguments; ``expect`` is in the error line."""
+
+    name: str
+    build: Callable[[Path], list[str]]
+    expect: str
+    code: int = 2
+
+
+def _scene(tmp: Path) -> Path:
+    return make_band_folder(tmp / "scene", date="20170301")
+
+
+def _truncated(tmp: Path) -> Path:
+    grid = GridSpec(CRS.from_epsg(32633), Affine(10, 0, 500000, 0, -10, 5800000), 600, 600)
+    data = np.random.default_rng(0).integers(0, 60000, (600, 600)).astype(np.uint16)
+    path = write_raster(tmp / "T33UUU_20170301T100000_B04.tif", data, grid, units="dn")
+    with open(path, "r+b") as f:
+        f.truncate(path.stat().st_size // 2)
+    return path
+
+
+def _chip_table(tmp: Path, n: int = 1) -> Path:
+    ms = samples.eurosat_ms().head(n)
+    ms[["image"]].to_csv(tmp / "chips.csv", index=False)
+    return tmp / "chips.csv"
+
+
+def _encoder_folder(tmp: Path, *, truncate: bool = False, bad_config: bool = False) -> Path:
+    from humanscape.models.encoder import Encoder
+
+    folder = Encoder("resnet18_half", ["B04", "B03", "B02"], [0.1] * 3, [0.05] * 3).save(
+        tmp / "enc"
+    )
+    if truncate:
+        weights = folder / "model.safetensors"
+        with open(weights, "r+b") as f:
+            f.truncate(weights.stat().st_size // 3)
+    if bad_config:
+        (folder / "config.json").write_text('{"arch": "resnet18_half", ')
+    return folder
+
+
+def _model_folder(tmp: Path, *, truncate: bool = False, bad_config: bool = False) -> Path:
+    from humanscape.tasks.settlements.model import SettlementClassifier
+
+    X = pd.DataFrame({"f": np.arange(40.0), "g": np.arange(40.0) % 3})
+    folder = SettlementClassifier("rf", n_estimators=3).fit(X, X["f"] > 20).save(tmp / "model")
+    if truncate:
+        weights = folder / "model.skops"
+        with open(weights, "r+b") as f:
+            f.truncate(weights.stat().st_size // 2)
+    if bad_config:
+        (folder / "config.json").write_text("not json")
+    return folder
+
+
+def _features(tmp: Path) -> Path:
+    grid = GridSpec(CRS.from_epsg(32633), Affine(10, 0, 500000, 0, -10, 5800000), 20, 20)
+    data = np.random.default_rng(1).random((2, 20, 20), dtype=np.float32)
+    return write_raster(
+        tmp / "features.tif", data, grid, units="reflectance", band_names=["f", "g"]
+    )
+
+
+def _labels(tmp: Path) -> Path:
+    import geopandas as gpd
+    from shapely.geometry import box
+
+    gdf = gpd.GeoDataFrame(
+        {"cls": ["a"]}, geometry=[box(500020, 5799820, 500080, 5799880)], crs=32633
+    )
+    gdf.to_file(tmp / "labels.gpkg")
+    return tmp / "labels.gpkg"
+
+
+def _predict(tmp: Path, *extra: str) -> list[str]:
+    return [
+        "settlements",
+        "predict",
+        str(_features(tmp)),
+        "--model",
+        str(_model_folder(tmp)),
+        *extra,
+    ]
+
+
+def _fit(tmp: Path, *extra: str) -> list[str]:
+    return ["settlements", "fit", str(_features(tmp)), "--labels", str(_labels(tmp)), *extra]
+
+
+def _landsat(tmp: Path) -> Path:
+    folder = tmp / "ls"
+    folder.mkdir()
+    grid = GridSpec(CRS.from_epsg(32633), Affine(30, 0, 500000, 0, -30, 5800000), 8, 8)
+    write_raster(
+        folder / "LC08_L2SP_044034_20200105_20200823_02_T1_SR_B5.TIF",
+        np.full((8, 8), 9000, np.uint16),
+        grid,
+        units="dn",
+    )
+    return folder
+
+
+def _crs_mislabelled(tmp: Path) -> Path:
+    folder = make_band_folder(tmp / "s", bands=("B02", "B03"))
+    make_band_folder(tmp / "other", bands=("B04",), crs=4326, origin=(500000.0, 5800000.0))
+    for f in (tmp / "other").iterdir():
+        f.rename(folder / f.name)
+    return folder
+
+
+def _rgb_jpeg_table(tmp: Path) -> Path:
+    table = samples.eurosat_ms().head(2)
+    table[["image"]].to_csv(tmp / "ms.csv", index=False)
+    return tmp / "ms.csv"
+
+
+CASES: list[Case] = [
+    # outputs
+    Case(
+        "-o is an existing folder",
+        lambda t: ["indices", str(_scene(t)), "-o", str(t)],
+        "is a folder, but a file is written here",
+    ),
+    Case(
+        "--out is a file where a folder goes",
+        lambda t: ["chip", str(_scene(t)), "--cell", "100", "-o", str(_labels(t))],
+        "is a file, but a folder is written here",
+    ),
+    Case(
+        "unwritable output folder",
+        lambda t: ["indices", str(_scene(t)), "-o", "/proc/humanscape/x.tif"],
+        "cannot be",
+    ),
+    Case("empty output path", lambda t: ["indices", str(_scene(t)), "-o", ""], "empty output path"),
+    Case(
+        "-o equal to --grid-out",
+        lambda t: _predict(t, "-o", str(t / "p.gpkg"), "--grid-out", str(t / "p.gpkg")),
+        "given as two different outputs",
+    ),
+    Case(
+        "--grid-out equal to --polygons-out",
+        lambda t: _predict(
+            t,
+            "-o",
+            str(t / "p.tif"),
+            "--grid-out",
+            str(t / "g.gpkg"),
+            "--polygons-out",
+            str(t / "g.gpkg"),
+        ),
+        "given as two different outputs",
+    ),
+    Case(
+        "output equal to the input",
+        lambda t: [
+            "settlements",
+            "predict",
+            str(_features(t)),
+            "--model",
+            str(_model_folder(t)),
+            "-o",
+            str(t / "features.tif"),
+        ],
+        "is an input of this command",
+    ),
+    # files that open and then fail
+    Case(
+        "truncated GeoTIFF",
+        lambda t: ["chip", str(_truncated(t)), "--cell", "1000", "-o", str(t / "chips")],
+        "truncated or corrupt",
+    ),
+    Case(
+        "truncated chip",
+        lambda t: [
+            "embed",
+            str(_truncated_chip_table(t)),
+            "--encoder",
+            "simclr_resnet18half_eurosat_ms",
+            "-o",
+            str(t / "e.parquet"),
+        ],
+        "chip is not a readable raster",
+    ),
+    Case(
+        "truncated model.safetensors",
+        lambda t: [
+            "embed",
+            str(_chip_table(t)),
+            "--encoder",
+            str(_encoder_folder(t, truncate=True)),
+            "-o",
+            str(t / "e.parquet"),
+        ],
+        "model.safetensors",
+    ),
+    Case(
+        "truncated model.skops",
+        lambda t: [
+            "settlements",
+            "predict",
+            str(_features(t)),
+            "--model",
+            str(_model_folder(t, truncate=True)),
+            "-o",
+            str(t / "p.tif"),
+        ],
+        "not a readable skops file",
+    ),
+    Case(
+        "corrupt encoder config.json",
+        lambda t: [
+            "embed",
+            str(_chip_table(t)),
+            "--encoder",
+            str(_encoder_folder(t, bad_config=True)),
+            "-o",
+            str(t / "e.parquet"),
+        ],
+        "invalid encoder config",
+    ),
+    Case(
+        "corrupt model config.json",
+        lambda t: [
+            "settlements",
+            "predict",
+            str(_features(t)),
+            "--model",
+            str(_model_folder(t, bad_config=True)),
+            "-o",
+            str(t / "p.tif"),
+        ],
+        "not a settlement model configuration",
+    ),
+    Case(
+        "0-byte CSV",
+        lambda t: (
+            (t / "e.csv").write_text("")
+            and []
+            or [
+                "embed",
+                str(t / "e.csv"),
+                "--encoder",
+                "simclr_resnet18half_eurosat_ms",
+                "-o",
+                str(t / "e.parquet"),
+            ]
+        ),
+        "chip table file is empty",
+    ),
+    Case(
+        "CSV named .parquet",
+        lambda t: (
+            (t / "t.parquet").write_text("image\na.tif\n")
+            and [
+                "embed",
+                str(t / "t.parquet"),
+                "--encoder",
+                "simclr_resnet18half_eurosat_ms",
+                "-o",
+                str(t / "e.parquet"),
+            ]
+        ),
+        "not a readable Parquet chip table",
+    ),
+    Case(
+        "folder given as chip table",
+        lambda t: [
+            "embed",
+            str(t),
+            "--encoder",
+            "simclr_resnet18half_eurosat_ms",
+            "-o",
+            str(t / "e.parquet"),
+        ],
+        "is a folder, not a chip table file",
+    ),
+    Case(
+        "old pickle model without --trust-pickle",
+        lambda t: [
+            "settlements",
+            "predict",
+            str(_features(t)),
+            "--model",
+            str(_pickled_model(t)),
+            "-o",
+            str(t / "p.tif"),
+        ],
+        "loading a pickle runs whatever code it holds",
+    ),
+    # numbers
+    Case(
+        "--batch-size 0",
+        lambda t: [
+            "embed",
+            str(_chip_table(t)),
+            "--encoder",
+            "simclr_resnet18half_eurosat_ms",
+            "-o",
+            str(t / "e.parquet"),
+            "--batch-size",
+            "0",
+        ],
+        "--batch-size: Input should be greater than or equal to 1",
+    ),
+    Case(
+        "--batch-size negative",
+        lambda t: [
+            "embed",
+            str(_chip_table(t)),
+            "--encoder",
+            "simclr_resnet18half_eurosat_ms",
+            "-o",
+            str(t / "e.parquet"),
+            "--batch-size",
+            "-3",
+        ],
+        "--batch-size: Input should be greater than or equal to 1",
+    ),
+    Case(
+        "--n-estimators 0",
+        lambda t: _fit(t, "-o", str(t / "m"), "--n-estimators", "0"),
+        "--n-estimators: Input should be greater than or equal to 1",
+    ),
+    Case(
+        "--negatives -100",
+        lambda t: _fit(t, "-o", str(t / "m"), "--negatives", "-100"),
+        "--negatives: Input should be greater than or equal to 0",
+    ),
+    Case(
+        "--neighbors 999999",
+        lambda t: [
+            "chip",
+            str(_scene(t)),
+            "--cell",
+            "100",
+            "--neighbors",
+            "999999",
+            "-o",
+            str(t / "c"),
+        ],
+        "makes chips of",
+    ),
+    Case(
+        "--neighbors even",
+        lambda t: ["chip", str(_scene(t)), "--cell", "100", "--neighbors", "2", "-o", str(t / "c")],
+        "--neighbors: must be odd",
+    ),
+    Case(
+        "--resolution 0",
+        lambda t: ["indices", str(_scene(t)), "-o", str(t / "i.tif"), "--resolution", "0"],
+        "--resolution: must be positive",
+    ),
+    Case(
+        "--resolution negative",
+        lambda t: ["indices", str(_scene(t)), "-o", str(t / "i.tif"), "--resolution", "-10"],
+        "--resolution: must be positive",
+    ),
+    Case(
+        "--cell 0",
+        lambda t: ["chip", str(_scene(t)), "--cell", "0", "-o", str(t / "c")],
+        "--cell: must be positive",
+    ),
+    Case(
+        "--arcsec 0",
+        lambda t: ["chip", str(_scene(t)), "--arcsec", "0", "-o", str(t / "c")],
+        "--arcsec: must be positive",
+    ),
+    Case(
+        "--threshold 5",
+        lambda t: _predict(t, "-o", str(t / "p.tif"), "--threshold", "5"),
+        "--threshold: Input should be less than or equal to 1",
+    ),
+    Case(
+        "--top-k -1",
+        lambda t: _predict(t, "-o", str(t / "p.tif"), "--top-k", "-1"),
+        "--top-k: Input should be greater than or equal to 1",
+    ),
+    Case(
+        "--texture-window 0",
+        lambda t: [
+            "settlements",
+            "features",
+            str(_scene(t)),
+            "-o",
+            str(t / "f.tif"),
+            "--texture",
+            "--texture-window",
+            "0",
+        ],
+        "--texture-window: must be odd",
+    ),
+    Case(
+        "--texture-window even",
+        lambda t: [
+            "settlements",
+            "features",
+            str(_scene(t)),
+            "-o",
+            str(t / "f.tif"),
+            "--texture",
+            "--texture-window",
+            "4",
+        ],
+        "--texture-window: must be odd",
+    ),
+    Case(
+        "--block-km 0",
+        lambda t: _fit(t, "-o", str(t / "m"), "--block-km", "0"),
+        "--block-km: must be positive",
+    ),
+    Case(
+        "--block-km negative",
+        lambda t: _fit(t, "-o", str(t / "m"), "--block-km", "-1"),
+        "--block-km: must be positive",
+    ),
+    Case(
+        "probability:abc",
+        lambda t: [
+            "composite",
+            str(_scene(t)),
+            "-o",
+            str(t / "c.tif"),
+            "--cloud-mask",
+            "probability:abc",
+            "--mask-file",
+            str(_features(t)),
+        ],
+        "threshold 'abc' is not a number",
+    ),
+    Case(
+        "probability:7",
+        lambda t: [
+            "composite",
+            str(_scene(t)),
+            "-o",
+            str(t / "c.tif"),
+            "--cloud-mask",
+            "probability:7",
+            "--mask-file",
+            str(_features(t)),
+        ],
+        "threshold 7 is outside (0, 1]",
+    ),
+    Case(
+        "impossible --period date",
+        lambda t: [
+            "composite",
+            str(_scene(t)),
+            "-o",
+            str(t / "c.tif"),
+            "--period",
+            "2015-02-30:2015-03-31",
+        ],
+        "impossible date",
+    ),
+    Case(
+        "unknown --method",
+        lambda t: ["composite", str(_scene(t)), "-o", str(t / "c.tif"), "--method", "mean"],
+        "--method: 'mean' is not one of",
+    ),
+    # wrong pairings
+    Case(
+        "RGB 8-bit encoder given 13-band reflectance chips",
+        lambda t: [
+            "embed",
+            str(_rgb_jpeg_table(t)),
+            "--encoder",
+            "simclr_resnet18half_eurosat_rgb",
+            "-o",
+            str(t / "e.parquet"),
+        ],
+        "chip holds reflectance, but the encoder takes 3 bands of 8-bit",
+    ),
+    Case(
+        "Sentinel-2 sensor forced onto Landsat files",
+        lambda t: ["info", str(_landsat(t)), "--sensor", "sentinel2_l1c"],
+        "--sensor sentinel2_l1c is a sentinel2 sensor",
+    ),
+    # messages
+    Case(
+        "band files whose CRS is mislabelled",
+        lambda t: ["info", str(_crs_mislabelled(t))],
+        "EPSG:4326",
+    ),
+    Case(
+        "unknown sensor",
+        lambda t: ["info", str(_scene(t)), "--sensor", "sentinel3"],
+        "unknown sensor 'sentinel3'",
+    ),
+    Case(
+        "multi-band file without band names",
+        lambda t: ["info", str(_five_layers(t))],
+        "--band-names",
+    ),
+]
+
+
+def _truncated_chip_table(tmp: Path) -> Path:
+    chip = _truncated(tmp)
+    pd.DataFrame({"image": [chip.name]}).to_csv(tmp / "chips.csv", index=False)
+    return tmp / "chips.csv"
+
+
+def _pickled_model(tmp: Path) -> Path:
+    folder = _model_folder(tmp)
+    (folder / "model.skops").rename(folder / "model.joblib")
+    return folder
+
+
+def _five_layers(tmp: Path) -> Path:
+    grid = GridSpec(CRS.from_epsg(32633), Affine(10, 0, 0, 0, -10, 5000), 8, 8)
+    return write_raster(tmp / "five.tif", np.ones((5, 8, 8), np.uint16), grid, units="dn")
+
+
+def run_case(case: Case, tmp: Path):
+    """Build the case's inputs in ``tmp``, run the CLI, return (args, result)."""
+    args = case.build(tmp)
+    before = {p for p in tmp.rglob("*")}
+    result = CliRunner().invoke(app, args)
+    after = {p for p in tmp.rglob("*")}
+    return args, result, after - before
+
+
+def error_lines(output: str) -> list[str]:
+    return [ln for ln in output.strip().splitlines() if ln.startswith("error:")]
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
+def test_bad_input_gets_one_line_exit_2_and_leaves_nothing(case: Case, tmp_path: Path):
+    args, result, created = run_case(case, tmp_path)
+    assert result.exit_code == case.code, result.output
+    lines = error_lines(result.output)
+    assert len(lines) == 1, result.output
+    assert case.expect in lines[0], lines[0]
+    assert "(fix: " in lines[0], lines[0]
+    assert "Traceback" not in result.output and "Warning" not in result.output, result.output
+    assert not created, f"left behind: {sorted(map(str, created))}"
+
+
+def test_the_suggested_cell_size_is_accepted(tmp_path):
+    scene = _scene(tmp_path)
+    bad = CliRunner().invoke(app, ["chip", str(scene), "--cell", "155", "-o", str(tmp_path / "c")])
+    line = error_lines(bad.output)[0]
+    suggested = line.split("--cell ")[-1].rstrip(")")
+    good = CliRunner().invoke(
+        app, ["chip", str(scene), "--cell", suggested, "-o", str(tmp_path / "c")]
+    )
+    assert good.exit_code == 0, good.output
+
+
+def test_band_names_named_in_the_fix_exists_and_works(tmp_path):
+    result = CliRunner().invoke(
+        app, ["info", str(_five_layers(tmp_path)), "--band-names", "B02,B03,B04,B08,B11"]
+    )
+    assert result.exit_code == 0 and "B11" in result.output, result.output
+
+
+def test_indices_reads_the_composite_that_composite_wrote(tmp_path):
+    folders = [
+        make_band_folder(tmp_path / f"s{i}", date=d, seed=i)
+        for i, d in enumerate(["20170301", "20170601"])
+    ]
+    ok = CliRunner().invoke(app, ["composite", *map(str, folders), "-o", str(tmp_path / "c.tif")])
+    assert ok.exit_code == 0, ok.output
+    result = CliRunner().invoke(
+        app, ["indices", str(tmp_path / "c.tif"), "-o", str(tmp_path / "i.tif")]
+    )
+    assert result.exit_code == 0, result.output
+    info = CliRunner().invoke(app, ["info", str(tmp_path / "c.tif"), "--json"])
+    bands = json.loads(info.output)["bands"]
+    assert [b["name"] for b in bands] == ["B02", "B03", "B04", "B08", "B11", "B12"]
+    assert {b["units"] for b in bands} == {"reflectance"} and {b["scale"] for b in bands} == {1.0}
+
+
+def test_a_real_bug_says_so_in_one_line_and_shows_its_traceback_with_verbose(tmp_path, monkeypatch):
+    import humanscape.geo.indices as indices
+
+    def broken(*args, **kwargs):
+        raise ZeroDivisionError("a bug")
+
+    monkeypatch.setattr(indices, "scene_indices", broken)
+    args = ["indices", str(_scene(tmp_path)), "-o", str(tmp_path / "i.tif")]
+    quiet = CliRunner().invoke(app, args)
+    assert quiet.exit_code == 1 and error_lines(quiet.output)[0].startswith("error: internal error")
+    loud = CliRunner().invoke(app, ["--verbose", *args])
+    assert isinstance(loud.exception, ZeroDivisionError)
+
+
+def _interrupt(args: list[str], cwd: Path, marker: str) -> subprocess.CompletedProcess:
+    """Run the CLI, send SIGTERM once ``marker`` shows on stderr (the work has begun)."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "humanscape.cli", *args],
+        cwd=cwd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    seen = b""
+    deadline = time.monotonic() + 120
+    while marker.encode() not in seen and proc.poll() is None and time.monotonic() < deadline:
+        seen += os.read(proc.stderr.fileno(), 4096)
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=120)
+    return subprocess.CompletedProcess(proc.args, proc.returncode, out, (seen + err).decode())
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        (["chip", "{berlin}", "--cell", "100", "-o", "chips"], "chips:"),
+        (["settlements", "features", "{berlin}", "--texture", "-o", "f.tif"], "features f.tif:"),
+    ],
+    ids=["chip", "settlements features"],
+)
+def test_sigterm_mid_run_leaves_nothing_behind(command, tmp_path):
+    berlin = str(samples.sample_path("berlin", "IMG_DATA"))
+    args = [a.replace("{berlin}", berlin) for a in command[0]]
+    done = _interrupt(args, tmp_path, marker=command[1])
+    assert done.returncode == 130, done.stderr[-2000:]
+    assert error_lines(done.stderr) == ["error: interrupted (nothing was left half written)"]
+    assert list(tmp_path.iterdir()) == [], sorted(p.name for p in tmp_path.iterdir())
