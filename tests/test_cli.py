@@ -2,7 +2,6 @@
 
 import geopandas as gpd
 import numpy as np
-import pytest
 import rasterio
 from typer.testing import CliRunner
 
@@ -92,18 +91,16 @@ def test_crs_mismatch_between_scenes_to_composite(tmp_path):
     assert not out.exists() and not list(tmp_path.glob(".*tmp*"))
 
 
-def test_no_overlap_between_vector_and_raster(band_folder):
+def test_labels_that_do_not_overlap_the_features(band_folder, tmp_path):
     from shapely.geometry import box
 
-    from humanscape.errors import NoOverlapError
-    from humanscape.geo.raster import open_scene
-    from humanscape.geo.vector import rasterize
-
-    far = gpd.GeoDataFrame(geometry=[box(10, 10, 11, 11)], crs=4326)
-    with pytest.raises(NoOverlapError) as err:
-        rasterize(far, open_scene(band_folder).grid, source="labels.gpkg")
-    assert err.value.one_line().startswith("labels.gpkg: no feature overlaps the raster")
-    assert "\n" not in err.value.one_line()
+    features = tmp_path / "f.tif"
+    assert run("settlements", "features", band_folder, "-o", features).exit_code == 0
+    far = tmp_path / "far.gpkg"
+    gpd.GeoDataFrame(geometry=[box(10, 10, 11, 11)], crs=4326).to_file(far)
+    result = run("settlements", "fit", features, "--labels", far, "-o", tmp_path / "m")
+    assert_one_line_error(result, "far.gpkg: no feature overlaps the raster", "fix:")
+    assert not (tmp_path / "m").exists()
 
 
 def test_empty_glob(tmp_path):

@@ -60,3 +60,37 @@ def test_region_holdout_and_unknown_region():
 def test_too_large_blocks_are_refused():
     with pytest.raises(HumanscapeError, match="too large"):
         splits.block_folds(np.array([[1.0, 1.0], [2.0, 2.0]]), 1e6)
+
+
+def test_spatial_folds_of_blocks_are_balanced_by_hand():
+    folds = splits.SpatialFolds.blocks((0, 0, 8000, 4000), 2000, n_folds=4, buffer=300, seed=1)
+    centres = [(bx * 2000 + 1000, 4000 - by * 2000 - 1000) for by in range(2) for bx in range(4)]
+    fold = folds.fold_at(np.array([c[0] for c in centres]), np.array([c[1] for c in centres]))
+    assert sorted(np.bincount(fold).tolist()) == [2, 2, 2, 2]  # 8 blocks in 4 folds
+    assert folds.fold_at(np.array([-5.0, 9000.0]), np.array([100.0, 100.0])).tolist() == [-1, -1]
+
+
+def test_spatial_folds_drop_training_points_within_the_buffer_by_hand():
+    # checkerboard, 2 folds: block (bx, by) (by counted from the top) is in fold (bx + by) % 2
+    folds = splits.SpatialFolds.blocks(
+        (0, 0, 8000, 4000), 2000, n_folds=2, buffer=300, scheme="checkerboard"
+    )
+    x = np.array([1900.0, 1000.0, 1000.0, 3000.0])
+    y = np.array([3000.0, 3000.0, 2100.0, 3000.0])
+    # points 0-2 lie in block (0, 0), fold 0; point 3 in block (1, 0), fold 1.
+    # For fold 1: point 0 is 100 m from block (1, 0), point 2 is 100 m from block (0, 1): dropped;
+    # point 1 is 1000 m from both: kept.
+    split = folds.split(x, y, 1)
+    assert split.train.tolist() == [1] and split.test.tolist() == [3]
+    assert folds.split(x, y, 0).test.tolist() == [0, 1, 2]
+    no_buffer = splits.SpatialFolds.blocks(
+        (0, 0, 8000, 4000), 2000, n_folds=2, buffer=0, scheme="checkerboard"
+    )
+    assert no_buffer.split(x, y, 1).train.tolist() == [0, 1, 2]
+
+
+def test_spatial_folds_refuse_blocks_larger_than_the_extent():
+    with pytest.raises(HumanscapeError, match="fewer than 4 folds"):
+        splits.SpatialFolds.blocks((0, 0, 3000, 2000), 2000, n_folds=4)
+    with pytest.raises(HumanscapeError, match="smaller than the block"):
+        splits.SpatialFolds.blocks((0, 0, 9000, 9000), 2000, buffer=2500)

@@ -88,8 +88,23 @@ def test_census_outflow_uses_the_stated_function():
     world = SyntheticWorld(200, 200, seed=4)
     table, truth = world.census()
     assert len(table) == world.n_districts and set(truth["irrelevant"]) <= set(table.columns)
-    assert (table["outflow"] <= table["population"]).all()
-    assert np.corrcoef(table["unemployment"], table["rate"])[0, 1] > 0
+
+    def z(column):  # standardised with the population standard deviation, as stated
+        v = table[column].to_numpy(float)
+        return (v - v.mean()) / v.std()
+
+    eta = (
+        -3.0
+        + 0.9 * z("unemployment")
+        - 0.6 * z("income")
+        + 0.7 * z("unemployment") * z("youth_share")
+        + 0.5 * (-z("border_distance_km")) * (1 - z("urban_share"))
+        - 0.4 * z("urban_share")
+    )
+    rate = 1 / (1 + np.exp(-eta))
+    np.testing.assert_allclose(table["rate"], rate, rtol=1e-9)
+    np.testing.assert_array_equal(table["outflow"], np.round(table["population"] * rate))
+    assert truth["terms"]["unemployment:youth_share"] == 0.7 and truth["intercept"] == -3.0
 
 
 def test_pointwise_noise_equals_gridded_noise():

@@ -117,3 +117,31 @@ def test_single_multiband_file_needs_band_names_when_ambiguous(tmp_path):
         open_scene(path)
     scene = open_scene(path, band_names=["B02", "B03", "B04", "B08", "B11"])
     assert scene.read(["red"]).shape == (1, 8, 8)
+
+
+def test_aligned_raster_reprojects_a_mask_by_nearest_neighbour_by_hand(tmp_path):
+    """A class raster in EPSG:4326 read on a UTM 32633 grid: each target pixel takes the class of
+    the source pixel holding its centre (transformed with pyproj)."""
+    from affine import Affine
+    from pyproj import Transformer
+    from rasterio.crs import CRS
+
+    from humanscape.geo.raster import AlignedRaster
+
+    src_grid = GridSpec(CRS.from_epsg(4326), Affine(0.001, 0, 13.0, 0, -0.001, 52.6), 60, 40)
+    classes = np.random.default_rng(0).integers(0, 5, (40, 60)).astype(np.uint8)
+    path = write_raster(tmp_path / "classes.tif", classes, src_grid, units="class")
+    target = GridSpec(CRS.from_epsg(32633), Affine(50, 0, 365000, 0, -50, 5828000), 40, 40)
+    with AlignedRaster(path, target) as reader:
+        got = reader.read()
+    assert set(np.unique(got)) <= set(range(5))  # nearest: no blended classes
+    to_lonlat = Transformer.from_crs(32633, 4326, always_xy=True)
+    rows, cols = np.mgrid[0:40, 0:40]
+    x, y = target.transform * (cols.ravel() + 0.5, rows.ravel() + 0.5)
+    lon, lat = to_lonlat.transform(x, y)
+    src_col = np.floor((np.asarray(lon) - 13.0) / 0.001).astype(int)
+    src_row = np.floor((52.6 - np.asarray(lat)) / 0.001).astype(int)
+    inside = (src_col >= 1) & (src_col < 59) & (src_row >= 1) & (src_row < 39)
+    expected = classes[src_row[inside], src_col[inside]]
+    # GDAL's warper approximates the transform to within 1/8 pixel: allow the rare boundary pixel
+    assert (got.ravel()[inside] == expected).mean() > 0.97

@@ -99,14 +99,29 @@ def test_deepcluster_loss_falls_and_supervised_term_is_used(rgb_sample):
     trainer.fit(
         module, torch.utils.data.DataLoader(IndexDataset(len(images)), batch_size=30, shuffle=True)
     )
-    assert len(module.assignments) == 6 and module.assignments[-1].max() < 10
-    nmi = nmi_between_epochs(
-        module
-    )  # Caron et al. Fig. 2b: assignments stabilise as training goes on
-    assert len(nmi) == 5 and all(0 <= v <= 1 for v in nmi)
+    assert len(module.assignments) == 6
+    # k-means uses the clusters: none of the 10 is empty on 60 chips after re-assignment
+    assert len(np.unique(module.assignments[-1])) >= 8
     assert losses[-1] < losses[0]
     with pytest.raises(HumanscapeError, match="n_clusters"):
         DeepCluster(tiny_encoder(images), images, n_clusters=1000)
+
+
+def test_nmi_between_epochs_by_hand():
+    class Fake:  # assignments of 4 images over 3 epochs
+        assignments = [np.array([0, 0, 1, 1]), np.array([1, 1, 0, 0]), np.array([0, 1, 0, 1])]
+
+    # epochs 1 -> 2: the same partition relabelled (NMI 1); 2 -> 3: independent halves (NMI 0)
+    assert nmi_between_epochs(Fake()) == pytest.approx([1.0, 0.0], abs=1e-12)
+
+    class Three:
+        assignments = [np.array([0, 0, 1, 1]), np.array([0, 0, 0, 1])]
+
+    # by hand: H(A) = ln 2, H(B) = -(3/4 ln 3/4 + 1/4 ln 1/4), I(A;B) = H(B) - H(B|A)
+    ha = np.log(2)
+    hb = -(0.75 * np.log(0.75) + 0.25 * np.log(0.25))
+    mi = hb - 0.5 * np.log(2)  # B given A: half the images (A=1) split 1:1
+    assert nmi_between_epochs(Three())[0] == pytest.approx(mi / ((ha + hb) / 2), rel=1e-9)
 
 
 def test_random_features_are_seeded_and_separate_real_classes(rgb_sample):

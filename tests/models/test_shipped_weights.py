@@ -32,7 +32,6 @@ def test_registry_lists_both_shipped_encoders_with_full_metadata():
             "method",
         ):
             assert key in entry.metadata, (entry.name, key)
-        assert 0.5 < entry.linear_probe_accuracy <= 1.0
     total = sum(f.stat().st_size for e in entries.values() for f in e.path.iterdir())
     assert total < 50 * 2**20  # checkpoints stay small
 
@@ -59,3 +58,39 @@ def test_cli_lists_shipped_encoders_with_recipe_and_accuracy():
         line = next(ln for ln in result.output.splitlines() if ln.startswith(entry.name))
         assert f"embedding {entry.recipe}" in line
         assert f"linear probe {entry.linear_probe_accuracy}" in line
+
+
+def test_shipped_weights_beat_random_init_on_a_linear_probe_of_real_chips():
+    """Measured here, not read from config.json: 200 real EuroSAT chips per encoder, 5-fold CV."""
+    import torch
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import StratifiedKFold, cross_val_score
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    from humanscape.models.encoder import Encoder
+
+    tables = {
+        "simclr_resnet18half_eurosat_ms": samples.eurosat_ms(),
+        "simclr_resnet18half_eurosat_rgb": samples.eurosat_rgb().groupby("class").head(20),
+    }
+    for name, table in tables.items():
+        shipped = load_encoder(name)
+        chips = np.stack([read_chip_for(shipped, p) for p in table["image"]])
+        torch.manual_seed(0)
+        fresh = Encoder(
+            shipped.arch,
+            shipped.bands,
+            shipped.mean.flatten().tolist(),
+            shipped.std.flatten().tolist(),
+            units=shipped.units,
+            adapter=shipped.adapter,
+        ).eval()
+        probe = make_pipeline(StandardScaler(), LogisticRegression(C=0.1, max_iter=2000))
+        folds = StratifiedKFold(5, shuffle=True, random_state=0)
+        acc = {
+            label: cross_val_score(probe, embed_array(e, chips), table["label"], cv=folds).mean()
+            for label, e in (("shipped", shipped.plain()), ("random", fresh))
+        }
+        # measured 2026-11-22: MS 0.725 vs 0.540, RGB 0.770 vs 0.395 (10 classes: chance 0.1)
+        assert acc["shipped"] > 0.65 and acc["shipped"] > acc["random"] + 0.1, (name, acc)

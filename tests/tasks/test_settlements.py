@@ -5,6 +5,7 @@ truth; real-data checks (Berlin, OSM residential) are in bench/settlements.py an
 """
 
 import logging
+import os
 
 import geopandas as gpd
 import numpy as np
@@ -390,3 +391,173 @@ def test_point_labels_in_another_crs_give_one_pixel_each(stack, world):
     points = points.to_crs(4326)  # labels in any CRS are reprojected
     sample = sample_pixels(str(stack), LabelSpec(points), negatives_per_group=500, min_blocks=2)
     assert (sample["label"] == 1).sum() == len(points)
+
+
+# --- labels a user has, estimator contract, persistence, honest evaluation -------------------
+
+
+def _classes(world, n_neg: int = 6):
+    """Settlement polygons (class 'settlement') plus square negatives of two other classes."""
+    truth = world.settlements()[["geometry"]].assign(cls="settlement")
+    left, bottom, right, top = world.grid.bounds
+    boxes, names = [], []
+    rng = np.random.default_rng(0)
+    while len(boxes) < n_neg:
+        x, y = rng.uniform(left, right - 200), rng.uniform(bottom, top - 200)
+        b = box(x, y, x + 200, y + 200)
+        if not truth.intersects(b).any() and not any(b.intersects(o) for o in boxes):
+            boxes.append(b)
+            names.append("forest" if len(boxes) % 2 else "farm")
+    others = gpd.GeoDataFrame({"cls": names}, geometry=boxes, crs=world.grid.crs)
+    return gpd.GeoDataFrame(pd.concat([truth, others], ignore_index=True), crs=world.grid.crs)
+
+
+def test_labelled_negatives_are_sampled_from_their_features(stack, world):
+    labels = _classes(world)
+    spec = LabelSpec(labels, "cls", ["settlement"], "labels.gpkg")
+    sample = sample_pixels(str(stack), spec, negatives_per_group=500, min_blocks=2)
+    labelled = sample[sample["kind"] == "labelled"]
+    assert len(labelled) > 0 and (labelled["label"] == 0).all()
+    assert labelled["settlement"].str.startswith("n").all()
+    points = gpd.GeoDataFrame(
+        geometry=gpd.points_from_xy(labelled["x"], labelled["y"]), crs=world.grid.crs
+    )
+    inside = points.within(labels[labels["cls"] != "settlement"].union_all())
+    assert inside.all()
+    assert sample.attrs["balance"].iloc[0]["negative_labelled"] == len(labelled)
+    capped = sample_pixels(
+        str(stack), spec, negatives_per_group=500, labelled_per_group=50, min_blocks=2
+    )
+    assert (capped["kind"] == "labelled").sum() == 50
+    only_farm = LabelSpec(labels, "cls", ["settlement"], "labels.gpkg", negative=["farm"])
+    farm = sample_pixels(str(stack), only_farm, negatives_per_group=500, min_blocks=2)
+    forest = labels[labels["cls"] == "forest"].union_all()
+    xy = gpd.points_from_xy(farm["x"], farm["y"], crs=world.grid.crs)
+    assert not xy.within(
+        forest
+    ).any()  # the ignored class is neither trained on nor drawn at random
+
+
+def test_complement_weight_by_hand():
+    X = pd.DataFrame(
+        {"f": np.arange(50.0), "kind": ["labelled"] * 10 + ["unoccupied"] * 30 + ["positive"] * 10}
+    )
+    w = SettlementClassifier(complement_weight=0.25).sample_weights(X)
+    assert w[:10].tolist() == [1.0] * 10 and w[40:].tolist() == [1.0] * 10
+    np.testing.assert_allclose(w[10:40], 0.25 * 10 / 30)  # total: a quarter of the labelled weight
+    assert SettlementClassifier().sample_weights(X[X["kind"] != "labelled"]) is None
+
+
+def test_settlement_classifier_is_a_scikit_learn_estimator():
+    from sklearn.base import clone
+
+    clf = SettlementClassifier("lr", C=0.5, features=["a", "b"])
+    copy = clone(clf)
+    assert copy.get_params() == clf.get_params() and copy is not clf
+    X = pd.DataFrame({"a": np.r_[np.zeros(20), np.ones(20)], "b": np.arange(40.0)})
+    y = np.r_[np.zeros(20), np.ones(20)].astype(int)
+    fitted = copy.fit(X, y)
+    assert fitted is copy and fitted.predict_proba(X).shape == (40, 2)
+    assert (fitted.predict(X) == y).mean() > 0.9 and fitted.score(X, y) > 0.9
+    with pytest.raises(HumanscapeError, match="unknown model 'knn'"):
+        SettlementClassifier("knn").fit(X, y)
+
+
+def test_svm_is_calibrated_on_spatial_folds():
+    rng = np.random.default_rng(0)
+    X = pd.DataFrame(
+        {"f": rng.normal(size=400), "x": rng.uniform(0, 8000, 400), "y": rng.uniform(0, 8000, 400)}
+    )
+    y = (X["f"] + rng.normal(0, 0.5, 400) > 0).astype(int).to_numpy()
+    clf = SettlementClassifier("svm", features=["f"], calibration_block=2000)
+    folds = clf._calibration_cv(X, y)
+    block = np.floor(X[["x", "y"]].to_numpy() / 2000)
+    for train, test in folds:  # no 2 km block has calibration pixels on both sides
+        assert not {tuple(b) for b in block[train]} & {tuple(b) for b in block[test]}
+    p = clf.fit(X, y).predict_proba(X)[:, 1]
+    assert 0 < p.min() < 0.2 and 0.8 < p.max() < 1
+
+
+def test_model_folder_is_skops_and_loads_only_trusted_types(tmp_path):
+    import skops.io as sio
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import FunctionTransformer
+
+    X = pd.DataFrame({"a": np.arange(40.0), "b": np.arange(40.0) % 5})
+    y = (X["a"] > 20).astype(int)
+    for model in ("lr", "svm", "rf"):
+        clf = SettlementClassifier(model, n_estimators=5).fit(X, y)
+        folder = clf.save(tmp_path / model)
+        assert sorted(p.name for p in folder.iterdir()) == ["config.json", "model.skops"]
+        back = SettlementClassifier.load(folder)
+        np.testing.assert_array_equal(back.predict_proba(X), clf.predict_proba(X))
+    # a model file naming a function (code) is refused
+    evil = make_pipeline(FunctionTransformer(os.system))
+    sio.dump(evil, tmp_path / "rf" / "model.skops")
+    with pytest.raises(HumanscapeError, match="not trusted: .*system"):
+        SettlementClassifier.load(tmp_path / "rf")
+    # an old pickle folder loads only when the user trusts it
+    import joblib
+
+    (tmp_path / "rf" / "model.skops").unlink()
+    joblib.dump(SettlementClassifier("lr").fit(X, y).estimator_, tmp_path / "rf" / "model.joblib")
+    with pytest.raises(HumanscapeError, match="pickle"):
+        SettlementClassifier.load(tmp_path / "rf")
+    assert SettlementClassifier.load(tmp_path / "rf", trust_pickle=True).predict_proba(X).shape == (
+        40,
+        2,
+    )
+
+
+def test_cv_scores_held_out_blocks_at_their_true_class_balance(stack, world):
+    truth = world.settlements()
+    spec = LabelSpec(truth)
+    rasters = label_rasters(stack, spec)
+    sample = sample_pixels(
+        str(stack), spec, negatives_per_group=3000, min_blocks=5, rasters=rasters
+    )
+    assert 0.2 < sample["label"].mean() < 0.8  # the training sample is roughly balanced
+    folds = make_folds(rasters, block_size=800, n_folds=3, buffer=100)
+    result = cross_validate(stack, sample, SettlementClassifier("lr"), rasters, folds)
+    pred = result.predictions
+    # by hand: every valid pixel of the world is held out exactly once, with its true label
+    assert len(pred) == int(rasters.valid.sum())
+    assert pred["label"].mean() == pytest.approx((rasters.positive > 0)[rasters.valid].mean())
+    table = result.table().set_index("fold")
+    assert table.loc["pooled", "prevalence"] < 0.5 * sample["label"].mean()
+    assert 0 < table.loc["pooled", "pr_auc_pixel"] <= 1
+
+
+def test_point_labels_are_evaluated_on_the_labelled_points(stack, world):
+    labels = _classes(world, n_neg=10)
+    pts = labels.copy()
+    pts["geometry"] = labels.geometry.representative_point()
+    spec = LabelSpec(pts, "cls", ["settlement"], "points.gpkg")
+    rasters = label_rasters(stack, spec)
+    sample = sample_pixels(
+        str(stack), spec, negatives_per_group=2000, min_blocks=5, rasters=rasters
+    )
+    folds = make_folds(rasters, block_size=800, n_folds=3, buffer=0)
+    result = cross_validate(stack, sample, SettlementClassifier("lr"), rasters, folds, points=True)
+    assert len(result.predictions) == len(pts)  # each labelled point, once
+    assert result.predictions["label"].sum() == (pts["cls"] == "settlement").sum()
+
+
+def test_model_and_complement_weight_are_chosen_by_spatial_cv(stack, world):
+    from humanscape.tasks.settlements.model import select_model
+
+    labels = _classes(world)
+    spec = LabelSpec(labels, "cls", ["settlement"], "labels.gpkg")
+    rasters = label_rasters(stack, spec)
+    sample = sample_pixels(
+        str(stack), spec, negatives_per_group=1500, min_blocks=3, rasters=rasters
+    )
+    folds = make_folds(rasters, block_size=800, n_folds=3, buffer=0)
+    base = SettlementClassifier(n_estimators=10, n_jobs=1)
+    best, table = select_model(
+        sample, folds.splits(sample["x"].to_numpy(), sample["y"].to_numpy()), base=base
+    )
+    assert len(table) == 3 * 3  # lr, svm, rf x complement weight 0, 0.25, 1
+    top = table.iloc[0]
+    assert best.model == top["model"] and best.complement_weight == top["complement_weight"]
+    assert table["mean_test_score"].iloc[0] == table["mean_test_score"].max()

@@ -2,16 +2,19 @@
 
 Tingzon et al. (2020, Sec. 6.1) trace their main false positives (bare land, new formal
 settlements) to the lack of texture and recommend "texture features in future studies as was done in
-[Wurm et al. 2017]". humanscape computes, per pixel, over a ``w x w`` window:
+[Wurm et al. 2017]". humanscape computes, per pixel, over the ``w x w`` window centred on it:
 
-- local variance ``E[x^2] - E[x]^2``;
+- local variance ``E[x^2] - E[x]^2`` of the valid (finite) pixels of the window;
 - GLCM contrast and homogeneity (Haralick et al. 1973) of the band quantised to ``levels`` grey
-  levels, for the offsets (0, 1) and (1, 0), symmetric, averaged. For a normalised co-occurrence
-  matrix P, contrast = sum P(i,j) (i-j)^2 and homogeneity = sum P(i,j) / (1 + (i-j)^2), which are the
-  window means of ``(q_p - q_p+d)^2`` and ``1 / (1 + (q_p - q_p+d)^2)`` over the pixel pairs: computed
-  with box filters, so a whole raster costs a few array passes instead of one GLCM per pixel.
-  (Pairs are counted at the window's anchor pixel, so the window is offset by at most one pixel from
-  a strict per-window GLCM.)
+  levels, for the offsets (0, 1) and (1, 0), symmetric, normalised, averaged over the two offsets
+  (``skimage.feature.graycoprops`` of ``graycomatrix(window, [1], [0, pi/2])``, averaged). For a
+  normalised co-occurrence matrix P, contrast = sum P(i,j) (i-j)^2 and homogeneity =
+  sum P(i,j) / (1 + (i-j)^2): the means of ``(q_p - q_p+d)^2`` and ``1 / (1 + (q_p - q_p+d)^2)``
+  over the pixel pairs inside the window. They are computed exactly with box filters over the pair
+  anchors (a ``w x (w-1)`` box for horizontal pairs, ``(w-1) x w`` for vertical ones), so a whole
+  raster costs a few array passes instead of one GLCM per pixel. Pairs with a nodata pixel and
+  pairs outside the raster do not count (windows at the edge are truncated, as a GLCM of the
+  truncated window); a window with no valid pair is NaN.
 
 Windowed use needs a halo of :func:`halo` pixels around each read window.
 """
@@ -35,32 +38,52 @@ def quantize(band: np.ndarray, lo: float, hi: float, levels: int = 16) -> np.nda
     return np.clip(q, 0, levels - 1).astype(np.float32)
 
 
+def _box_sum(values: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Sum over a box of ``size`` anchored as scipy's uniform filter (zero outside the array)."""
+    return ndimage.uniform_filter(values, size, mode="constant", cval=0.0) * (size[0] * size[1])
+
+
 def local_variance(band: np.ndarray, window: int = 7) -> np.ndarray:
-    """Variance of ``band`` in a ``window x window`` neighbourhood (NaN treated as the local mean)."""
-    x = np.nan_to_num(
-        band.astype(np.float64), nan=float(np.nanmean(band)) if np.isfinite(band).any() else 0.0
-    )
-    mean = ndimage.uniform_filter(x, window, mode="reflect")
-    sq = ndimage.uniform_filter(x * x, window, mode="reflect")
-    return np.maximum(sq - mean * mean, 0).astype(np.float32)
+    """Variance of the finite pixels of ``band`` in the ``window x window`` neighbourhood."""
+    valid = np.isfinite(band)
+    x = np.where(valid, band, 0.0).astype(np.float64)
+    n = _box_sum(valid.astype(np.float64), (window, window))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = _box_sum(x, (window, window)) / n
+        var = _box_sum(x * x, (window, window)) / n - mean * mean
+    return np.where(n > 0.5, np.maximum(var, 0), np.nan).astype(np.float32)
 
 
 def glcm_contrast_homogeneity(q: np.ndarray, window: int = 7) -> tuple[np.ndarray, np.ndarray]:
     """GLCM contrast and homogeneity of grey levels ``q`` over ``window``, offsets (0,1) and (1,0)."""
-    q = np.nan_to_num(q.astype(np.float64), nan=0.0)
-    contrast = np.zeros_like(q)
-    homogeneity = np.zeros_like(q)
-    for axis in (0, 1):
-        diff2 = np.zeros_like(q)
+    if window < 3 or window % 2 == 0:
+        raise ValueError(f"texture window must be odd and at least 3, got {window}")
+    valid = np.isfinite(q)
+    levels = np.where(valid, q, 0.0).astype(np.float64)
+    parts = []
+    for axis in (1, 0):
+        diff2 = np.zeros_like(levels)
+        pair = np.zeros(levels.shape, bool)
         if axis == 1:
-            diff2[:, :-1] = (q[:, :-1] - q[:, 1:]) ** 2
-            diff2[:, -1] = diff2[:, -2] if q.shape[1] > 1 else 0
+            diff2[:, :-1] = (levels[:, :-1] - levels[:, 1:]) ** 2
+            pair[:, :-1] = valid[:, :-1] & valid[:, 1:]
+            size = (window, window - 1)
         else:
-            diff2[:-1] = (q[:-1] - q[1:]) ** 2
-            diff2[-1] = diff2[-2] if q.shape[0] > 1 else 0
-        contrast += ndimage.uniform_filter(diff2, window, mode="reflect")
-        homogeneity += ndimage.uniform_filter(1.0 / (1.0 + diff2), window, mode="reflect")
-    return (contrast / 2).astype(np.float32), (homogeneity / 2).astype(np.float32)
+            diff2[:-1] = (levels[:-1] - levels[1:]) ** 2
+            pair[:-1] = valid[:-1] & valid[1:]
+            size = (window - 1, window)
+        w = pair.astype(np.float64)
+        n = _box_sum(w, size)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            parts.append(
+                (_box_sum(diff2 * w, size) / n, _box_sum(w / (1.0 + diff2), size) / n, n > 0.5)
+            )
+    (c_h, h_h, ok_h), (c_v, h_v, ok_v) = parts
+    ok = ok_h & ok_v
+    with np.errstate(invalid="ignore"):
+        contrast = np.where(ok, (c_h + c_v) / 2, np.nan)
+        homogeneity = np.where(ok, (h_h + h_v) / 2, np.nan)
+    return contrast.astype(np.float32), homogeneity.astype(np.float32)
 
 
 def texture_stack(
