@@ -33,7 +33,6 @@ from train_encoders import load_ms, load_rgb
 
 from humanscape.evaluate.probe import linear_probe
 from humanscape.models.embed import embed_array
-from humanscape.models.encoder import Encoder
 from humanscape.models.random_features import RandomConvFeatures
 from humanscape.models.registry import load_encoder
 
@@ -53,17 +52,7 @@ def evaluate(
     recipe = f"x{enc.input_scale:g}, {enc.pooling}, {enc.orientations} orientations"
     plain = enc.plain()
     torch.manual_seed(0)
-    rand = Encoder(
-        enc.arch,
-        enc.bands,
-        enc.mean.flatten().tolist(),
-        enc.std.flatten().tolist(),
-        units=enc.units,
-        adapter=enc.adapter,
-        input_scale=enc.input_scale,
-        pooling=enc.pooling,
-        orientations=enc.orientations,
-    ).eval()
+    rand = enc.untrained()
     for label, model in (
         (f"shipped SimCLR ({recipe})", enc),
         ("shipped SimCLR, plain (x1, last, 1 orientation)", plain),

@@ -1,18 +1,30 @@
-"""Benchmark of settlement mapping on real data: the Berlin scene with OSM residential polygons.
+"""Benchmark of settlement mapping on real data: the Berlin scene with OpenStreetMap land use.
 
 Task: residential (OSM ``fclass == residential``) vs everything else, one Sentinel-2 L1C date
-(2017-02-16), spatial block CV (2 km checkerboard; polygons and 500 m negative blocks kept whole).
-Random forest with the authors' setting (800 trees, max_depth 12, min_samples_split 15,
-min_samples_leaf 2) on:
+(2017-02-16). Every number is a spatial cross-validation (2 km blocks in 4 folds, 250 m buffer
+between training and held-out data), scored at the **true class balance** of the held-out blocks.
 
-- all features (12 bands + 10 indices) vs raw bands only (the baseline), each
-- without and with texture (variance, GLCM contrast/homogeneity of red, nir, swir1; 7 x 7);
+Part ``polygons`` (the OSM polygons as labels; held out: every pixel of the held-out blocks,
+positive inside a residential polygon, about 2.6 % of them):
 
-plus the L1 logistic regression on all features. Reported: PR-AUC and precision at the top 10 %,
-pixel and settlement level, pooled over the folds; and the throughput of feature extraction and of
-prediction in megapixels per second.
+- *before* (the paper's sampling, the baseline): residential pixels as positives, 30,000 negatives
+  from random 500 m blocks without residential land;
+- *after*: the same plus the labelled non-residential land use (farm, meadow, forest, ...) as
+  negatives, with the random-block complement weighted 1 or 0.25.
 
-    .venv/bin/python bench/settlements.py          # about 15 minutes on 2 cores
+Part ``points`` (what a user with a land-cover point sample has: 1,000 random points labelled by
+the OSM class under them, 5 draws; held out: the points of the held-out blocks):
+
+- plain random forest on the labelled points (the baseline a user would write);
+- the paper's sampling (positive points + random-block negatives);
+- humanscape's default (``settlements fit --model auto``: labelled points as negatives, model and
+  random-block weight chosen by an inner spatial CV).
+
+Part ``throughput``: feature extraction and prediction speed in megapixels per second.
+
+    .venv/bin/python bench/settlements.py --part polygons     # about 25 minutes on 2 cores
+    .venv/bin/python bench/settlements.py --part points       # about 10 minutes
+    .venv/bin/python bench/settlements.py --part throughput   # on an otherwise idle machine
 """
 
 from __future__ import annotations
@@ -22,14 +34,174 @@ import json
 import time
 from pathlib import Path
 
+import geopandas as gpd
+import numpy as np
 import pandas as pd
+from sklearn.ensemble import RandomForestClassifier
+from sklearn.metrics import average_precision_score
 
 from humanscape.data import samples
-from humanscape.tasks.settlements.evaluate import cross_validate, make_splits
+from humanscape.tasks.settlements.evaluate import cross_validate, held_out, make_folds
 from humanscape.tasks.settlements.features import settlement_features
-from humanscape.tasks.settlements.model import SettlementClassifier, feature_columns
+from humanscape.tasks.settlements.model import SettlementClassifier, feature_columns, select_model
 from humanscape.tasks.settlements.predict import predict_probability
-from humanscape.tasks.settlements.sampling import LabelSpec, sample_pixels
+from humanscape.tasks.settlements.sampling import LabelSpec, label_rasters, sample_pixels
+
+BLOCK, FOLDS, BUFFER = 2000.0, 4, 250.0
+
+
+def features(work: Path, texture: bool) -> Path:
+    with samples.berlin_scene() as scene:
+        name = "features_texture.tif" if texture else "features.tif"
+        return settlement_features([scene], work / name, texture=texture, progress=False)
+
+
+def polygons(work: Path, trees: int, negatives: int) -> list[dict]:
+    landuse = samples.berlin_landuse()
+    residential = landuse[landuse["fclass"] == "residential"]
+    setups = {
+        "before: paper's random-block negatives": (LabelSpec(residential, source="osm"), 1.0),
+        "after: + labelled land use, complement weight 1": (
+            LabelSpec(landuse, "fclass", ["residential"], "osm"),
+            1.0,
+        ),
+        "after: + labelled land use, complement weight 0.25": (
+            LabelSpec(landuse, "fclass", ["residential"], "osm"),
+            0.25,
+        ),
+    }
+    rows = []
+    for texture in (False, True):
+        stack = features(work, texture)
+        for name, (spec, weight) in setups.items():
+            rasters = label_rasters(stack, spec)
+            sample = sample_pixels(
+                str(stack), spec, negatives_per_group=negatives, rasters=rasters, seed=0
+            )
+            folds = make_folds(rasters, block_size=BLOCK, n_folds=FOLDS, buffer=BUFFER, seed=0)
+            for model in ("rf", "lr"):
+                clf = SettlementClassifier(
+                    model, n_estimators=trees, complement_weight=weight, n_jobs=-1
+                )
+                t = time.perf_counter()
+                result = cross_validate(stack, sample, clf, rasters, folds, max_test_pixels=200_000)
+                table = result.table().set_index("fold")
+                pooled = table.loc["pooled"]
+                rows.append(
+                    {
+                        "features": "bands + indices" + (" + texture" if texture else ""),
+                        "sampling": name,
+                        "model": model,
+                        "n_train": len(sample),
+                        "prevalence_held_out": round(float(pooled["prevalence"]), 4),
+                        "pr_auc_pixel": float(pooled["pr_auc_pixel"]),
+                        "pr_auc_settlement": float(pooled["pr_auc_settlement"]),
+                        "precision_top10_pixel": float(pooled["precision_top10_pixel"]),
+                        "pr_auc_pixel_by_fold": [
+                            round(float(v), 3)
+                            for k, v in table["pr_auc_pixel"].items()
+                            if k != "pooled"
+                        ],
+                        "seconds": round(time.perf_counter() - t, 1),
+                    }
+                )
+                print(rows[-1], flush=True)
+    return rows
+
+
+def _points(landuse: gpd.GeoDataFrame, grid_bounds, n: int, seed: int) -> gpd.GeoDataFrame:
+    """``n`` random points over the scene that fall in a land-use polygon, labelled by it."""
+    rng = np.random.default_rng(seed)
+    left, bottom, right, top = grid_bounds
+    picked = []
+    while sum(len(p) for p in picked) < n:
+        xy = rng.uniform((left, bottom), (right, top), (4 * n, 2))
+        pts = gpd.GeoDataFrame(geometry=gpd.points_from_xy(xy[:, 0], xy[:, 1]), crs=landuse.crs)
+        joined = gpd.sjoin(pts, landuse[["fclass", "geometry"]], predicate="within")
+        picked.append(joined[~joined.index.duplicated()][["fclass", "geometry"]])
+    return gpd.GeoDataFrame(pd.concat(picked).head(n), crs=landuse.crs).reset_index(drop=True)
+
+
+def points(work: Path, trees: int, draws: int, n_points: int) -> list[dict]:
+    landuse = samples.berlin_landuse()
+    stack = features(work, texture=True)
+    scores: dict[str, list[float]] = {}
+    prevalence = []
+    for seed in range(draws):
+        pts = _points(landuse, samples.berlin_scene().grid.bounds, n_points, seed)
+        full = LabelSpec(pts, "fclass", ["residential"], "points")
+        rasters = label_rasters(stack, full)
+        sample = sample_pixels(
+            str(stack), full, negatives_per_group=30_000, rasters=rasters, seed=seed
+        )
+        folds = make_folds(rasters, block_size=BLOCK, n_folds=FOLDS, buffer=BUFFER, seed=seed)
+        cols = feature_columns(sample)
+        labelled = sample["kind"].isin(["positive", "labelled"])
+        paper = sample[sample["kind"] != "labelled"]  # positives + random-block negatives
+        pooled: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {}
+        for k in range(len(folds)):
+            split = folds.split(sample["x"].to_numpy(), sample["y"].to_numpy(), k)
+            train = sample.iloc[split.train]
+            test = held_out(stack, rasters, sample, folds, k, points=True)
+            if test.empty or train["label"].nunique() < 2:
+                continue
+            y = test["label"].to_numpy()
+            lab = train[train["kind"].isin(["positive", "labelled"])]
+            plain = RandomForestClassifier(trees, n_jobs=-1, random_state=0).fit(
+                lab[cols].fillna(0), lab["label"]
+            )
+            pooled.setdefault("plain RF on the labelled points (baseline)", []).append(
+                (y, plain.predict_proba(test[cols].fillna(0))[:, 1])
+            )
+            old = train[train.index.isin(paper.index)]
+            clf = SettlementClassifier("rf", n_estimators=trees, n_jobs=-1).fit(old, old["label"])
+            pooled.setdefault("paper sampling (positives + random blocks), RF", []).append(
+                (y, clf.predict_proba(test)[:, 1])
+            )
+            inner = make_folds(rasters, block_size=BLOCK, n_folds=3, buffer=BUFFER, seed=seed + 1)
+            best, _ = select_model(
+                train,
+                inner.splits(train["x"].to_numpy(), train["y"].to_numpy()),
+                base=SettlementClassifier(n_estimators=trees, n_jobs=-1),
+            )
+            pooled.setdefault("humanscape default (--model auto)", []).append(
+                (y, best.predict_proba(test)[:, 1])
+            )
+        for name, parts in pooled.items():
+            y = np.concatenate([p[0] for p in parts])
+            s = np.concatenate([p[1] for p in parts])
+            scores.setdefault(name, []).append(float(average_precision_score(y, s)))
+        prevalence.append(float(sample.loc[labelled, "label"].mean()))
+        print(seed, {k: round(v[-1], 3) for k, v in scores.items()}, flush=True)
+    return [
+        {
+            "method": name,
+            "pr_auc_mean": float(np.mean(v)),
+            "pr_auc_std": float(np.std(v)),
+            "pr_auc_by_draw": [round(x, 3) for x in v],
+            "prevalence": float(np.mean(prevalence)),
+        }
+        for name, v in scores.items()
+    ]
+
+
+def throughput(work: Path, trees: int) -> dict[str, float]:
+    scene = samples.berlin_scene()
+    megapixels = scene.width * scene.height / 1e6
+    out = {}
+    t = time.perf_counter()
+    plain = features(work, texture=False)
+    out["features_mpx_per_s"] = megapixels / (time.perf_counter() - t)
+    t = time.perf_counter()
+    features(work, texture=True)
+    out["features_with_texture_mpx_per_s"] = megapixels / (time.perf_counter() - t)
+    spec = LabelSpec(samples.berlin_landuse(), "fclass", ["residential"])
+    sample = sample_pixels(str(plain), spec, negatives_per_group=30_000)
+    clf = SettlementClassifier("rf", n_estimators=trees, n_jobs=-1).fit(sample, sample["label"])
+    t = time.perf_counter()
+    predict_probability(clf, plain, work / "prob.tif", progress=False)
+    out[f"predict_rf{trees}_mpx_per_s"] = megapixels / (time.perf_counter() - t)
+    return {k: round(v, 3) for k, v in out.items()}
 
 
 def main() -> None:
@@ -37,107 +209,26 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--work", type=Path, default=Path("bench/out/settlements"))
+    parser.add_argument("--part", choices=["polygons", "points", "throughput"], required=True)
     parser.add_argument("--trees", type=int, default=800)
     parser.add_argument("--negatives", type=int, default=30_000)
-    parser.add_argument(
-        "--part",
-        choices=["all", "accuracy", "throughput"],
-        default="all",
-        help="throughput numbers need an otherwise idle machine; accuracy does not",
-    )
+    parser.add_argument("--draws", type=int, default=5)
+    parser.add_argument("--points", type=int, default=1000)
     args = parser.parse_args()
     args.work.mkdir(parents=True, exist_ok=True)
-
-    scene = samples.berlin_scene()
-    megapixels = scene.width * scene.height / 1e6
-    timings = {}
-    t = time.perf_counter()
-    plain = settlement_features([scene], args.work / "features.tif", progress=False)
-    timings["features_mpx_per_s"] = megapixels / (time.perf_counter() - t)
-    t = time.perf_counter()
-    textured = settlement_features(
-        [scene], args.work / "features_texture.tif", texture=True, progress=False
+    if args.part == "polygons":
+        result = polygons(args.work, args.trees, args.negatives)
+        frame = pd.DataFrame(result).drop(columns=["pr_auc_pixel_by_fold"])
+    elif args.part == "points":
+        result = points(args.work, args.trees, args.draws, args.points)
+        frame = pd.DataFrame(result).drop(columns=["pr_auc_by_draw"])
+    else:
+        result = throughput(args.work, args.trees)
+        frame = pd.DataFrame([result])
+    (args.work.parent / f"settlements_{args.part}.json").write_text(
+        json.dumps(result, indent=2, default=float)
     )
-    timings["features_with_texture_mpx_per_s"] = megapixels / (time.perf_counter() - t)
-
-    if args.part == "throughput":
-        sample = sample_pixels(
-            str(plain),
-            LabelSpec(samples.berlin_landuse(), "fclass", ["residential"]),
-            negatives_per_group=args.negatives,
-        )
-        clf = SettlementClassifier("rf", n_estimators=args.trees, n_jobs=-1).fit(
-            sample, sample["label"]
-        )
-        t = time.perf_counter()
-        predict_probability(clf, plain, args.work / "prob.tif", progress=False)
-        timings["predict_rf800_mpx_per_s"] = megapixels / (time.perf_counter() - t)
-        print(json.dumps({k: round(v, 3) for k, v in timings.items()}, indent=2))
-        (args.work.parent / "settlements_throughput.json").write_text(json.dumps(timings, indent=2))
-        return
-
-    labels = LabelSpec(samples.berlin_landuse(), "fclass", ["residential"], "osm_landuse.gpkg")
-    sample = sample_pixels(str(textured), labels, negatives_per_group=args.negatives)
-    balance = sample.attrs["balance"].iloc[0].to_dict()
-    splits = make_splits(sample, block_size=2000)
-    columns = feature_columns(sample)
-    texture_cols = [
-        c for c in columns if c.endswith(("_var", "_glcm_contrast", "_glcm_homogeneity"))
-    ]
-    raw = [c for c in columns if c.split("_", 1)[1] in scene.band_names]
-    indices = [c for c in columns if c not in raw and c not in texture_cols]
-    configs = {
-        "RF raw bands (baseline)": ("rf", raw),
-        "RF bands + indices (paper)": ("rf", raw + indices),
-        "RF raw bands + texture": ("rf", raw + texture_cols),
-        "RF bands + indices + texture": ("rf", raw + indices + texture_cols),
-        "LR (L1) bands + indices": ("lr", raw + indices),
-    }
-    rows = []
-    for name, (model, feats) in configs.items():
-        t = time.perf_counter()
-        clf = SettlementClassifier(model, features=feats, n_estimators=args.trees, n_jobs=-1)
-        table = cross_validate(sample, clf, splits=splits).table()
-        pooled = table[table["fold"] == "pooled"].iloc[0]
-        folds = table[table["fold"] != "pooled"]
-        rows.append(
-            {
-                "config": name,
-                "n_features": len(feats),
-                "pr_auc_pixel": pooled["pr_auc_pixel"],
-                "pr_auc_settlement": pooled["pr_auc_settlement"],
-                "precision_top10_pixel": pooled["precision_top10_pixel"],
-                "precision_top10_settlement": pooled["precision_top10_settlement"],
-                "pr_auc_pixel_by_fold": [round(v, 3) for v in folds["pr_auc_pixel"]],
-                "cv_seconds": round(time.perf_counter() - t, 1),
-            }
-        )
-        print(rows[-1], flush=True)
-
-    if args.part == "all":
-        clf = SettlementClassifier("rf", features=raw + indices, n_estimators=args.trees, n_jobs=-1)
-        clf.fit(sample, sample["label"])
-        t = time.perf_counter()
-        predict_probability(clf, plain, args.work / "prob.tif", progress=False)
-        timings["predict_rf800_mpx_per_s"] = megapixels / (time.perf_counter() - t)
-    else:  # measured on an idle machine with --part throughput
-        timings = {}
-    timings = {k: round(v, 3) for k, v in timings.items()}
-    result = {
-        "scene_megapixels": megapixels,
-        "class_balance": balance,
-        "splits": [s.describe() for s in splits],
-        "rows": rows,
-        "timings": timings,
-    }
-    (args.work.parent / "settlements.json").write_text(json.dumps(result, indent=2, default=float))
-    frame = pd.DataFrame(rows).drop(columns=["pr_auc_pixel_by_fold", "cv_seconds"])
     print("\n" + frame.round(3).to_string(index=False))
-    print(
-        json.dumps(
-            {"splits": result["splits"], "balance": balance, **timings}, indent=2, default=float
-        )
-    )
 
 
 if __name__ == "__main__":

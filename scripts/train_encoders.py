@@ -29,10 +29,10 @@ from humanscape.models import _torch_shim  # noqa: F401  (before lightning / tim
 # isort: split
 import lightning.pytorch as pl
 import numpy as np
-import rasterio
 import torch
 from PIL import Image
 
+from humanscape.data.chiptable import read_chip
 from humanscape.data.samples import EUROSAT_CLASSES, EUROSAT_MS_BANDS
 from humanscape.evaluate.probe import linear_probe
 from humanscape.geo.sensors import SENTINEL2_L1C
@@ -61,11 +61,11 @@ def load_rgb(root: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 def load_ms(root: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     images, labels, held = [], [], []
-    order = [EUROSAT_MS_BANDS.index(b) + 1 for b in S2_ORDER]
     for label, cls in enumerate(EUROSAT_CLASSES):
         for path in sorted((root / "eurosat_ms" / cls).glob("*.tif"), key=number):
-            with rasterio.open(path) as src:
-                images.append(src.read(order).astype(np.float32) * 1e-4)
+            chip = read_chip(path, sensor="sentinel2_l1c")  # L1C DN -> reflectance, one place
+            names = chip.bands or EUROSAT_MS_BANDS
+            images.append(chip.data[[names.index(b) for b in S2_ORDER]])
             labels.append(label)
             held.append(number(path) % 5 == 0)
     return np.stack(images), np.array(labels), np.array(held)

@@ -655,3 +655,9 @@ def test_sigterm_mid_run_leaves_nothing_behind(command, tmp_path):
     assert done.returncode == 130, done.stderr[-2000:]
     assert error_lines(done.stderr) == ["error: interrupted (nothing was left half written)"]
     assert list(tmp_path.iterdir()) == [], sorted(p.name for p in tmp_path.iterdir())
+
+
+def test_the_docs_table_lists_every_case():
+    table = (Path(__file__).resolve().parents[1] / "docs" / "bad_inputs.md").read_text()
+    missing = [c.name for c in CASES if f"| {c.name} |" not in table]
+    assert not missing, f"run scripts/bad_inputs_table.py; missing: {missing}"

@@ -68,8 +68,6 @@ def test_shipped_weights_beat_random_init_on_a_linear_probe_of_real_chips():
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
-    from humanscape.models.encoder import Encoder
-
     tables = {
         "simclr_resnet18half_eurosat_ms": samples.eurosat_ms(),
         "simclr_resnet18half_eurosat_rgb": samples.eurosat_rgb().groupby("class").head(20),
@@ -78,14 +76,7 @@ def test_shipped_weights_beat_random_init_on_a_linear_probe_of_real_chips():
         shipped = load_encoder(name)
         chips = np.stack([read_chip_for(shipped, p) for p in table["image"]])
         torch.manual_seed(0)
-        fresh = Encoder(
-            shipped.arch,
-            shipped.bands,
-            shipped.mean.flatten().tolist(),
-            shipped.std.flatten().tolist(),
-            units=shipped.units,
-            adapter=shipped.adapter,
-        ).eval()
+        fresh = shipped.plain().untrained()
         probe = make_pipeline(StandardScaler(), LogisticRegression(C=0.1, max_iter=2000))
         folds = StratifiedKFold(5, shuffle=True, random_state=0)
         acc = {

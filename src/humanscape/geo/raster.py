@@ -745,6 +745,14 @@ def _target_grid(grids: list[tuple[BandSource, GridSpec]], resolution: float | N
     return GridSpec.from_bounds(finest.crs, (left, bottom, right, top), res)
 
 
+def overview_grid(grid: GridSpec, max_size: int) -> GridSpec:
+    """A coarser grid over the same extent whose longer side is at most ``max_size`` pixels."""
+    factor = max(1, int(np.ceil(max(grid.width, grid.height) / max_size)))
+    if factor == 1:
+        return grid
+    return GridSpec.from_bounds(grid.crs, grid.bounds, grid.res[0] * factor)
+
+
 def open_grid(path: str | Path) -> GridSpec:
     """The grid of a raster file."""
     with _open_raster(Path(path)) as ds:

@@ -126,6 +126,21 @@ class Encoder(nn.Module):
             backbone=self.backbone,
         ).train(self.training)
 
+    def untrained(self) -> Encoder:
+        """The same architecture, bands, normalisation and recipe with fresh random weights
+        (the random-init baseline of a probe); seed with ``torch.manual_seed`` first."""
+        return Encoder(
+            self.arch,
+            self.bands,
+            self.mean.flatten().tolist(),
+            self.std.flatten().tolist(),
+            units=self.units,
+            adapter=self.adapter,
+            input_scale=self.input_scale,
+            pooling=self.pooling,
+            orientations=self.orientations,
+        ).eval()
+
     def normalize(self, x: torch.Tensor) -> torch.Tensor:
         """``(x - mean) / std`` per band."""
         return (x - self.mean) / self.std

@@ -9,15 +9,7 @@ import numpy as np
 from PIL import Image
 
 from humanscape._atomic import atomic_output
-from humanscape.geo.raster import GridSpec, Scene
-
-
-def overview_grid(grid: GridSpec, max_size: int) -> GridSpec:
-    """A coarser grid over the same extent whose longer side is at most ``max_size`` pixels."""
-    factor = max(1, int(np.ceil(max(grid.width, grid.height) / max_size)))
-    if factor == 1:
-        return grid
-    return GridSpec.from_bounds(grid.crs, grid.bounds, grid.res[0] * factor)
+from humanscape.geo.raster import Scene, overview_grid
 
 
 def stretch(rgb: np.ndarray, percentiles: tuple[float, float] = (2, 98)) -> np.ndarray:

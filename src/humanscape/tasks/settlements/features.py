@@ -26,10 +26,17 @@ from tqdm.auto import tqdm
 
 from humanscape.errors import EmptyInputError, HumanscapeError
 from humanscape.geo.composite import CloudMask, Period, composite, scenes_in_period
+from humanscape.geo.grid import read_padded
 from humanscape.geo.indices import INDICES, compute_indices
-from humanscape.geo.raster import DEFAULT_BLOCK, GridSpec, RasterWriter, Scene, open_scene
+from humanscape.geo.raster import (
+    DEFAULT_BLOCK,
+    GridSpec,
+    RasterWriter,
+    Scene,
+    open_scene,
+    overview_grid,
+)
 from humanscape.geo.texture import TEXTURE_FEATURES, halo, texture_stack
-from humanscape.report.quicklook import overview_grid
 
 log = logging.getLogger(__name__)
 
@@ -180,8 +187,6 @@ def _texture_block(
     size: int,
     pad: int,
 ) -> np.ndarray:
-    from humanscape.geo.grid import read_padded
-
     big = Window(
         window.col_off - pad, window.row_off - pad, window.width + 2 * pad, window.height + 2 * pad
     )
