@@ -644,7 +644,11 @@ def _interrupt(args: list[str], cwd: Path, marker: str) -> subprocess.CompletedP
     "command",
     [
         (["chip", "{berlin}", "--cell", "100", "-o", "chips"], "chips:"),
-        (["settlements", "features", "{berlin}", "--texture", "-o", "f.tif"], "features f.tif:"),
+        (
+            ["settlements", "features", "{berlin}", "{berlin}", "--periods", "2017", "--texture"]
+            + ["-o", "f.tif"],
+            "composite ",
+        ),
     ],
     ids=["chip", "settlements features"],
 )

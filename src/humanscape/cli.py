@@ -47,6 +47,7 @@ class _OneLineGroup(TyperGroup):
     """Click group whose usage errors (bad option values, missing options) are one line, exit 2."""
 
     def main(self, *args: Any, standalone_mode: bool = True, **kwargs: Any) -> Any:
+        _STATE["interrupted"] = False
         previous = _on_sigterm()
         try:
             rv = super().main(*args, standalone_mode=False, **kwargs)
@@ -57,15 +58,23 @@ class _OneLineGroup(TyperGroup):
             print(f"error: {_usage_line(exc)}", file=sys.stderr)
             rv = 2
         except typer.Abort:
-            print("error: interrupted (nothing was left half written)", file=sys.stderr)
             rv = 130
         finally:
             if previous is not None:
                 signal.signal(signal.SIGTERM, previous)
         code = rv if isinstance(rv, int) else 0
+        if code == 130:
+            _interrupted()
         if standalone_mode:
             sys.exit(code)
         return code
+
+
+def _interrupted() -> None:
+    """Say once that the run was interrupted (Ctrl-C or SIGTERM)."""
+    if not _STATE.get("interrupted"):
+        _STATE["interrupted"] = True
+        print("error: interrupted (nothing was left half written)", file=sys.stderr)
 
 
 def _usage_line(exc: click_errors.UsageError) -> str:
@@ -148,7 +157,7 @@ def _friendly_errors(func: F) -> F:
             print(f"error: {exc.one_line()}", file=sys.stderr)
             raise typer.Exit(code=2) from None
         except KeyboardInterrupt:
-            print("error: interrupted (nothing was left half written)", file=sys.stderr)
+            _interrupted()
             raise typer.Exit(code=130) from None
         except _input_errors() as exc:
             print(f"error: {_describe(exc)}", file=sys.stderr)
