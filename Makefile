@@ -32,7 +32,9 @@ lint: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python bench/geodata.py
 	$(BIN)/python bench/encoders.py --data ../shared/data
-	$(BIN)/python bench/settlements.py
+	$(BIN)/python bench/settlements.py --part polygons --trees 300
+	$(BIN)/python bench/settlements.py --part points --trees 200
+	$(BIN)/python bench/settlements.py --part throughput
 
 clean:
 	rm -rf $(VENV) demo-output .pytest_cache

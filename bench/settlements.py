@@ -17,8 +17,9 @@ the OSM class under them, 5 draws; held out: the points of the held-out blocks):
 
 - plain random forest on the labelled points (the baseline a user would write);
 - the paper's sampling (positive points + random-block negatives);
-- humanscape's default (``settlements fit --model auto``: labelled points as negatives, model and
-  random-block weight chosen by an inner spatial CV).
+- humanscape's default (``settlements fit``: random forest, labelled points as negatives, the
+  random-block weight chosen by an inner spatial CV);
+- ``settlements fit --model auto`` (the model chosen by the inner CV as well).
 
 Part ``throughput``: feature extraction and prediction speed in megapixels per second.
 
@@ -159,14 +160,14 @@ def points(work: Path, trees: int, draws: int, n_points: int) -> list[dict]:
                 (y, clf.predict_proba(test)[:, 1])
             )
             inner = make_folds(rasters, block_size=BLOCK, n_folds=3, buffer=BUFFER, seed=seed + 1)
-            best, _ = select_model(
-                train,
-                inner.splits(train["x"].to_numpy(), train["y"].to_numpy()),
-                base=SettlementClassifier(n_estimators=trees, n_jobs=-1),
-            )
-            pooled.setdefault("humanscape default (--model auto)", []).append(
-                (y, best.predict_proba(test)[:, 1])
-            )
+            inner_splits = inner.splits(train["x"].to_numpy(), train["y"].to_numpy())
+            base = SettlementClassifier(n_estimators=trees, n_jobs=-1)
+            for name, models in (
+                ("humanscape default (rf, random-block weight by spatial CV)", ["rf"]),
+                ("humanscape --model auto (model and weight by spatial CV)", ["lr", "svm", "rf"]),
+            ):
+                best, _ = select_model(train, inner_splits, base=base, models=models)
+                pooled.setdefault(name, []).append((y, best.predict_proba(test)[:, 1]))
         for name, parts in pooled.items():
             y = np.concatenate([p[0] for p in parts])
             s = np.concatenate([p[1] for p in parts])

@@ -739,10 +739,10 @@ def settlements_fit(
     model: Annotated[
         str,
         typer.Option(
-            callback=_one_of("auto", "lr", "svm", "rf"),
-            help="auto (chosen by spatial CV), lr, svm or rf.",
+            callback=_one_of("rf", "lr", "svm", "auto"),
+            help="rf (the paper's best), lr, svm, or auto (chosen among them by spatial CV).",
         ),
-    ] = "auto",
+    ] = "rf",
     n_estimators: TreesOpt = 800,
     negatives: NegativesOpt = 30_000,
     labelled_negatives: LabelledNegativesOpt = None,
@@ -754,11 +754,12 @@ def settlements_fit(
 ) -> None:
     """Sample pixels and train a settlement classifier; writes the model folder and the class balance.
 
-    Labelled features of other classes become negatives. With --model auto the classifier (and the
-    weight of the random-block negatives) is chosen by spatial CV on the labelled data.
+    Labelled features of other classes become negatives; the weight of the paper's random-block
+    negatives next to them is chosen by spatial CV on the labelled data (as is the model, with
+    --model auto).
     """
     from humanscape.tasks.settlements.evaluate import make_folds
-    from humanscape.tasks.settlements.model import SettlementClassifier, select_model
+    from humanscape.tasks.settlements.model import MODELS, SettlementClassifier, select_model
 
     _check_outputs(folders=[out], inputs=[features, labels])
     _, rasters, sample = _prepare(
@@ -766,18 +767,30 @@ def settlements_fit(
         landuse, landuse_column, formal, negatives, labelled_negatives, seed,
     )  # fmt: skip
     base = SettlementClassifier(
-        model if model != "auto" else "rf", n_estimators=n_estimators, n_jobs=n_jobs, seed=seed
+        "rf" if model == "auto" else model, n_estimators=n_estimators, n_jobs=n_jobs, seed=seed
     )
+    labelled = (sample["kind"] == "labelled").any()
     selection = None
-    if model == "auto":
+    clf = None
+    if model == "auto" or labelled:
         cv = make_folds(
             rasters, block_size=block_km * 1000, n_folds=folds, buffer=buffer_m, seed=seed
         )
-        clf, selection = select_model(
-            sample, cv.splits(sample["x"].to_numpy(), sample["y"].to_numpy()), base=base
-        )
-        console.print(selection.round(3).to_string(index=False))
-    else:
+        try:
+            clf, selection = select_model(
+                sample,
+                cv.splits(sample["x"].to_numpy(), sample["y"].to_numpy()),
+                base=base,
+                models=MODELS if model == "auto" else [model],
+            )
+            console.print(selection.round(3).to_string(index=False))
+        except HumanscapeError as exc:
+            if model == "auto":
+                raise
+            logging.getLogger(__name__).warning(
+                "%s; random-block negatives keep weight %g", exc.problem, base.complement_weight
+            )
+    if clf is None:
         clf = base.fit(sample, sample["label"])
     balance = sample.attrs["balance"]
     clf.save(
