@@ -110,7 +110,12 @@ def _settlements(out: Path) -> dict[str, Path]:
     )
     clf.fit(sample, sample["label"]).save(out / "model")
     prob = predict_probability(clf, features, out / "residential_probability.tif", progress=False)
-    png = scalar_quicklook(prob, out / "residential_probability.png")
+    png = scalar_quicklook(
+        prob,
+        out / "residential_probability.png",
+        title="Residential probability, west of Berlin (Sentinel-2 L1C, 2017-02-16)",
+        units="p(residential), 0-1",
+    )
     grid = ranked_grid(prob, out / "ranked_500m_grid.gpkg")
     polys = candidate_polygons(prob, out / "candidates.gpkg", threshold=0.8, min_area=5000)
     return {

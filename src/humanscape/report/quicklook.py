@@ -42,14 +42,24 @@ def scalar_quicklook(
     raster: str | Path,
     path: str | Path,
     *,
+    title: str,
+    units: str,
     band: int = 1,
     vmin: float = 0.0,
     vmax: float = 1.0,
     cmap: str = "magma",
-    max_size: int = 2048,
+    max_size: int = 1600,
 ) -> Path:
-    """Colour-mapped PNG of one band of a raster (e.g. a probability map), NaN transparent, atomically."""
+    """A map of one band of a raster as a PNG: title, colour bar with units, scale bar, CRS axes.
+
+    The raster is read at reduced resolution (area average, memory independent of its size);
+    NaN is shown transparent. Written atomically.
+    """
     import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from mpl_toolkits.axes_grid1.anchored_artists import AnchoredSizeBar
 
     from humanscape.geo.raster import AlignedRaster, open_grid
 
@@ -57,11 +67,34 @@ def scalar_quicklook(
     coarse = overview_grid(grid, max_size)
     with AlignedRaster(raster, coarse, band=band, resampling=_average()) as reader:
         values = reader.read().astype(np.float32)
-    rgba = matplotlib.colormaps[cmap](np.clip((values - vmin) / max(vmax - vmin, 1e-12), 0, 1))
-    rgba[..., 3] = np.isfinite(values)
-    image = Image.fromarray((rgba * 255).astype(np.uint8), mode="RGBA")
+    left, bottom, right, top = coarse.bounds
+    width_in = 9.0
+    fig, ax = plt.subplots(figsize=(width_in, width_in * coarse.height / coarse.width + 1.2))
+    image = ax.imshow(
+        np.ma.masked_invalid(values),
+        extent=(left, right, bottom, top),
+        cmap=cmap,
+        vmin=vmin,
+        vmax=vmax,
+        interpolation="nearest",
+    )
+    ax.set_title(title, fontsize=11)
+    ax.ticklabel_format(useOffset=False, style="plain")
+    unit = "m" if coarse.crs.is_projected else "deg"
+    ax.set_xlabel(f"x ({coarse.crs.to_string()}, {unit})")
+    ax.set_ylabel(f"y ({unit})")
+    fig.colorbar(image, ax=ax, label=units, shrink=0.8)
+    if coarse.crs.is_projected:
+        span = right - left
+        length = 10 ** np.floor(np.log10(span / 4))
+        length *= 5 if span / 4 >= 5 * length else (2 if span / 4 >= 2 * length else 1)
+        label = f"{length / 1000:g} km" if length >= 1000 else f"{length:g} m"
+        ax.add_artist(
+            AnchoredSizeBar(ax.transData, length, label, "lower left", color="white", frameon=False)
+        )
     with atomic_output(path) as tmp:
-        image.save(tmp, format="PNG")
+        fig.savefig(tmp, dpi=110, bbox_inches="tight", format="png")
+    plt.close(fig)
     return Path(path)
 
 
