@@ -80,7 +80,12 @@ def _interrupted() -> None:
 def _usage_line(exc: click_errors.UsageError) -> str:
     command = exc.ctx.command_path if exc.ctx else "humanscape"
     fix = f"see '{command} --help'"
-    if isinstance(exc, click_errors.BadParameter) and exc.param is not None:
+    if (
+        isinstance(exc, click_errors.BadParameter)
+        and not isinstance(exc, click_errors.MissingParameter)
+        and exc.param is not None
+        and exc.message
+    ):
         name = "/".join(exc.param.opts) or exc.param.name or "value"
         return " ".join(f"{name}: {exc.message} (fix: {fix})".split())
     return " ".join(f"{command}: {exc.format_message()} (fix: {fix})".split())
