@@ -519,6 +519,12 @@ CASES: list[Case] = [
         "EPSG:4326",
     ),
     Case(
+        "missing argument",
+        lambda t: ["indices", "-o", str(t / "i.tif")],
+        "Missing argument 'scene'",
+    ),
+    Case("unknown command", lambda t: ["nope"], "No such command 'nope'"),
+    Case(
         "unknown sensor",
         lambda t: ["info", str(_scene(t)), "--sensor", "sentinel3"],
         "unknown sensor 'sentinel3'",
