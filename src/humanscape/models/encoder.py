@@ -115,20 +115,24 @@ class Encoder(nn.Module):
 
     def plain(self) -> Encoder:
         """This encoder with the textbook embedding (x1, last stage, 1 orientation), sharing weights."""
-        return Encoder(
-            self.arch,
-            self.bands,
-            self.mean.flatten().tolist(),
-            self.std.flatten().tolist(),
-            units=self.units,
-            adapter=self.adapter,
-            metadata=self.metadata,
-            backbone=self.backbone,
-        ).train(self.training)
+        return self._rebuild(recipe=False, backbone=self.backbone).train(self.training)
 
     def untrained(self) -> Encoder:
         """The same architecture, bands, normalisation and recipe with fresh random weights
         (the random-init baseline of a probe); seed with ``torch.manual_seed`` first."""
+        return self._rebuild(recipe=True, backbone=None).eval()
+
+    def _rebuild(self, *, recipe: bool, backbone: Backbone | None) -> Encoder:
+        """An encoder of the same bands and normalisation; the recipe and metadata kept or not."""
+        settings: dict[str, Any] = (
+            {
+                "input_scale": self.input_scale,
+                "pooling": self.pooling,
+                "orientations": self.orientations,
+            }
+            if recipe
+            else {"metadata": self.metadata}
+        )
         return Encoder(
             self.arch,
             self.bands,
@@ -136,10 +140,9 @@ class Encoder(nn.Module):
             self.std.flatten().tolist(),
             units=self.units,
             adapter=self.adapter,
-            input_scale=self.input_scale,
-            pooling=self.pooling,
-            orientations=self.orientations,
-        ).eval()
+            backbone=backbone,
+            **settings,
+        )
 
     def normalize(self, x: torch.Tensor) -> torch.Tensor:
         """``(x - mean) / std`` per band."""
