@@ -1,0 +1,1 @@
+"""Population per grid cell from Sentinel-2 (Huang et al. 2021)."""
