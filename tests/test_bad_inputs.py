@@ -663,7 +663,9 @@ def test_sigterm_mid_run_leaves_nothing_behind(command, tmp_path):
     args = [a.replace("{berlin}", berlin) for a in command[0]]
     done = _interrupt(args, tmp_path, marker=command[1])
     assert done.returncode == 130, done.stderr[-2000:]
-    assert error_lines(done.stderr) == ["error: interrupted (nothing was left half written)"]
+    assert error_lines(done.stderr) == ["error: interrupted (nothing was left half written)"], (
+        done.stderr[-3000:]
+    )
     assert list(tmp_path.iterdir()) == [], sorted(p.name for p in tmp_path.iterdir())
 
 

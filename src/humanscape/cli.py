@@ -55,7 +55,7 @@ class _OneLineGroup(TyperGroup):
             exc.show()
             rv = 2
         except click_errors.UsageError as exc:
-            print(f"error: {_usage_line(exc)}", file=sys.stderr)
+            _say(f"error: {_usage_line(exc)}")
             rv = 2
         except typer.Abort:
             rv = 130
@@ -70,11 +70,27 @@ class _OneLineGroup(TyperGroup):
         return code
 
 
+def _say(line: str, *, fresh: bool = False) -> None:
+    """Write an error line to stderr on a line of its own.
+
+    Progress bars an error interrupted are closed first (closing ends their line). A signal can
+    land inside a bar's own drawing, leaving its line open: with ``fresh`` the line is started
+    anew (cleared on a terminal, after a line break otherwise).
+    """
+    from tqdm import tqdm
+
+    for bar in list(getattr(tqdm, "_instances", ())):
+        bar.close()
+    if fresh:
+        sys.stderr.write("\r\033[K" if sys.stderr.isatty() else "\n")
+    print(line, file=sys.stderr)
+
+
 def _interrupted() -> None:
     """Say once that the run was interrupted (Ctrl-C or SIGTERM)."""
     if not _STATE.get("interrupted"):
         _STATE["interrupted"] = True
-        print("error: interrupted (nothing was left half written)", file=sys.stderr)
+        _say("error: interrupted (nothing was left half written)", fresh=True)
 
 
 def _usage_line(exc: click_errors.UsageError) -> str:
@@ -159,23 +175,23 @@ def _friendly_errors(func: F) -> F:
                     warnings.simplefilter("ignore")
                 return func(*args, **kwargs)
         except HumanscapeError as exc:
-            print(f"error: {exc.one_line()}", file=sys.stderr)
+            _say(f"error: {exc.one_line()}")
             raise typer.Exit(code=2) from None
         except KeyboardInterrupt:
             _interrupted()
             raise typer.Exit(code=130) from None
         except _input_errors() as exc:
-            print(f"error: {_describe(exc)}", file=sys.stderr)
+            _say(f"error: {_describe(exc)}")
             if _STATE["verbose"]:
                 raise
             raise typer.Exit(code=2) from None
         except (typer.Exit, click_errors.ClickException):
             raise
         except Exception as exc:
-            print(
-                f"error: internal error {type(exc).__name__}: {str(exc).splitlines()[0][:200] if str(exc) else ''} "
-                "(fix: rerun with --verbose for the traceback and report it)",
-                file=sys.stderr,
+            first = str(exc).splitlines()[0][:200] if str(exc) else ""
+            _say(
+                f"error: internal error {type(exc).__name__}: {first} "
+                "(fix: rerun with --verbose for the traceback and report it)"
             )
             if _STATE["verbose"]:
                 raise

@@ -380,27 +380,22 @@ LANDSAT9_OLI = replace(
     name="landsat9_oli",
     description="Landsat 9 OLI-2/TIRS-2, Collection 2 Level-2 surface reflectance",
 )
-LANDSAT5_TM_C1 = LANDSAT5_TM.with_scale(
-    1e-4,
-    0.0,
-    name="landsat5_tm_c1",
-    nodata=-9999,
-    description="Landsat 4-5 TM, Collection 1 surface reflectance (ESPA)",
-)
-LANDSAT7_ETM_C1 = LANDSAT7_ETM.with_scale(
-    1e-4,
-    0.0,
-    name="landsat7_etm_c1",
-    nodata=-9999,
-    description="Landsat 7 ETM+, Collection 1 surface reflectance (ESPA)",
-)
-LANDSAT8_OLI_C1 = LANDSAT8_OLI.with_scale(
-    1e-4,
-    0.0,
-    name="landsat8_oli_c1",
-    nodata=-9999,
-    description="Landsat 8 OLI, Collection 1 surface reflectance (ESPA)",
-)
+
+
+def _collection1(sensor: Sensor, name: str, label: str) -> Sensor:
+    """ESPA Collection 1 surface reflectance: DN x 1e-4, nodata -9999."""
+    return sensor.with_scale(
+        1e-4,
+        0.0,
+        name=name,
+        nodata=-9999,
+        description=f"{label}, Collection 1 surface reflectance (ESPA)",
+    )
+
+
+LANDSAT5_TM_C1 = _collection1(LANDSAT5_TM, "landsat5_tm_c1", "Landsat 4-5 TM")
+LANDSAT7_ETM_C1 = _collection1(LANDSAT7_ETM, "landsat7_etm_c1", "Landsat 7 ETM+")
+LANDSAT8_OLI_C1 = _collection1(LANDSAT8_OLI, "landsat8_oli_c1", "Landsat 8 OLI")
 
 
 def _level1(sensor: Sensor, name: str, description: str) -> Sensor:

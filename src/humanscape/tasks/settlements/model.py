@@ -350,17 +350,21 @@ SKOPS_TRUSTED = (
 )
 
 
+def _unreadable(path: Path, exc: Exception) -> HumanscapeError:
+    return HumanscapeError(
+        f"not a readable skops file ({type(exc).__name__}: {exc})",
+        path=path,
+        fix="the file is truncated or corrupt; re-create the model with 'settlements fit'",
+    )
+
+
 def _load_skops(path: Path) -> Pipeline:
     import skops.io as sio
 
     try:
         untrusted = sio.get_untrusted_types(file=path)
     except (zipfile.BadZipFile, OSError, KeyError, ValueError, json.JSONDecodeError) as exc:
-        raise HumanscapeError(
-            f"not a readable skops file ({type(exc).__name__}: {exc})",
-            path=path,
-            fix="the file is truncated or corrupt; re-create the model with 'settlements fit'",
-        ) from None
+        raise _unreadable(path, exc) from None
     untrusted = [t for t in untrusted if t not in SKOPS_TRUSTED]
     if untrusted:
         raise HumanscapeError(
@@ -371,11 +375,7 @@ def _load_skops(path: Path) -> Pipeline:
     try:
         estimator = sio.load(path, trusted=list(SKOPS_TRUSTED))
     except Exception as exc:  # skops raises many types on corrupt content
-        raise HumanscapeError(
-            f"not a readable skops file ({type(exc).__name__}: {exc})",
-            path=path,
-            fix="the file is truncated or corrupt; re-create the model with 'settlements fit'",
-        ) from None
+        raise _unreadable(path, exc) from None
     if not isinstance(estimator, Pipeline):
         raise HumanscapeError("the model file holds no scikit-learn pipeline", path=path)
     return estimator

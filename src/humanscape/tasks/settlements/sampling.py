@@ -149,6 +149,28 @@ class LabelRasters:
     group_names: np.ndarray
 
 
+def _feature_ids(
+    gdf: gpd.GeoDataFrame, grid: GridSpec, source: str, *, required: bool
+) -> np.ndarray:
+    """1-based id of the feature covering each pixel (0: none); points become their pixel.
+
+    With ``required`` a layer that misses the grid is an error (:class:`NoOverlapError` from
+    :func:`rasterize`), else it burns nothing.
+    """
+    features = _as_polygons(gdf, grid) if len(gdf) else gdf
+    if not required:
+        features = clip_or_empty(features, grid) if len(features) else features
+        if not len(features):
+            return np.zeros(grid.shape, np.int32)
+    return rasterize(
+        features.assign(_id=np.arange(1, len(features) + 1)),
+        grid,
+        column="_id",
+        dtype="int32",
+        source=source,
+    )
+
+
 def label_rasters(
     features: str | Path,
     labels: LabelSpec,
@@ -159,34 +181,15 @@ def label_rasters(
 ) -> LabelRasters:
     """Burn positives, labelled negatives, ignored areas and groups onto the feature grid."""
     grid = open_grid(features)
-    pos = _as_polygons(labels.positives(), grid)
-    pos_id = rasterize(
-        pos.assign(_id=np.arange(1, len(pos) + 1)),
-        grid,
-        column="_id",
-        dtype="int32",
-        source=labels.source,
-    )
+    pos_id = _feature_ids(labels.positives(), grid, labels.source, required=True)
     if (pos_id > 0).sum() == 0:
         raise EmptyInputError(
             "no positive pixel: the label polygons are smaller than a pixel or outside the raster",
             path=labels.source,
             fix="check the labels' CRS and extent",
         )
-    neg = labels.negatives()
-    neg_id = np.zeros(grid.shape, np.int32)
-    if len(neg):
-        neg = _as_polygons(neg, grid)
-        inside = clip_or_empty(neg, grid)
-        if len(inside):
-            neg_id = rasterize(
-                inside.assign(_id=np.arange(1, len(inside) + 1)),
-                grid,
-                column="_id",
-                dtype="int32",
-                source=labels.source,
-            )
-        neg_id[pos_id > 0] = 0  # where classes overlap, the positive label wins
+    neg_id = _feature_ids(labels.negatives(), grid, labels.source, required=False)
+    neg_id[pos_id > 0] = 0  # where classes overlap, the positive label wins
     ignored = np.zeros(grid.shape, bool)
     for layer in (labels.ignored(), exclude):
         if layer is not None and len(layer):
