@@ -86,11 +86,15 @@ def read_chip_table(
 ) -> pd.DataFrame:
     """Read a chip table; ``image`` paths become absolute (relative ones are taken from the table's folder).
 
+    A table without ``image`` but with ``file`` (the EuroSAT population tables) uses ``file``.
+
     Raises a clear error when the file is missing, a required column is absent (naming the columns
     it has) or, with ``check_files``, when an image does not exist (naming the first missing one).
     """
     path = Path(path)
     table = read_table(path, what="chip table")
+    if "image" not in table.columns and "file" in table.columns:
+        table = table.rename(columns={"file": "image"})  # EuroSAT population tables
     for column in ("image", *required):
         if column not in table.columns:
             raise HumanscapeError(
@@ -112,6 +116,12 @@ def read_chip_table(
             )
     return table
 
+
+#: Band order of a 13-band Sentinel-2 chip whose file names no band: EuroSAT MS (Helber et al.
+#: 2019) stores B01..B12 then B8A, the de-facto layout of 13-band chip collections.
+EUROSAT_MS_ORDER = (
+    "B01", "B02", "B03", "B04", "B05", "B06", "B07", "B08", "B09", "B10", "B11", "B12", "B8A",
+)  # fmt: skip
 
 #: File types read as 8-bit RGB display values.
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
@@ -140,7 +150,8 @@ class Chip:
 def read_chip(path: str | Path, *, sensor: str | Sensor = "sentinel2_l1c") -> Chip:
     """Read a chip as reflectance (or 8-bit RGB); refuse a chip that holds only nodata.
 
-    GeoTIFF bands are named by their descriptions (``sensor``'s band names or roles) and scaled by
+    GeoTIFF bands are named by their descriptions (``sensor``'s band names or roles; a 13-band
+    Sentinel-2 chip without descriptions is in :data:`EUROSAT_MS_ORDER`) and scaled by
     :func:`humanscape.geo.radiometry.decide`: chips humanscape wrote declare reflectance and are
     returned as stored; integer chips without units (EuroSAT's uint16 DN) are digital numbers of
     ``sensor``. 8-bit GeoTIFFs and JPEG / PNG images are RGB display values (``rgb8``).
@@ -189,6 +200,8 @@ def _chip_bands(
         ]
     if eight_bit and count == 3:
         return ["red", "green", "blue"]
+    if not eight_bit and count == len(EUROSAT_MS_ORDER) and sensor.find("B8A") is not None:
+        return list(EUROSAT_MS_ORDER)
     return None
 
 

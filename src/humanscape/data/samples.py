@@ -20,25 +20,12 @@ import rasterio
 from affine import Affine
 from rasterio.crs import CRS
 
+from humanscape.data.chiptable import EUROSAT_MS_ORDER
 from humanscape.errors import HumanscapeError
 from humanscape.geo.raster import GridSpec, Scene, open_scene
 
 #: Layer order of the EuroSAT MS GeoTIFFs (B10 cirrus included, B8A last).
-EUROSAT_MS_BANDS = [
-    "B01",
-    "B02",
-    "B03",
-    "B04",
-    "B05",
-    "B06",
-    "B07",
-    "B08",
-    "B09",
-    "B10",
-    "B11",
-    "B12",
-    "B8A",
-]
+EUROSAT_MS_BANDS = list(EUROSAT_MS_ORDER)
 EUROSAT_CLASSES = [
     "AnnualCrop",
     "Forest",

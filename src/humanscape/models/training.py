@@ -1,4 +1,5 @@
-"""One way to train humanscape's Lightning modules: progress, checkpoints every epoch, resume.
+"""One way to train humanscape's Lightning modules: progress, checkpoints every epoch, resume,
+and early stopping on a validation set.
 
 Runs on whatever accelerator Lightning finds (CPU here; a GPU or several nodes with DDP elsewhere).
 """
@@ -6,6 +7,7 @@ Runs on whatever accelerator Lightning finds (CPU here; a GPU or several nodes w
 from __future__ import annotations
 
 import logging
+import tempfile
 from pathlib import Path
 
 import lightning.pytorch as pl
@@ -25,10 +27,17 @@ def fit_module(
     seed: int = 0,
     progress: bool = True,
     drop_last: bool = True,
+    val_dataset: Dataset | None = None,
+    monitor: str = "val_loss",
+    patience: int | None = None,
 ) -> pl.LightningModule:
-    """Train ``module`` on ``dataset`` for ``epochs``; with ``work_dir``, checkpoint each epoch and resume.
+    """Train ``module`` on ``dataset`` for up to ``epochs``; return it with its best weights.
 
-    A run interrupted and started again with the same ``work_dir`` continues from ``last.ckpt``.
+    With ``work_dir``, a checkpoint is written every epoch (``last.ckpt``) and a run interrupted and
+    started again with the same ``work_dir`` continues from it. With ``val_dataset``, ``monitor``
+    (logged by the module's ``validation_step``) is tracked: the epoch with its lowest value is
+    kept (``best.ckpt``) and loaded at the end, and with ``patience`` training stops after that
+    many epochs without improvement (early stopping).
     """
     pl.seed_everything(seed, workers=True, verbose=False)
     n = len(dataset)  # type: ignore[arg-type]
@@ -40,7 +49,50 @@ def fit_module(
         drop_last=drop_last and n > batch,
         generator=torch.Generator().manual_seed(seed),
     )
+    val_loader = (
+        DataLoader(val_dataset, batch_size=max(batch, 64), shuffle=False)
+        if val_dataset is not None
+        else None
+    )
     callbacks: list[pl.Callback] = []
+    best: pl.callbacks.ModelCheckpoint | None = None
+    with tempfile.TemporaryDirectory(prefix="humanscape-best-") as scratch:
+        if val_loader is not None:
+            best = pl.callbacks.ModelCheckpoint(
+                dirpath=work_dir or scratch,
+                filename="best",
+                monitor=monitor,
+                mode="min",
+                save_top_k=1,
+                enable_version_counter=False,
+            )
+            callbacks.append(best)
+        return _fit(
+            module,
+            loader,
+            val_loader,
+            callbacks,
+            best,
+            epochs,
+            work_dir,
+            progress,
+            monitor,
+            patience,
+        )
+
+
+def _fit(
+    module: pl.LightningModule,
+    loader: DataLoader,
+    val_loader: DataLoader | None,
+    callbacks: list[pl.Callback],
+    best: pl.callbacks.ModelCheckpoint | None,
+    epochs: int,
+    work_dir: str | Path | None,
+    progress: bool,
+    monitor: str,
+    patience: int | None,
+) -> pl.LightningModule:
     ckpt_path = None
     if work_dir is not None:
         work = Path(work_dir)
@@ -50,17 +102,24 @@ def fit_module(
         if (work / "last.ckpt").exists():
             ckpt_path = str(work / "last.ckpt")
             log.info("resuming from %s", ckpt_path)
+    if val_loader is not None and patience is not None:
+        callbacks.append(pl.callbacks.EarlyStopping(monitor=monitor, mode="min", patience=patience))
     trainer = pl.Trainer(
         max_epochs=epochs,
         accelerator="auto",
         devices=1,
         default_root_dir=work_dir,
         callbacks=callbacks,
-        enable_checkpointing=work_dir is not None,
+        enable_checkpointing=work_dir is not None or best is not None,
         logger=work_dir is not None,
         enable_progress_bar=progress,
         enable_model_summary=False,
         log_every_n_steps=1,
+        num_sanity_val_steps=0,
     )
-    trainer.fit(module, loader, ckpt_path=ckpt_path)
-    return module
+    trainer.fit(module, loader, val_loader, ckpt_path=ckpt_path)
+    if best is not None and best.best_model_path:
+        state = torch.load(best.best_model_path, map_location="cpu", weights_only=True)
+        module.load_state_dict(state["state_dict"])
+        log.info("best epoch: %s = %.4f", monitor, float(best.best_model_score))
+    return module.cpu()

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import json
 import logging
-import zipfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -350,32 +349,10 @@ SKOPS_TRUSTED = (
 )
 
 
-def _unreadable(path: Path, exc: Exception) -> HumanscapeError:
-    return HumanscapeError(
-        f"not a readable skops file ({type(exc).__name__}: {exc})",
-        path=path,
-        fix="the file is truncated or corrupt; re-create the model with 'settlements fit'",
-    )
-
-
 def _load_skops(path: Path) -> Pipeline:
-    import skops.io as sio
+    from humanscape.models.sklearn_io import load_skops
 
-    try:
-        untrusted = sio.get_untrusted_types(file=path)
-    except (zipfile.BadZipFile, OSError, KeyError, ValueError, json.JSONDecodeError) as exc:
-        raise _unreadable(path, exc) from None
-    untrusted = [t for t in untrusted if t not in SKOPS_TRUSTED]
-    if untrusted:
-        raise HumanscapeError(
-            f"the model names types that are not trusted: {', '.join(untrusted[:5])}",
-            path=path,
-            fix="only load models you can vouch for; re-fit it with 'settlements fit'",
-        )
-    try:
-        estimator = sio.load(path, trusted=list(SKOPS_TRUSTED))
-    except Exception as exc:  # skops raises many types on corrupt content
-        raise _unreadable(path, exc) from None
+    estimator = load_skops(path, trusted=SKOPS_TRUSTED, refit="settlements fit")
     if not isinstance(estimator, Pipeline):
         raise HumanscapeError("the model file holds no scikit-learn pipeline", path=path)
     return estimator

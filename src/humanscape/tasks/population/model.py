@@ -1,0 +1,656 @@
+"""Population per grid cell from Sentinel-2 chips (Huang et al. 2021), as one estimator.
+
+:class:`PopulationModel` predicts the people living in a chip's grid cell. It averages, on the
+log scale, one or both of two members:
+
+``cnn``
+    The paper's end-to-end network (Sec. III.B, Fig. 3): a backbone (VGG-16, ResNet-50, Xception,
+    DenseNet-121, ResNet-18, or a shipped SimCLR encoder to fine-tune) over the chosen bands,
+    global average pooling, dropout 0.5 and one linear output
+    (:class:`~humanscape.models.heads.RegressionNet`), trained on the log target with the log-cosh
+    loss (eq. 4) and Adam (Sec. III.C; learning rate 1e-4 in the paper), batch 32, with random
+    90-degree rotations and flips, and early stopping on a spatially grouped validation split,
+    through Lightning (:func:`~humanscape.models.training.fit_module`).
+``features``
+    A scikit-learn head (ridge by default) on frozen features of the chip
+    (:mod:`humanscape.tasks.population.features`: band statistics, MOSAIKS random features, a
+    shipped encoder's embedding), fitted on the same training split.
+
+The target is ``log(1 + p)`` (``log1p``, default) or the paper's ``log(p)`` with ``p = 0`` mapped
+to 0 (``log``, Sec. IV.A); predictions are mapped back to people and are never negative.
+
+Validation data (a spatially grouped 20 % of the chips, never seen in fitting) serve the early
+stopping, then three things "beyond the paper": the split-conformal interval of level
+``1 - alpha`` (:class:`~humanscape.evaluate.uncertainty.SplitConformal`, on the log scale,
+mapped back to counts), an optional isotonic bias correction
+(:class:`~humanscape.tasks.population.census.IsotonicBiasCorrection`; conformal residuals are
+then taken from predictions corrected by a map fitted on the other half of the validation
+groups: cross-fitting), and the validation metrics stored with the model.
+
+A fitted model is a folder: ``config.json`` (hyperparameters, bands, normalisation, seed,
+calibration, validation metrics, versions), ``cnn.safetensors`` (network state dict),
+``head.skops`` and ``mosaiks.safetensors`` (the feature head and random filters). Nothing in it
+runs code when loaded.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import lightning.pytorch as pl
+import numpy as np
+import sklearn
+import torch
+from safetensors.numpy import load_file as load_numpy
+from safetensors.numpy import save_file as save_numpy
+from safetensors.torch import load_file, save_file
+from torch.utils.data import TensorDataset
+
+from humanscape import __version__
+from humanscape._atomic import atomic_folder
+from humanscape.data.splits import Split, block_folds
+from humanscape.errors import HumanscapeError
+from humanscape.evaluate.regression import agreement, bias_analysis, log_population
+from humanscape.evaluate.uncertainty import SplitConformal
+from humanscape.models.backbones import Backbone
+from humanscape.models.heads import RegressionNet, log_cosh_loss
+from humanscape.models.random_features import RandomConvFeatures
+from humanscape.models.training import fit_module
+from humanscape.tasks.population.census import IsotonicBiasCorrection
+from humanscape.tasks.population.features import (
+    FEATURES,
+    HEADS,
+    ClippedRegressor,
+    band_statistics,
+)
+
+log = logging.getLogger(__name__)
+
+METHODS = ("cnn", "features", "ensemble")
+TARGETS = ("log1p", "log")
+#: The paper's four architectures, ResNet-18, and the shipped encoders (fine-tuned) by name.
+PAPER_ARCHS = ("vgg16_bn", "resnet50", "xception", "densenet121")
+#: Paper's band list (Sec. III.A): R, G, B, NIR.
+RGBN = ("B02", "B03", "B04", "B08")
+#: Types a saved feature head may hold besides scikit-learn's own (skops allow-list).
+SKOPS_TRUSTED = (
+    "numpy.dtype",
+    "sklearn.tree._tree.Tree",
+    "humanscape.tasks.population.features.ClippedRegressor",
+    "humanscape.tasks.population.features.signed_sqrt",
+    "sklearn.ensemble._hist_gradient_boosting.binning._BinMapper",
+    "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
+    "sklearn._loss.loss.HalfSquaredError",
+    "sklearn._loss.link.IdentityLink",
+    "sklearn._loss.link.Interval",
+    "sklearn.utils._bunch.Bunch",
+)
+
+
+def to_target(population: np.ndarray, kind: str = "log1p") -> np.ndarray:
+    """Counts -> model target: ``log1p`` or the paper's ``log`` with 0 -> 0 (Sec. IV.A)."""
+    if kind == "log1p":
+        return np.log1p(np.asarray(population, dtype=np.float64))
+    if kind == "log":
+        return log_population(population)
+    raise HumanscapeError(f"unknown target '{kind}'", fix=f"use one of {', '.join(TARGETS)}")
+
+
+def from_target(values: np.ndarray, kind: str = "log1p") -> np.ndarray:
+    """Model target -> people (never negative)."""
+    v = np.asarray(values, dtype=np.float64)
+    return np.maximum(np.expm1(v) if kind == "log1p" else np.exp(v), 0.0)
+
+
+def spatial_validation(
+    locations: np.ndarray | None,
+    groups: np.ndarray | None,
+    *,
+    fraction: float = 0.2,
+    block_m: float = 50_000.0,
+    seed: int = 0,
+) -> Split:
+    """A spatially grouped train / validation split: whole groups (or ``block_m`` blocks) held out.
+
+    ``groups`` (e.g. a district column) win over ``locations`` (metres); the validation share is
+    the fold of ``round(1 / fraction)`` random block folds (or group folds) with seed ``seed``.
+    """
+    n_folds = max(2, round(1 / fraction))
+    if groups is not None:
+        _, index = np.unique(np.asarray(groups).astype(str), return_inverse=True)
+        if index.max() + 1 < 2:
+            raise HumanscapeError(
+                "one group only: cannot hold a group out", fix="give two or more groups"
+            )
+        assignment = np.random.default_rng(seed).permutation(index.max() + 1) % n_folds
+        fold = assignment[index]
+        val = np.flatnonzero(fold == 0)
+        return Split(np.flatnonzero(fold != 0), val, f"validation: groups fold 0/{n_folds}")
+    if locations is None:
+        raise HumanscapeError("a spatial split needs chip locations or groups")
+    blocks = np.floor(np.asarray(locations) / block_m).astype(np.int64)
+    n_blocks = len(np.unique(blocks, axis=0))
+    folds = (
+        block_folds(
+            np.asarray(locations),
+            block_m,
+            n_folds=min(n_folds, n_blocks),
+            scheme="random",
+            seed=seed,
+        )
+        if n_blocks >= 2
+        else None
+    )
+    if folds is None:
+        raise HumanscapeError(
+            f"every chip lies in one {block_m / 1000:g} km block: no spatial validation possible",
+            fix="give a group column, or smaller --block-km",
+        )
+    return Split(folds[0].train, folds[0].test, f"validation: {folds[0].name}")
+
+
+# --- the CNN member -----------------------------------------------------------------------------
+
+
+class PopulationRegressor(pl.LightningModule):
+    """Lightning module: normalise, augment (rot90 / flip), log-cosh loss on the log target."""
+
+    def __init__(
+        self, net: RegressionNet, mean: Sequence[float], std: Sequence[float], lr: float
+    ) -> None:
+        super().__init__()
+        self.net, self.lr = net, lr
+        self.register_buffer(
+            "mean", torch.tensor(list(mean), dtype=torch.float32).view(1, -1, 1, 1)
+        )
+        self.register_buffer("std", torch.tensor(list(std), dtype=torch.float32).view(1, -1, 1, 1))
+
+    def normalise(self, x: torch.Tensor) -> torch.Tensor:
+        x = (x - self.mean) / self.std
+        return torch.nan_to_num(x, nan=0.0)  # nodata -> band mean
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(self.normalise(x))
+
+    def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], _: int) -> torch.Tensor:
+        x, y = batch
+        x = self.normalise(x)
+        k = int(torch.randint(4, (1,)))
+        x = torch.rot90(x, k, dims=(2, 3))
+        if bool(torch.rand(1) < 0.5):
+            x = x.flip(3)
+        loss = log_cosh_loss(self.net(x), y)
+        self.log("train_loss", loss, prog_bar=True, on_epoch=True, on_step=False)
+        return loss
+
+    def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], _: int) -> None:
+        x, y = batch
+        self.log("val_loss", log_cosh_loss(self(x), y), prog_bar=True, on_epoch=True)
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        return torch.optim.Adam(self.parameters(), lr=self.lr, betas=(0.9, 0.999))
+
+
+def build_net(
+    arch: str, bands: Sequence[str], *, input_size: int | None, dropout: float
+) -> tuple[RegressionNet, list[float] | None, list[float] | None]:
+    """The network of ``arch``: a timm architecture from random init, or a shipped encoder's
+    backbone (fine-tuned; its bands must be among ``bands``) with its normalisation."""
+    from humanscape.models.registry import list_weights, load_encoder
+
+    shipped = {e.name for e in list_weights()}
+    if arch in shipped or Path(arch).exists():
+        encoder = load_encoder(arch)
+        if list(encoder.bands) != list(bands):
+            raise HumanscapeError(
+                f"encoder '{arch}' takes bands {','.join(encoder.bands)}, the model has {','.join(bands)}",
+                fix=f"use --bands {','.join(encoder.bands)} with this encoder",
+            )
+        net = RegressionNet(encoder.backbone, dropout=dropout, input_size=input_size)
+        return net, encoder.mean.flatten().tolist(), encoder.std.flatten().tolist()
+    backbone = Backbone(arch, len(bands), "conv1x1" if arch in PAPER_ARCHS else "native")
+    return RegressionNet(backbone, dropout=dropout, input_size=input_size), None, None
+
+
+# --- the estimator ------------------------------------------------------------------------------
+
+
+class PopulationModel:
+    """People per grid cell from chips (see the module docstring).
+
+    Parameters
+    ----------
+    method
+        ``cnn``, ``features`` or ``ensemble`` (mean of both on the log scale).
+    arch
+        CNN backbone: ``resnet18``, ``vgg16_bn``, ``resnet50``, ``xception``, ``densenet121``, any
+        timm name, or a shipped encoder name (fine-tuned from its SimCLR weights).
+    bands
+        Input bands by name, in order (the shipped encoder's 13 when ``arch`` is one).
+    features, head
+        Frozen features (subset of ``stats``, ``mosaiks``, ``encoder``) and the head on them.
+    encoder
+        Shipped encoder used by the ``encoder`` features.
+    input_size
+        Side the CNN resizes every chip to (Huang et al.: 256; ``None``: as read).
+    epochs, batch_size, lr, patience, dropout
+        CNN training (Adam; early stopping after ``patience`` epochs without a better validation loss).
+    target
+        ``log1p`` or ``log`` (see :func:`to_target`).
+    alpha
+        Miscoverage of the conformal interval (0.1: 90 %).
+    bias_correction
+        Fit the isotonic bias correction on validation predictions and apply it.
+    mosaiks_filters
+        K of the MOSAIKS features (2K values).
+    seed
+        Seed of the split, the initialisation, the batches and the random features.
+    """
+
+    def __init__(
+        self,
+        *,
+        method: str = "ensemble",
+        arch: str = "resnet18",
+        bands: Sequence[str] = RGBN,
+        features: Sequence[str] = ("stats", "mosaiks"),
+        head: str = "ridge",
+        encoder: str = "simclr_resnet18half_eurosat_ms",
+        input_size: int | None = None,
+        epochs: int = 30,
+        batch_size: int = 32,
+        lr: float = 1e-3,
+        patience: int = 10,
+        dropout: float = 0.5,
+        target: str = "log1p",
+        alpha: float = 0.1,
+        bias_correction: bool = False,
+        mosaiks_filters: int = 512,
+        seed: int = 0,
+    ) -> None:
+        self.method, self.arch, self.bands = method, arch, list(bands)
+        self.features, self.head, self.encoder = list(features), head, encoder
+        self.input_size, self.epochs, self.batch_size = input_size, epochs, batch_size
+        self.lr, self.patience, self.dropout = lr, patience, dropout
+        self.target, self.alpha, self.bias_correction = target, alpha, bias_correction
+        self.mosaiks_filters, self.seed = mosaiks_filters, seed
+        self._check()
+
+    def _check(self) -> None:
+        if self.method not in METHODS:
+            raise HumanscapeError(
+                f"unknown method '{self.method}'", fix=f"use one of {', '.join(METHODS)}"
+            )
+        if self.target not in TARGETS:
+            raise HumanscapeError(
+                f"unknown target '{self.target}'", fix=f"use one of {', '.join(TARGETS)}"
+            )
+        if self.head not in HEADS:
+            raise HumanscapeError(
+                f"unknown head '{self.head}'", fix=f"use one of {', '.join(HEADS)}"
+            )
+        unknown = [f for f in self.features if f not in FEATURES]
+        if unknown or (self.uses_features and not self.features):
+            raise HumanscapeError(
+                f"unknown or no features {unknown}", fix=f"use some of {', '.join(FEATURES)}"
+            )
+        if not 0 < self.alpha < 1:
+            raise HumanscapeError(f"alpha must be in (0, 1), got {self.alpha}")
+        if not self.bands:
+            raise HumanscapeError("no input band given", fix="give --bands, e.g. B02,B03,B04,B08")
+
+    @property
+    def uses_cnn(self) -> bool:
+        return self.method in ("cnn", "ensemble")
+
+    @property
+    def uses_features(self) -> bool:
+        return self.method in ("features", "ensemble")
+
+    @property
+    def input_bands(self) -> list[str]:
+        """Bands the model reads from a chip: its own, then the feature encoder's."""
+        out = list(self.bands)
+        if self.uses_features and "encoder" in self.features:
+            out += [b for b in self._feature_encoder().bands if b not in out]
+        return out
+
+    def get_params(self) -> dict[str, Any]:
+        keys = (
+            "method arch bands features head encoder input_size epochs batch_size lr patience "
+            "dropout target alpha bias_correction mosaiks_filters seed"
+        ).split()
+        return {k: getattr(self, k) for k in keys}
+
+    # -- members
+    def _feature_encoder(self) -> Any:
+        if not hasattr(self, "_encoder_cache"):
+            from humanscape.models.registry import load_encoder
+
+            self._encoder_cache = load_encoder(self.encoder)
+        return self._encoder_cache
+
+    def _select(self, images: np.ndarray, names: Sequence[str]) -> np.ndarray:
+        index = [self.input_bands.index(b) for b in names]
+        return images[:, index]
+
+    def _feature_matrix(self, images: np.ndarray) -> np.ndarray:
+        own = self._select(images, self.bands)
+        parts = []
+        if "stats" in self.features:
+            parts.append(band_statistics(own, self.bands))
+        if "mosaiks" in self.features:
+            parts.append(self.mosaiks_.transform(np.nan_to_num(own)))
+        if "encoder" in self.features:
+            from humanscape.models.embed import embed_array
+
+            encoder = self._feature_encoder()
+            parts.append(embed_array(encoder, self._select(images, encoder.bands)))
+        return np.concatenate(parts, axis=1)
+
+    def _fit_features(self, images: np.ndarray, y: np.ndarray) -> None:
+        if "mosaiks" in self.features:
+            self.mosaiks_ = RandomConvFeatures(self.mosaiks_filters, seed=self.seed).fit(
+                np.nan_to_num(self._select(images, self.bands))
+            )
+        self.head_ = ClippedRegressor(self.head, self.seed).fit(self._feature_matrix(images), y)
+
+    def _fit_cnn(
+        self,
+        images: np.ndarray,
+        y: np.ndarray,
+        val: tuple[np.ndarray, np.ndarray] | None,
+        work_dir: str | Path | None,
+        progress: bool,
+    ) -> None:
+        own = self._select(images, self.bands)
+        net, mean, std = build_net(
+            self.arch, self.bands, input_size=self.input_size, dropout=self.dropout
+        )
+        if mean is None or std is None:
+            with np.errstate(all="ignore"):
+                mean = np.nanmean(own, axis=(0, 2, 3)).tolist()
+                std = np.maximum(np.nanstd(own, axis=(0, 2, 3)), 1e-6).tolist()
+        self.norm_ = {"mean": [float(m) for m in mean], "std": [float(s) for s in std]}
+        torch.manual_seed(self.seed)
+        module = PopulationRegressor(net, mean, std, self.lr)
+        train = TensorDataset(torch.from_numpy(own), torch.from_numpy(y.astype(np.float32)))
+        val_set = None
+        if val is not None:
+            val_set = TensorDataset(
+                torch.from_numpy(self._select(val[0], self.bands)),
+                torch.from_numpy(val[1].astype(np.float32)),
+            )
+        fit_module(
+            module,
+            train,
+            epochs=self.epochs,
+            batch_size=self.batch_size,
+            work_dir=work_dir,
+            seed=self.seed,
+            progress=progress,
+            val_dataset=val_set,
+            patience=self.patience,
+        )
+        self.net_ = module.net.eval()
+        self.epochs_run_ = int(module.current_epoch) if module._trainer is not None else self.epochs
+
+    @torch.inference_mode()
+    def _cnn_predict(self, images: np.ndarray, batch_size: int = 64) -> np.ndarray:
+        own = self._select(images, self.bands)
+        mean = torch.tensor(self.norm_["mean"]).view(1, -1, 1, 1)
+        std = torch.tensor(self.norm_["std"]).view(1, -1, 1, 1)
+        self.net_.eval()
+        out = []
+        for start in range(0, len(own), batch_size):
+            x = torch.from_numpy(np.ascontiguousarray(own[start : start + batch_size]))
+            out.append(self.net_(torch.nan_to_num((x - mean) / std, nan=0.0)).numpy())
+        return np.concatenate(out).astype(np.float64)
+
+    def raw_log_predict(self, images: np.ndarray) -> np.ndarray:
+        """Members' mean prediction on the log scale, before bias correction."""
+        self._check_fitted(images)
+        preds = []
+        if self.uses_cnn:
+            preds.append(self._cnn_predict(images))
+        if self.uses_features:
+            preds.append(self.head_.predict(self._feature_matrix(images)))
+        return np.mean(preds, axis=0)
+
+    def _check_fitted(self, images: np.ndarray) -> None:
+        if not hasattr(self, "conformal_"):
+            raise HumanscapeError("the population model is not fitted", fix="call fit first")
+        if images.ndim != 4 or images.shape[1] != len(self.input_bands):
+            raise HumanscapeError(
+                f"the model reads {len(self.input_bands)} bands ({', '.join(self.input_bands)}), "
+                f"got images of shape {tuple(images.shape)}"
+            )
+
+    # -- public API
+    def fit(
+        self,
+        images: np.ndarray,
+        population: np.ndarray,
+        *,
+        locations: np.ndarray | None = None,
+        groups: np.ndarray | None = None,
+        validation: Split | None = None,
+        work_dir: str | Path | None = None,
+        progress: bool = True,
+    ) -> PopulationModel:
+        """Fit on ``(n, len(input_bands), H, W)`` reflectance chips and their population counts.
+
+        The validation split is ``validation`` if given, else :func:`spatial_validation` of
+        ``groups`` or ``locations`` (metres). ``work_dir`` keeps the CNN's checkpoints (resume).
+        """
+        self._check()
+        images = np.asarray(images, dtype=np.float32)
+        population = np.asarray(population, dtype=np.float64)
+        if (
+            images.ndim != 4
+            or images.shape[1] != len(self.input_bands)
+            or len(images) != len(population)
+        ):
+            raise HumanscapeError(
+                f"{len(population)} counts for images of shape {tuple(images.shape)}; the model reads "
+                f"{len(self.input_bands)} bands ({', '.join(self.input_bands)})"
+            )
+        if not np.isfinite(population).all() or (population < 0).any():
+            raise HumanscapeError("population counts must be finite and not negative")
+        split = validation or spatial_validation(locations, groups, seed=self.seed)
+        if split.train.size < 2 or split.test.size < 2:
+            raise HumanscapeError(
+                f"{split.describe()}: too few chips to fit and validate",
+                fix="give more chips (a few dozen at least)",
+            )
+        self.validation_name_ = split.name
+        y = to_target(population, self.target)
+        tr, va = split.train, split.test
+        if self.uses_features:
+            self._fit_features(images[tr], y[tr])
+        if self.uses_cnn:
+            self._fit_cnn(images[tr], y[tr], (images[va], y[va]), work_dir, progress)
+        self.conformal_ = SplitConformal(self.alpha)  # marks the model fitted for prediction
+        raw = self.raw_log_predict(images[va])
+        self._calibrate(raw, y[va], groups[va] if groups is not None else va)
+        counts = from_target(self.log_predict(images[va]), self.target)
+        self.validation_ = {
+            "n_train": int(tr.size),
+            "n_validation": int(va.size),
+            "log": agreement(y[va], self.log_predict(images[va])),
+            "counts": agreement(population[va], counts),
+            "bias_before": bias_analysis(y[va], raw),
+        }
+        return self
+
+    def _calibrate(self, raw: np.ndarray, y: np.ndarray, groups: np.ndarray) -> None:
+        """Bias correction and conformal quantile from validation predictions (cross-fitted)."""
+        corrected = raw
+        if self.bias_correction:
+            self.isotonic_ = IsotonicBiasCorrection().fit(raw, y)
+            _, index = np.unique(np.asarray(groups).astype(str), return_inverse=True)
+            half = np.random.default_rng(self.seed).permutation(index.max() + 1)[index] % 2 == 0
+            corrected = raw.copy()
+            for part in (half, ~half):
+                if part.sum() >= 2 and (~part).sum() >= 2:
+                    other = IsotonicBiasCorrection().fit(raw[~part], y[~part])
+                    corrected[part] = other.transform(raw[part])
+        self.conformal_ = SplitConformal(self.alpha).fit(y, corrected)
+
+    def log_predict(self, images: np.ndarray) -> np.ndarray:
+        """Prediction on the target's log scale (bias-corrected when the model corrects)."""
+        raw = self.raw_log_predict(images)
+        return self.isotonic_.transform(raw) if hasattr(self, "isotonic_") else raw
+
+    def predict(self, images: np.ndarray) -> np.ndarray:
+        """People in each chip's cell."""
+        return from_target(self.log_predict(images), self.target)
+
+    def predict_interval(self, images: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``(prediction, lower, upper)`` in people; the interval has level ``1 - alpha``."""
+        logp = self.log_predict(images)
+        lower, upper = self.conformal_.interval(logp)
+        return (
+            from_target(logp, self.target),
+            from_target(lower, self.target),
+            from_target(upper, self.target),
+        )
+
+    # -- persistence
+    def save(self, folder: str | Path) -> Path:
+        """Write the model folder (see the module docstring) atomically."""
+        import skops.io as sio
+
+        if not hasattr(self, "conformal_"):
+            raise HumanscapeError("the population model is not fitted", fix="call fit first")
+        folder = Path(folder)
+        config: dict[str, Any] = {
+            "kind": "humanscape.population",
+            "params": self.get_params(),
+            "input_bands": self.input_bands,
+            "validation_split": self.validation_name_,
+            "validation": self.validation_,
+            "conformal": {
+                "alpha": self.alpha,
+                "quantile": self.conformal_.quantile_,
+                "n_calibration": self.conformal_.n_calibration_,
+            },
+            "versions": {
+                "humanscape": __version__,
+                "torch": torch.__version__,
+                "sklearn": sklearn.__version__,
+            },
+        }
+        if hasattr(self, "isotonic_"):
+            iso = self.isotonic_.map_
+            config["isotonic"] = {"x": iso.X_thresholds_.tolist(), "y": iso.y_thresholds_.tolist()}
+        if self.uses_cnn:
+            config["normalisation"] = self.norm_
+            config["epochs_run"] = self.epochs_run_
+        with atomic_folder(folder, marker="config.json") as tmp:
+            if self.uses_cnn:
+                state = {
+                    k: v.detach().contiguous().cpu() for k, v in self.net_.state_dict().items()
+                }
+                save_file(state, str(tmp / "cnn.safetensors"))
+            if self.uses_features:
+                sio.dump(self.head_, tmp / "head.skops")
+                if hasattr(self, "mosaiks_"):
+                    m = self.mosaiks_
+                    save_numpy(
+                        {"weight": m.weight_, "offset": m.offset_},
+                        str(tmp / "mosaiks.safetensors"),
+                    )
+            (tmp / "config.json").write_text(json.dumps(config, indent=2))
+        return folder
+
+    @classmethod
+    def load(cls, folder: str | Path) -> PopulationModel:
+        """Load a folder written by :meth:`save`; a corrupt or foreign folder is refused by name."""
+        folder = Path(folder)
+        config_path = folder / "config.json"
+        if not config_path.exists():
+            raise HumanscapeError(
+                "not a population model folder (no config.json)",
+                path=folder,
+                fix="point --model at the folder 'population fit' wrote",
+            )
+        try:
+            config = json.loads(config_path.read_text())
+            if config.get("kind") != "humanscape.population":
+                raise ValueError(f"kind is {config.get('kind')!r}")
+            model = cls(**config["params"])
+            model.conformal_ = SplitConformal(config["conformal"]["alpha"])
+            model.conformal_.quantile_ = float(config["conformal"]["quantile"])
+            model.conformal_.n_calibration_ = int(config["conformal"]["n_calibration"])
+            model.validation_ = config.get("validation", {})
+            model.validation_name_ = config.get("validation_split", "")
+        except (KeyError, TypeError, ValueError) as exc:
+            raise HumanscapeError(
+                f"invalid population model config ({type(exc).__name__}: {exc})",
+                path=config_path,
+                fix="re-create the model with 'population fit'",
+            ) from None
+        if "isotonic" in config:
+            from sklearn.isotonic import IsotonicRegression
+
+            iso = IsotonicRegression(out_of_bounds="clip").fit(
+                config["isotonic"]["x"], config["isotonic"]["y"]
+            )
+            model.isotonic_ = IsotonicBiasCorrection()
+            model.isotonic_.map_ = iso
+        if model.uses_cnn:
+            model.norm_ = config["normalisation"]
+            model.epochs_run_ = config.get("epochs_run", 0)
+            net, _, _ = build_net(
+                model.arch, model.bands, input_size=model.input_size, dropout=model.dropout
+            )
+            _load_state(net, folder / "cnn.safetensors", load_file)
+            model.net_ = net.eval()
+        if model.uses_features:
+            model.head_ = _load_head(folder / "head.skops")
+            if "mosaiks" in model.features:
+                arrays = _read(folder / "mosaiks.safetensors", load_numpy)
+                m = RandomConvFeatures(model.mosaiks_filters, seed=model.seed)
+                m.weight_, m.offset_ = arrays["weight"], arrays["offset"]
+                m.n_bands_ = int(m.weight_.shape[1])
+                model.mosaiks_ = m
+        return model
+
+
+def _read(path: Path, reader: Callable[[str], Any]) -> Any:
+    if not path.exists():
+        raise HumanscapeError("model file missing", path=path, fix="copy the whole model folder")
+    try:
+        return reader(str(path))
+    except Exception as exc:  # safetensors raises several types on corrupt content
+        raise HumanscapeError(
+            f"not a readable model file ({type(exc).__name__})",
+            path=path,
+            fix="the file is truncated or corrupt; re-create the model with 'population fit'",
+        ) from None
+
+
+def _load_state(net: torch.nn.Module, path: Path, reader: Callable[[str], Any]) -> None:
+    state = _read(path, reader)
+    try:
+        net.load_state_dict(state)
+    except RuntimeError as exc:
+        raise HumanscapeError(
+            f"weights do not fit the configured network: {str(exc)[:160]}",
+            path=path,
+            fix="config.json and cnn.safetensors must come from one 'population fit' run",
+        ) from None
+
+
+def _load_head(path: Path) -> ClippedRegressor:
+    from humanscape.models.sklearn_io import load_skops
+
+    head = load_skops(path, trusted=SKOPS_TRUSTED, refit="population fit")
+    if not isinstance(head, ClippedRegressor):
+        raise HumanscapeError("the head file holds no population head", path=path)
+    return head
