@@ -960,6 +960,226 @@ def settlements_evaluate(
     console.print(f"wrote {out}")
 
 
+# --- population (Huang et al. 2021) -------------------------------------------------------------
+
+population_app = typer.Typer(
+    help="Population per grid cell from Sentinel-2 chips (Huang et al. 2021).",
+    no_args_is_help=True,
+)
+app.add_typer(population_app, name="population")
+
+
+def _bands_option(value: str | None) -> list[str] | None:
+    return [b.strip() for b in value.split(",") if b.strip()] if value else None
+
+
+@population_app.command("fit")
+@_friendly_errors
+def population_fit(
+    chip_table: Annotated[
+        Path, typer.Argument(help="Chip table (CSV/Parquet: image or file, target).")
+    ],
+    target: Annotated[str, typer.Option(help="Column of people per cell.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Model folder to write.")],
+    method: Annotated[
+        str,
+        typer.Option(
+            help="ensemble (CNN + ridge on band statistics and MOSAIKS), cnn, or features.",
+            callback=_one_of("ensemble", "cnn", "features"),
+        ),
+    ] = "ensemble",
+    arch: Annotated[
+        str,
+        typer.Option(
+            help="CNN backbone: resnet18, vgg16_bn, resnet50, xception, densenet121 (any timm "
+            "name), or a shipped encoder to fine-tune."
+        ),
+    ] = "resnet18",
+    bands: Annotated[
+        str | None, typer.Option(help="Bands by name, comma-separated (default all 13 Sentinel-2).")
+    ] = None,
+    features: Annotated[
+        str,
+        typer.Option(
+            help="Frozen features of the head: stats, mosaiks, encoder (comma-separated)."
+        ),
+    ] = "stats,mosaiks",
+    head: Annotated[
+        str, typer.Option(help="Head on the features.", callback=_one_of("ridge", "hgb", "rf"))
+    ] = "ridge",
+    neighbors: Annotated[
+        int, typer.Option(help="n of the nbr(n) chips in the table (recorded; odd).", callback=_odd)
+    ] = 1,
+    input_size: Annotated[
+        int | None,
+        typer.Option(help="Resize chips to this side for the CNN (paper: 256).", min=8, max=1024),
+    ] = None,
+    epochs: Annotated[int, typer.Option(help="Most CNN epochs.", min=1, max=10_000)] = 30,
+    patience: Annotated[int, typer.Option(help="Early-stopping patience (epochs).", min=1)] = 10,
+    batch_size: Annotated[int, typer.Option(help="CNN batch size.", min=1, max=4096)] = 32,
+    lr: Annotated[float, typer.Option(help="Adam learning rate.", min=1e-7, max=1.0)] = 1e-3,
+    target_transform: Annotated[
+        str,
+        typer.Option(
+            "--target-transform",
+            help="log1p, or the paper's log with 0 -> 0.",
+            callback=_one_of("log1p", "log"),
+        ),
+    ] = "log1p",
+    alpha: Annotated[
+        float, typer.Option(help="Conformal miscoverage (0.1: 90 % intervals).", min=0.01, max=0.5)
+    ] = 0.1,
+    bias_correction: Annotated[
+        bool, typer.Option(help="Isotonic bias correction fitted on validation predictions.")
+    ] = False,
+    groups: Annotated[
+        str | None, typer.Option(help="Column of spatial groups for the validation split.")
+    ] = None,
+    holdout_group: Annotated[
+        str | None,
+        typer.Option(help="Column of regions: train on the others, test on --holdout (transfer)."),
+    ] = None,
+    holdout: Annotated[
+        list[str] | None,
+        typer.Option(help="Region(s) of --holdout-group to test on (default the largest)."),
+    ] = None,
+    seed: Annotated[int, typer.Option(help="Seed of splits, initialisation and features.")] = 0,
+) -> None:
+    """Fit a population model on a chip table and write it with its validation metrics."""
+    from humanscape.tasks.population.chips import chip_locations, load_chips
+    from humanscape.tasks.population.model import PopulationModel
+    from humanscape.tasks.population.workflow import fit_population
+
+    _check_outputs(folders=[out], inputs=[chip_table])
+    model = PopulationModel(
+        method=method,
+        arch=arch,
+        bands=_bands_option(bands) or _all_s2_bands(),
+        features=_bands_option(features) or [],
+        head=head,
+        input_size=input_size,
+        epochs=epochs,
+        patience=patience,
+        batch_size=batch_size,
+        lr=lr,
+        target=target_transform,
+        alpha=alpha,
+        bias_correction=bias_correction,
+        seed=seed,
+    )
+    for column in (groups, holdout_group):
+        if column is not None:
+            from humanscape.data.chiptable import read_chip_table
+
+            read_chip_table(chip_table, required=[column], check_files=False)
+    chips = load_chips(chip_table, model.input_bands, target=target)
+    summary = fit_population(
+        model,
+        chips,
+        chip_locations(chips.table) if groups is None else None,
+        out,
+        groups=groups,
+        holdout_group=holdout_group,
+        holdout=holdout,
+        neighbors=neighbors,
+        source=chip_table,
+    )
+    for line in summary:
+        console.print(line)
+    console.print(f"wrote {out}")
+
+
+def _all_s2_bands() -> list[str]:
+    from humanscape.data.chiptable import EUROSAT_MS_ORDER
+
+    return list(EUROSAT_MS_ORDER)
+
+
+@population_app.command("predict")
+@_friendly_errors
+def population_predict(
+    model: Annotated[Path, typer.Option(help="Model folder from 'population fit'.")],
+    out: Annotated[
+        Path, typer.Option("--out", "-o", help="predictions.csv, or pop.tif with --scene.")
+    ],
+    chip_table: Annotated[Path | None, typer.Argument(help="Chip table to predict.")] = None,
+    scene: Annotated[
+        str | None, typer.Option(help="Scene to map (file, band folder, .SAFE).")
+    ] = None,
+    cell: Annotated[
+        float | None, typer.Option(help="Map cell size in metres.", callback=_positive)
+    ] = None,
+    arcsec: Annotated[
+        float | None,
+        typer.Option(help="Map on an arc-second EPSG:4326 grid (e.g. 30).", callback=_positive),
+    ] = None,
+    grid: Annotated[
+        Path | None, typer.Option(help="Map on the grid of this raster (e.g. a census grid).")
+    ] = None,
+    districts: Annotated[
+        Path | None,
+        typer.Option(help="District polygons with population totals (census-consistent map)."),
+    ] = None,
+    total_column: Annotated[str, typer.Option(help="Column of district totals.")] = "pop",
+    png: Annotated[Path | None, typer.Option(help="PNG map with colour bar and scale bar.")] = None,
+    sensor: SensorOpt = None,
+    band_names: BandNamesOpt = None,
+    units: UnitsOpt = "auto",
+) -> None:
+    """Predict people per chip (CSV) or a population map of a scene (GeoTIFF)."""
+    from humanscape.tasks.population.model import PopulationModel
+    from humanscape.tasks.population.workflow import map_population, predict_table
+
+    if (chip_table is None) == (scene is None):
+        raise HumanscapeError(
+            "give either a chip table or --scene",
+            fix="population predict --model M chips.csv --out p.csv",
+        )
+    if scene is None and (districts or grid or cell or arcsec or png):
+        raise HumanscapeError(
+            "--cell, --arcsec, --grid, --districts and --png map a scene", fix="add --scene SCENE"
+        )
+    inputs = [str(model), *([str(chip_table)] if chip_table else []), *([scene] if scene else [])]
+    _check_outputs(files=[out, png], inputs=inputs)
+    fitted = PopulationModel.load(model)
+    if chip_table is not None:
+        frame = predict_table(fitted, chip_table, out)
+        console.print(f"wrote {out}: {len(frame)} chips")
+        return
+    with _scene(scene, sensor, band_names, units) as s:  # type: ignore[arg-type]
+        lines = map_population(
+            fitted,
+            s,
+            out,
+            cell=cell,
+            arcsec=arcsec,
+            grid=grid,
+            districts=districts,
+            total_column=total_column,
+            png=png,
+        )
+    for line in lines:
+        console.print(line)
+
+
+@population_app.command("evaluate")
+@_friendly_errors
+def population_evaluate(
+    model: Annotated[Path, typer.Option(help="Model folder from 'population fit'.")],
+    chip_table: Annotated[Path, typer.Argument(help="Chip table with the census population.")],
+    target: Annotated[str, typer.Option(help="Column of people per cell.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Report folder (metrics.csv, PNGs).")],
+) -> None:
+    """The paper's metrics (R2, CoE, MIoA, MAE, Table III bias), coverage, scatter and bias plots."""
+    from humanscape.tasks.population.model import PopulationModel
+    from humanscape.tasks.population.workflow import evaluate_table
+
+    _check_outputs(folders=[out], inputs=[model, chip_table])
+    table = evaluate_table(PopulationModel.load(model), chip_table, target, out)
+    console.print(table.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+    console.print(f"wrote {out}")
+
+
 @app.command()
 @_friendly_errors
 def demo(

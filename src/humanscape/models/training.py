@@ -40,6 +40,7 @@ def fit_module(
     many epochs without improvement (early stopping).
     """
     pl.seed_everything(seed, workers=True, verbose=False)
+    module.train()  # a loaded encoder comes in eval mode: fine-tuning updates its batch norms too
     n = len(dataset)  # type: ignore[arg-type]
     batch = min(batch_size, n)
     loader = DataLoader(

@@ -468,6 +468,7 @@ class PopulationModel:
                 fix="give more chips (a few dozen at least)",
             )
         self.validation_name_ = split.name
+        self.chip_shape_ = (int(images.shape[2]), int(images.shape[3]))
         y = to_target(population, self.target)
         tr, va = split.train, split.test
         if self.uses_features:
@@ -476,19 +477,20 @@ class PopulationModel:
             self._fit_cnn(images[tr], y[tr], (images[va], y[va]), work_dir, progress)
         self.conformal_ = SplitConformal(self.alpha)  # marks the model fitted for prediction
         raw = self.raw_log_predict(images[va])
-        self._calibrate(raw, y[va], groups[va] if groups is not None else va)
-        counts = from_target(self.log_predict(images[va]), self.target)
+        corrected = self._calibrate(raw, y[va], groups[va] if groups is not None else va)
+        counts = from_target(corrected, self.target)
         self.validation_ = {
             "n_train": int(tr.size),
             "n_validation": int(va.size),
-            "log": agreement(y[va], self.log_predict(images[va])),
+            "log": agreement(y[va], corrected),
             "counts": agreement(population[va], counts),
             "bias_before": bias_analysis(y[va], raw),
         }
         return self
 
-    def _calibrate(self, raw: np.ndarray, y: np.ndarray, groups: np.ndarray) -> None:
-        """Bias correction and conformal quantile from validation predictions (cross-fitted)."""
+    def _calibrate(self, raw: np.ndarray, y: np.ndarray, groups: np.ndarray) -> np.ndarray:
+        """Bias correction and conformal quantile from validation predictions (cross-fitted);
+        returns the validation predictions as corrected by maps that did not see them."""
         corrected = raw
         if self.bias_correction:
             self.isotonic_ = IsotonicBiasCorrection().fit(raw, y)
@@ -500,6 +502,7 @@ class PopulationModel:
                     other = IsotonicBiasCorrection().fit(raw[~part], y[~part])
                     corrected[part] = other.transform(raw[part])
         self.conformal_ = SplitConformal(self.alpha).fit(y, corrected)
+        return corrected
 
     def log_predict(self, images: np.ndarray) -> np.ndarray:
         """Prediction on the target's log scale (bias-corrected when the model corrects)."""
@@ -533,6 +536,7 @@ class PopulationModel:
             "params": self.get_params(),
             "input_bands": self.input_bands,
             "validation_split": self.validation_name_,
+            "chip_shape": list(self.chip_shape_),
             "validation": self.validation_,
             "conformal": {
                 "alpha": self.alpha,
@@ -589,6 +593,7 @@ class PopulationModel:
             model.conformal_.n_calibration_ = int(config["conformal"]["n_calibration"])
             model.validation_ = config.get("validation", {})
             model.validation_name_ = config.get("validation_split", "")
+            model.chip_shape_ = tuple(int(v) for v in config["chip_shape"])
         except (KeyError, TypeError, ValueError) as exc:
             raise HumanscapeError(
                 f"invalid population model config ({type(exc).__name__}: {exc})",

@@ -1,0 +1,230 @@
+"""Benchmark of population per grid cell on real data (Huang et al. 2021; issue 9).
+
+Part ``chips``: the 307 real EuroSAT MS chips of ``../shared/data/eurosat_ms`` with the census
+population of their 1 km cell, across Europe. Spatial cross-validation: chips grouped in 50 km
+blocks (EASE-Grid 2.0 metres), blocks dealt into 5 folds (seed 0); every configuration is fitted on
+4 folds (its own early stopping / calibration split carved, by blocks, out of those) and predicts
+the 5th; the out-of-fold predictions of all chips are scored together (pooled) and per fold.
+Configurations (item 7 of the issue), all in this one run:
+
+- ``rf_stats`` (the baseline): random forest on per-band mean / std + NDVI, NDBI (13 bands);
+- ridge / gradient boosting on frozen embeddings of the shipped 13-band SimCLR encoder, on MOSAIKS
+  random features, on both, and ridge on band statistics + MOSAIKS;
+- end-to-end CNNs from random init: ResNet-18 (R, G, B, NIR and 13 bands) and the paper's four
+  (VGG-16, ResNet-50, Xception, DenseNet-121; R, G, B, NIR; fewer epochs on CPU: ``--paper-epochs``);
+- fine-tuning the shipped encoder (13 bands);
+- ensembles of a CNN and the ridge head.
+
+Part ``berlin``: the default configuration fitted on all 307 chips, run over the real Sentinel-2
+scene west of Berlin on the grid of its real 1 km Eurostat census raster; predicted versus census
+(R2, total), with and without the census-consistent rescaling to 4 km blocks of the real grid.
+
+    .venv/bin/python bench/population.py --part chips            # about 60-90 minutes on 2 cores
+    .venv/bin/python bench/population.py --part chips --only rf_stats,ridge_stats_mosaiks
+    .venv/bin/python bench/population.py --part berlin           # about 3 minutes
+
+Results go to ``bench/out/population_<part>.json`` (updated after each configuration).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from humanscape.data.chiptable import EUROSAT_MS_ORDER
+from humanscape.data.splits import block_folds
+from humanscape.evaluate.regression import r2
+from humanscape.evaluate.uncertainty import coverage
+from humanscape.tasks.population.chips import chip_locations, load_chips
+from humanscape.tasks.population.evaluate import metrics_table
+from humanscape.tasks.population.model import RGBN, PopulationModel
+
+SHARED = Path(__file__).resolve().parents[1] / ".." / "shared" / "data"
+OUT = Path(__file__).resolve().parent / "out"
+ALL = list(EUROSAT_MS_ORDER)
+ENCODER = "simclr_resnet18half_eurosat_ms"
+
+
+def configurations(epochs: int, paper_epochs: int) -> dict[str, dict]:
+    feats = {"method": "features", "bands": ALL}
+    cnn = {"method": "cnn", "epochs": epochs}
+    return {
+        "rf_stats": feats | {"features": ["stats"], "head": "rf"},
+        "ridge_stats": feats | {"features": ["stats"], "head": "ridge"},
+        "ridge_encoder": feats | {"features": ["encoder"], "head": "ridge"},
+        "hgb_encoder": feats | {"features": ["encoder"], "head": "hgb"},
+        "ridge_mosaiks": feats | {"features": ["mosaiks"], "head": "ridge"},
+        "hgb_mosaiks": feats | {"features": ["mosaiks"], "head": "hgb"},
+        "ridge_mosaiks_encoder": feats | {"features": ["mosaiks", "encoder"], "head": "ridge"},
+        "hgb_mosaiks_encoder": feats | {"features": ["mosaiks", "encoder"], "head": "hgb"},
+        "ridge_stats_mosaiks": feats | {"features": ["stats", "mosaiks"], "head": "ridge"},
+        "cnn_resnet18_rgbn": cnn | {"arch": "resnet18", "bands": list(RGBN)},
+        "cnn_resnet18_13": cnn | {"arch": "resnet18", "bands": ALL},
+        "finetune_shipped": cnn | {"arch": ENCODER, "bands": ALL, "lr": 3e-4},
+        "ensemble_resnet18_13": {
+            "method": "ensemble",
+            "arch": "resnet18",
+            "bands": ALL,
+            "features": ["stats", "mosaiks"],
+            "epochs": epochs,
+        },
+        "ensemble_resnet18_rgbn": {
+            "method": "ensemble",
+            "arch": "resnet18",
+            "bands": list(RGBN),
+            "features": ["stats", "mosaiks"],
+            "epochs": epochs,
+        },
+        **{
+            f"paper_{arch}": cnn | {"arch": arch, "bands": list(RGBN), "epochs": paper_epochs}
+            for arch in ("vgg16_bn", "resnet50", "xception", "densenet121")
+        },
+    }
+
+
+def chips_part(only: list[str] | None, epochs: int, paper_epochs: int) -> None:
+    table = SHARED / "eurosat_ms" / "population_1km.csv"
+    chips = load_chips(table, ALL, target="pop_1km", progress=False)
+    xy = chip_locations(chips.table)
+    pop = chips.population
+    folds = block_folds(xy, 50_000, n_folds=5, scheme="random", seed=0)
+    out_path = OUT / "population_chips.json"
+    results = json.loads(out_path.read_text()) if out_path.exists() else {}
+    results["folds"] = [f.describe() for f in folds]
+    for name, params in configurations(epochs, paper_epochs).items():
+        if only and name not in only:
+            continue
+        start = time.perf_counter()
+        pred = np.zeros_like(pop)
+        lower, upper = np.zeros_like(pop), np.zeros_like(pop)
+        per_fold, epochs_run = [], []
+        for split in folds:
+            model = PopulationModel(**params)
+            images = chips.images[:, [ALL.index(b) for b in model.input_bands]]
+            model.fit(
+                images[split.train],
+                pop[split.train],
+                locations=xy[split.train],
+                progress=False,
+            )
+            p, lo, hi = model.predict_interval(images[split.test])
+            pred[split.test], lower[split.test], upper[split.test] = p, lo, hi
+            per_fold.append(r2(np.log1p(pop[split.test]), np.log1p(p)))
+            epochs_run.append(getattr(model, "epochs_run_", 0))
+        seconds = time.perf_counter() - start
+        table_ = metrics_table(pop, pred, lower, upper, label=name)
+        row = table_.set_index("scale")
+        results[name] = {
+            "params": params,
+            "r2_log1p_pooled": float(row.loc["log1p", "r2"]),
+            "r2_log1p_folds": [round(v, 4) for v in per_fold],
+            "r2_log1p_fold_mean": float(np.mean(per_fold)),
+            "coe_log": float(row.loc["log", "coe"]),
+            "mioa_log": float(row.loc["log", "mioa"]),
+            "r2_log": float(row.loc["log", "r2"]),
+            "r2_count": float(row.loc["count", "r2"]),
+            "mae_count": float(row.loc["count", "mae"]),
+            "bias_beta_log1p": float(row.loc["log1p", "beta"]),
+            "coverage_90": coverage(pop, lower, upper),
+            "seconds": round(seconds, 1),
+            "epochs_run": epochs_run,
+        }
+        print(
+            f"{name:26s} R2(log1p) pooled {results[name]['r2_log1p_pooled']:.3f} "
+            f"folds {np.mean(per_fold):.3f} ± {np.std(per_fold):.3f}  "
+            f"coverage {results[name]['coverage_90']:.3f}  {seconds:.0f} s",
+            flush=True,
+        )
+        out_path.write_text(json.dumps(results, indent=2))
+
+
+def berlin_part(params: dict) -> None:
+    import rasterio
+
+    from humanscape.data import samples
+    from humanscape.tasks.population.mapping import (
+        census_consistent,
+        predict_map,
+        reference_grid,
+    )
+
+    table = SHARED / "eurosat_ms" / "population_1km.csv"
+    model = PopulationModel(**params)
+    chips = load_chips(table, model.input_bands, target="pop_1km", progress=False)
+    start = time.perf_counter()
+    model.fit(chips.images, chips.population, locations=chip_locations(chips.table), progress=False)
+    fit_s = time.perf_counter() - start
+    ref = SHARED / "s2_berlin_scene" / "population_1km_eurostat.tif"
+    with rasterio.open(ref) as src:
+        census, fraction = src.read(1).astype(float), src.read(5).astype(float)
+    grid = reference_grid(ref)
+    with samples.berlin_scene() as scene:
+        result = predict_map(model, scene, grid, model.chip_shape_, progress=False)
+    inside = (fraction >= 0.99) & np.isfinite(result.population)
+    out = {"params": params, "fit_seconds": round(fit_s, 1), "cells_inside": int(inside.sum())}
+
+    def score(pred: np.ndarray, label: str) -> None:
+        p, q = census[inside], pred[inside]
+        out[label] = {
+            "r2_log1p": r2(np.log1p(p), np.log1p(q)),
+            "r2_count": r2(p, q),
+            "total_census": float(p.sum()),
+            "total_predicted": float(q.sum()),
+            "total_error_pct": float(100 * (q.sum() - p.sum()) / p.sum()),
+            "coverage_90": coverage(p, result.lower[inside], result.upper[inside])
+            if label == "model"
+            else None,
+        }
+
+    score(result.population, "model")
+    # census-consistent: districts = 4 x 4 km blocks of the real grid, totals from the census
+    import geopandas as gpd
+    from shapely.geometry import box
+
+    rows, cols = census.shape
+    t = result.grid.transform
+    blocks, totals = [], []
+    for r0 in range(0, rows, 4):
+        for c0 in range(0, cols, 4):
+            sub = inside[r0 : r0 + 4, c0 : c0 + 4]
+            if not sub.any():
+                continue
+            left, top = t * (c0, r0)
+            right, bottom = t * (min(c0 + 4, cols), min(r0 + 4, rows))
+            blocks.append(box(left, bottom, right, top))
+            totals.append(float(census[r0 : r0 + 4, c0 : c0 + 4][sub].sum()))
+    districts = gpd.GeoDataFrame({"pop": totals}, geometry=blocks, crs=result.grid.crs)
+    masked = result.population.copy()
+    masked[~inside] = np.nan
+    result.population = masked
+    rescaled = census_consistent(result, districts, "pop")
+    score(rescaled.population, "rescaled_4km")
+    print(json.dumps(out, indent=2))
+    (OUT / "population_berlin.json").write_text(json.dumps(out, indent=2))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--part", choices=["chips", "berlin"], default="chips")
+    parser.add_argument("--only", default=None, help="comma-separated configuration names")
+    parser.add_argument("--epochs", type=int, default=30)
+    parser.add_argument("--paper-epochs", type=int, default=15)
+    parser.add_argument("--threads", type=int, default=2)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    OUT.mkdir(exist_ok=True)
+    if args.part == "chips":
+        chips_part(args.only.split(",") if args.only else None, args.epochs, args.paper_epochs)
+    else:
+        from humanscape.tasks.population.model import PopulationModel as _M
+
+        berlin_part(_M().get_params())
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,260 @@
+"""The population commands as functions: fit (with a transfer test), predict (chips or a map), evaluate.
+
+Each writes its outputs atomically and returns what the command prints.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from humanscape._atomic import atomic_output
+from humanscape.data.chiptable import read_chip_table
+from humanscape.data.splits import Split
+from humanscape.errors import HumanscapeError
+from humanscape.geo.raster import Scene
+from humanscape.tasks.population.chips import PopulationChips, load_chips
+from humanscape.tasks.population.evaluate import metrics_table, write_report
+from humanscape.tasks.population.model import PopulationModel
+
+log = logging.getLogger(__name__)
+
+
+def fit_population(
+    model: PopulationModel,
+    chips: PopulationChips,
+    locations: np.ndarray | None,
+    out: Path,
+    *,
+    groups: str | None = None,
+    holdout_group: str | None = None,
+    holdout: list[str] | None = None,
+    neighbors: int = 1,
+    source: str | Path = "chip table",
+) -> list[str]:
+    """Fit ``model`` (on all chips, or all but the held-out region) and save it to ``out``.
+
+    With ``holdout_group`` the chips of ``holdout`` (default: the region with most chips) are
+    never seen in fitting; the model's metrics on them are written to ``transfer.csv`` in the
+    model folder, apart from the within-region validation metrics (``validation.csv``).
+    """
+    assert chips.population is not None
+    table = chips.table
+    group_values = table[groups].astype(str).to_numpy() if groups else None
+    keep = np.arange(len(chips))
+    transfer = None
+    if holdout_group:
+        regions = table[holdout_group].astype(str).to_numpy()
+        names = holdout or [pd.Series(regions).value_counts().index[0]]
+        unknown = [n for n in names if n not in set(regions)]
+        if unknown:
+            raise HumanscapeError(
+                f"no chip has {holdout_group} = {', '.join(unknown)} "
+                f"(values: {', '.join(sorted(set(regions))[:10])})",
+                path=source,
+                fix="give --holdout values of that column",
+            )
+        test = np.isin(regions, names)
+        if test.all():
+            raise HumanscapeError(
+                f"every chip is in the held-out region(s) {', '.join(names)}",
+                path=source,
+                fix="hold out fewer regions",
+            )
+        keep = np.flatnonzero(~test)
+        transfer = Split(keep, np.flatnonzero(test), f"{holdout_group} = {', '.join(names)}")
+    model.fit(
+        chips.images[keep],
+        chips.population[keep],
+        locations=locations[keep] if locations is not None else None,
+        groups=group_values[keep] if group_values is not None else None,
+        work_dir=None,
+    )
+    lines = [
+        f"{model.validation_name_}: train {model.validation_['n_train']}, validation "
+        f"{model.validation_['n_validation']} chips",
+        f"validation R2 (log {model.target}) {model.validation_['log']['r2']:.3f}, "
+        f"conformal {100 * (1 - model.alpha):.0f} % quantile {model.conformal_.quantile_:.3f} (log)",
+    ]
+    with _saved(model, out) as folder:
+        rows = [{"set": "validation", "scale": f"{model.target}", **model.validation_["log"]}]
+        rows.append({"set": "validation", "scale": "count", **model.validation_["counts"]})
+        pd.DataFrame(rows).to_csv(folder / "validation.csv", index=False)
+        config = json.loads((folder / "config.json").read_text())
+        config["neighbors"] = neighbors
+        if transfer is not None:
+            images = chips.images[transfer.test]
+            pred, lower, upper = model.predict_interval(images)
+            frame = metrics_table(
+                chips.population[transfer.test], pred, lower, upper, label=transfer.name
+            )
+            frame.to_csv(folder / "transfer.csv", index=False)
+            row = frame.set_index("scale").loc["log1p"]
+            config["transfer"] = {"held_out": transfer.name, "n": int(transfer.test.size)}
+            lines.append(
+                f"transfer to {transfer.name} ({transfer.test.size} chips never seen): "
+                f"R2 log1p {row['r2']:.3f}, coverage {row['coverage']:.3f}"
+            )
+        (folder / "config.json").write_text(json.dumps(config, indent=2))
+    return lines
+
+
+class _saved:
+    """Save the model into a temporary folder, let the caller add files, then move it in place."""
+
+    def __init__(self, model: PopulationModel, out: Path) -> None:
+        self.model, self.out = model, out
+
+    def __enter__(self) -> Path:
+        import tempfile
+
+        self.tmp = Path(tempfile.mkdtemp(prefix=".humanscape-model-", dir=_parent(self.out)))
+        self.model.save(self.tmp / "m")
+        return self.tmp / "m"
+
+    def __exit__(self, kind: object, *_: object) -> None:
+        import shutil
+
+        try:
+            if kind is None:
+                if self.out.exists():
+                    shutil.rmtree(self.out)
+                (self.tmp / "m").rename(self.out)
+        finally:
+            shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+def _parent(path: Path) -> Path:
+    parent = path.resolve().parent
+    parent.mkdir(parents=True, exist_ok=True)
+    return parent
+
+
+def predict_table(model: PopulationModel, chip_table: Path, out: Path) -> pd.DataFrame:
+    """``image``, ``prediction``, ``lower``, ``upper`` (people) per chip, written as CSV / Parquet."""
+    chips = load_chips(chip_table, model.input_bands)
+    _check_chip_shape(model, chips, chip_table)
+    pred, lower, upper = model.predict_interval(chips.images)
+    frame = pd.DataFrame(
+        {
+            "image": read_chip_table(chip_table, check_files=False)["image"],
+            "prediction": pred,
+            "lower": lower,
+            "upper": upper,
+        }
+    )
+    with atomic_output(out) as tmp:
+        if out.suffix.lower() == ".parquet":
+            frame.to_parquet(tmp, index=False)
+        else:
+            frame.to_csv(tmp, index=False)
+    return frame
+
+
+def _check_chip_shape(model: PopulationModel, chips: PopulationChips, path: Path) -> None:
+    shape = tuple(chips.images.shape[2:])
+    if model.uses_cnn and model.input_size is None and shape != tuple(model.chip_shape_):
+        log.warning(
+            "%s: chips are %s px, the model was trained on %s px chips",
+            path,
+            shape,
+            model.chip_shape_,
+        )
+
+
+def evaluate_table(
+    model: PopulationModel, chip_table: Path, target: str, out: Path
+) -> pd.DataFrame:
+    """The paper's metrics and plots for a chip table with census population, in ``out``."""
+    chips = load_chips(chip_table, model.input_bands, target=target)
+    assert chips.population is not None
+    _check_chip_shape(model, chips, chip_table)
+    pred, lower, upper = model.predict_interval(chips.images)
+    table = metrics_table(chips.population, pred, lower, upper, label=Path(chip_table).stem)
+    predictions = pd.DataFrame(
+        {
+            "set": Path(chip_table).stem,
+            "image": read_chip_table(chip_table, check_files=False)["image"],
+            "observed": chips.population,
+            "prediction": pred,
+            "lower": lower,
+            "upper": upper,
+        }
+    )
+    write_report(out, table, predictions, title="population")
+    return table
+
+
+def map_population(
+    model: PopulationModel,
+    scene: Scene,
+    out: Path,
+    *,
+    cell: float | None = None,
+    arcsec: float | None = None,
+    grid: Path | None = None,
+    districts: Path | None = None,
+    total_column: str = "pop",
+    png: Path | None = None,
+) -> list[str]:
+    """A population GeoTIFF of ``scene`` on a cell grid; census-consistent when ``districts`` given."""
+    from humanscape.geo.grid import arcsec_grid, regular_grid
+    from humanscape.geo.vector import read_vector
+    from humanscape.tasks.population.mapping import (
+        census_consistent,
+        predict_map,
+        reference_grid,
+        write_map,
+    )
+
+    if sum(v is not None for v in (cell, arcsec, grid)) > 1:
+        raise HumanscapeError("give one of --cell, --arcsec, --grid", fix="choose one grid")
+    if grid is not None:
+        cells = reference_grid(grid)
+    elif arcsec is not None:
+        metres = 1 / 111_320 if scene.crs.is_geographic else 1.0
+        cell_px = max(1, round(arcsec * 30.87 * metres / scene.grid.res[0]))
+        cells = arcsec_grid(scene.grid.bounds, scene.crs, arcsec=arcsec, cell_px=cell_px)
+    else:
+        cells = regular_grid(scene.grid, cell or 1000.0)
+    district_frame = read_vector(districts) if districts is not None else None
+    if district_frame is not None and total_column not in district_frame.columns:
+        raise HumanscapeError(
+            f"district file has no column '{total_column}' (columns: "
+            f"{', '.join(c for c in map(str, district_frame.columns) if c != 'geometry')})",
+            path=districts,
+            fix="give the column of district population totals (--total-column)",
+        )
+    result = predict_map(model, scene, cells, model.chip_shape_)
+    lines = []
+    if district_frame is not None:
+        before = float(np.nansum(result.population))
+        result = census_consistent(result, district_frame, total_column, source=districts or "")
+        lines.append(
+            f"census-consistent: {before:,.0f} people estimated, {np.nansum(result.population):,.0f} "
+            f"after rescaling to the district totals"
+        )
+    write_map(result, out, tags={"model": str(model.get_params())})
+    lines.append(
+        f"wrote {out}: {result.grid.height} x {result.grid.width} cells, "
+        f"{np.nansum(result.population):,.0f} people"
+    )
+    if png is not None:
+        from humanscape.report.quicklook import scalar_quicklook
+
+        vmax = float(np.nanpercentile(result.population, 99)) or 1.0
+        scalar_quicklook(
+            out,
+            png,
+            title="Estimated population per cell",
+            units="people per cell",
+            vmin=0.0,
+            vmax=vmax,
+            cmap="viridis",
+        )
+        lines.append(f"wrote {png}")
+    return lines
