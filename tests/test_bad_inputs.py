@@ -150,6 +150,76 @@ def _rgb_jpeg_table(tmp: Path) -> Path:
     return tmp / "ms.csv"
 
 
+POP_BANDS = ["B02", "B03", "B04", "B08"]
+
+
+def _pop_table(tmp: Path, n: int = 30, **columns: object) -> Path:
+    table = samples.eurosat_ms().groupby("class").head(n // 10 or 1).reset_index(drop=True)
+    table = table[["image", "class", "lon", "lat", "pop_1km"]].assign(**columns)
+    table.to_csv(tmp / "pop.csv", index=False)
+    return tmp / "pop.csv"
+
+
+def _pop_model(tmp: Path) -> Path:
+    from humanscape.tasks.population.chips import chip_locations
+    from humanscape.tasks.population.model import PopulationModel
+
+    table = samples.eurosat_ms().groupby("class").head(3).reset_index(drop=True)
+    model = PopulationModel(method="features", bands=POP_BANDS, features=["stats"])
+    model.fit(
+        samples.read_eurosat_ms(table, POP_BANDS),
+        table["pop_1km"].to_numpy(),
+        locations=chip_locations(table),
+        progress=False,
+    )
+    return model.save(tmp / "popmodel")
+
+
+def _pop_scene(tmp: Path) -> Path:
+    return make_band_folder(tmp / "scene", bands=tuple(POP_BANDS), size=160, date="20170301")
+
+
+def _pop_map(tmp: Path, *extra: str) -> list[str]:
+    return [
+        "population", "predict", "--model", str(_pop_model(tmp)), "--scene", str(_pop_scene(tmp)),
+        "--cell", "800", "-o", str(tmp / "pop.tif"), *extra,
+    ]  # fmt: skip
+
+
+def _mixed_sizes(tmp: Path) -> Path:
+    table = samples.eurosat_ms().head(2)[["image", "pop_1km"]].reset_index(drop=True)
+    grid = GridSpec(CRS.from_epsg(32633), Affine(10, 0, 500000, 0, -10, 5800000), 32, 32)
+    small = write_raster(
+        tmp / "small.tif", np.full((4, 32, 32), 0.1, np.float32), grid,
+        units="reflectance", band_names=POP_BANDS,
+    )  # fmt: skip
+    table.loc[1, "image"] = str(small)
+    table.to_csv(tmp / "mixed.csv", index=False)
+    return tmp / "mixed.csv"
+
+
+def _far_grid(tmp: Path) -> Path:
+    grid = GridSpec(CRS.from_epsg(32633), Affine(1000, 0, 900000, 0, -1000, 5000000), 3, 3)
+    return write_raster(tmp / "far.tif", np.zeros((1, 3, 3), np.float32), grid, units="count")
+
+
+def _districts(tmp: Path, *, far: bool = False, column: str = "pop") -> Path:
+    import geopandas as gpd
+    from shapely.geometry import box
+
+    x = 900000 if far else 500000
+    gdf = gpd.GeoDataFrame(
+        {column: [100.0]}, geometry=[box(x, 5798400, x + 1600, 5800000)], crs=32633
+    )
+    gdf.to_file(tmp / "districts.gpkg")
+    return tmp / "districts.gpkg"
+
+
+def _pop_fit(tmp: Path, table: Path, *extra: str) -> list[str]:
+    return ["population", "fit", str(table), "--out", str(tmp / "m"), "--method", "features",
+            "--bands", ",".join(POP_BANDS), "--features", "stats", *extra]  # fmt: skip
+
+
 CASES: list[Case] = [
     # outputs
     Case(
@@ -533,6 +603,89 @@ CASES: list[Case] = [
         "multi-band file without band names",
         lambda t: ["info", str(_five_layers(t))],
         "--band-names",
+    ),
+    # population (Huang et al.)
+    Case(
+        "population: missing target column",
+        lambda t: _pop_fit(t, _pop_table(t), "--target", "people"),
+        "no column 'people'",
+    ),
+    Case(
+        "population: negative population",
+        lambda t: _pop_fit(t, _pop_table(t, pop_1km=-1.0), "--target", "pop_1km"),
+        "negative population",
+    ),
+    Case(
+        "population: NaN population",
+        lambda t: _pop_fit(t, _pop_table(t, pop_1km=float("nan")), "--target", "pop_1km"),
+        "missing, non-numeric or negative",
+    ),
+    Case(
+        "population: band not in the chips",
+        lambda t: [
+            "population",
+            "fit",
+            str(_pop_table(t)),
+            "--target",
+            "pop_1km",
+            "--out",
+            str(t / "m"),
+            "--bands",
+            "B02,B99",
+        ],  # fmt: skip
+        "no band B99",
+    ),
+    Case(
+        "population: chips of different sizes",
+        lambda t: _pop_fit(t, _mixed_sizes(t), "--target", "pop_1km"),
+        "the first chip 64 x 64 px",
+    ),
+    Case(
+        "population: unknown hold-out region",
+        lambda t: _pop_fit(
+            t,
+            _pop_table(t),
+            "--target",
+            "pop_1km",
+            "--holdout-group",
+            "class",
+            "--holdout",
+            "Nowhere",
+        ),  # fmt: skip
+        "no chip has class = Nowhere",
+    ),
+    Case(
+        "population map: grid does not overlap the scene",
+        lambda t: [*_pop_map(t)[:-4], "--grid", str(_far_grid(t)), "-o", str(t / "pop.tif")],
+        "does not overlap the requested grid",
+    ),
+    Case(
+        "population map: districts without the totals column",
+        lambda t: _pop_map(t, "--districts", str(_districts(t, column="people"))),
+        "no column 'pop'",
+    ),
+    Case(
+        "population map: districts outside the scene",
+        lambda t: _pop_map(t, "--districts", str(_districts(t, far=True))),
+        "no feature overlaps",
+    ),
+    Case(
+        "population predict: neither chips nor scene",
+        lambda t: ["population", "predict", "--model", str(_pop_model(t)), "-o", str(t / "p.csv")],
+        "give either a chip table or --scene",
+    ),
+    Case(
+        "population predict: not a model folder",
+        lambda t: [
+            "population",
+            "predict",
+            "--model",
+            str(t),
+            str(_pop_table(t)),
+            "-o",
+            str(t / "p.csv"),
+        ],  # fmt: skip
+        "not a population model folder",
     ),
 ]
 

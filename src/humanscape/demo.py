@@ -69,6 +69,11 @@ def run_demo(out: str | Path) -> dict[str, Path]:
     )
     outputs.update(_settlements(out / "settlements"))
 
+    console.rule(
+        "population: people per 1 km cell west of Berlin (model on real chips vs Eurostat census)"
+    )
+    outputs.update(_population(out / "population"))
+
     summary = {
         "outputs": {k: str(v) for k, v in outputs.items()},
         "seconds": round(time.perf_counter() - start, 1),
@@ -124,6 +129,70 @@ def _settlements(out: Path) -> dict[str, Path]:
         f"ranked 500 m grid ({len(grid)} cells)": out / "ranked_500m_grid.gpkg",
         f"candidate polygons ({len(polys)})": out / "candidates.gpkg",
         "settlement model (folder)": out / "model",
+    }
+
+
+def _population(out: Path) -> dict[str, Path]:
+    """The default population model fitted on the shipped real EuroSAT chips with census labels,
+    mapped over the Berlin scene on the grid of its real 1 km Eurostat census raster."""
+    import numpy as np
+
+    from humanscape.evaluate.regression import r2
+    from humanscape.report.quicklook import side_by_side
+    from humanscape.tasks.population.chips import chip_locations, load_chips
+    from humanscape.tasks.population.mapping import predict_map, reference_grid, write_map
+    from humanscape.tasks.population.model import PopulationModel
+
+    out.mkdir(parents=True, exist_ok=True)
+    model = PopulationModel()
+    chips = load_chips(
+        samples.sample_path("eurosat_ms", "population_1km.csv"),
+        model.input_bands,
+        target="pop_1km",
+        progress=False,
+    )
+    assert chips.population is not None
+    model.fit(chips.images, chips.population, locations=chip_locations(chips.table), progress=False)
+    model.save(out / "model")
+    v = model.validation_
+    console.print(
+        f"{model.method} ({model.arch} + ridge), {len(chips)} real chips; {model.validation_name_}: "
+        f"R2 log(1+p) {v['log']['r2']:.3f}, 90 % conformal interval x/÷ "
+        f"{np.exp(model.conformal_.quantile_):.1f}"
+    )
+    census_path = samples.sample_path("berlin", "population_1km_eurostat.tif")
+    cells = reference_grid(census_path)
+    with samples.berlin_scene() as scene:
+        result = predict_map(model, scene, cells, model.chip_shape_, progress=False)
+    tif = write_map(result, out / "berlin_population.tif")
+    census = samples.berlin_population()
+    truth, inside = census.data[0], census.data[4] >= 0.99
+    inside &= np.isfinite(result.population)
+    score = r2(np.log1p(truth[inside]), np.log1p(result.population[inside]))
+    total, estimate = float(truth[inside].sum()), float(result.population[inside].sum())
+    console.print(
+        f"Berlin scene, {int(inside.sum())} cells inside the scene: R2 log(1+p) {score:.3f}, "
+        f"census {total:,.0f} people, estimated {estimate:,.0f} "
+        f"({100 * (estimate - total) / total:+.0f} %); a winter scene unlike the training chips: "
+        "see docs/benchmarks.md"
+    )
+    png = side_by_side(
+        [
+            ("estimated (humanscape, Sentinel-2 2017-02-16)", result.population),
+            (
+                "census (Eurostat / GISCO 1 km grid, 2021)",
+                np.where(census.data[4] > 0, truth, np.nan),
+            ),
+        ],
+        result.grid,
+        out / "berlin_population.png",
+        title="Population per 1 km cell, west of Berlin",
+        units="people per cell",
+    )
+    return {
+        "population map (GeoTIFF, 1 km)": tif,
+        "population vs census (PNG)": png,
+        "population model (folder)": out / "model",
     }
 
 

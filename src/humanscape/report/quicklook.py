@@ -9,7 +9,7 @@ import numpy as np
 from PIL import Image
 
 from humanscape._atomic import atomic_output
-from humanscape.geo.raster import Scene, overview_grid
+from humanscape.geo.raster import GridSpec, Scene, overview_grid
 
 
 def stretch(rgb: np.ndarray, percentiles: tuple[float, float] = (2, 98)) -> np.ndarray:
@@ -102,3 +102,62 @@ def _average():
     from rasterio.enums import Resampling
 
     return Resampling.average
+
+
+def side_by_side(
+    panels: Sequence[tuple[str, np.ndarray]],
+    grid: GridSpec,
+    path: str | Path,
+    *,
+    title: str,
+    units: str,
+    vmin: float = 0.0,
+    vmax: float | None = None,
+    cmap: str = "viridis",
+) -> Path:
+    """Two or more maps of one grid next to each other: one colour scale, colour bar with units,
+    scale bar, CRS axes (e.g. an estimated and a census population grid). Written atomically."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from mpl_toolkits.axes_grid1.anchored_artists import AnchoredSizeBar
+
+    left, bottom, right, top = grid.bounds
+    if vmax is None:
+        finite = np.concatenate([a[np.isfinite(a)].ravel() for _, a in panels])
+        vmax = float(np.percentile(finite, 99)) if finite.size else 1.0
+    n = len(panels)
+    aspect = grid.height / grid.width
+    fig, axes = plt.subplots(1, n, figsize=(5.2 * n, 5.2 * aspect + 1.6), squeeze=False)
+    image = None
+    for ax, (label, values) in zip(axes[0], panels, strict=True):
+        image = ax.imshow(
+            np.ma.masked_invalid(values),
+            extent=(left, right, bottom, top),
+            cmap=cmap,
+            vmin=vmin,
+            vmax=vmax,
+            interpolation="nearest",
+        )
+        ax.set_title(label, fontsize=10)
+        ax.ticklabel_format(useOffset=False, style="plain")
+        ax.tick_params(labelsize=7)
+        unit = "m" if grid.crs.is_projected else "deg"
+        ax.set_xlabel(f"x ({grid.crs.to_string()}, {unit})", fontsize=8)
+        if grid.crs.is_projected:
+            span = right - left
+            length = 10 ** np.floor(np.log10(span / 4))
+            length *= 5 if span / 4 >= 5 * length else (2 if span / 4 >= 2 * length else 1)
+            text = f"{length / 1000:g} km" if length >= 1000 else f"{length:g} m"
+            ax.add_artist(
+                AnchoredSizeBar(
+                    ax.transData, length, text, "lower left", color="white", frameon=False
+                )
+            )
+    fig.suptitle(title, fontsize=11)
+    fig.colorbar(image, ax=list(axes[0]), label=units, shrink=0.8)
+    with atomic_output(path) as tmp:
+        fig.savefig(tmp, dpi=110, bbox_inches="tight", format="png")
+    plt.close(fig)
+    return Path(path)

@@ -247,6 +247,9 @@ class PopulationModel:
         Fit the isotonic bias correction on validation predictions and apply it.
     mosaiks_filters
         K of the MOSAIKS features (2K values).
+    tta
+        Test-time augmentation: the CNN's prediction is the mean over the chip's 8 rotations and
+        mirror images (overhead imagery has no canonical orientation; training saw all 8).
     seed
         Seed of the split, the initialisation, the batches and the random features.
     """
@@ -270,6 +273,7 @@ class PopulationModel:
         alpha: float = 0.1,
         bias_correction: bool = False,
         mosaiks_filters: int = 512,
+        tta: bool = True,
         seed: int = 0,
     ) -> None:
         self.method, self.arch, self.bands = method, arch, list(bands)
@@ -277,7 +281,7 @@ class PopulationModel:
         self.input_size, self.epochs, self.batch_size = input_size, epochs, batch_size
         self.lr, self.patience, self.dropout = lr, patience, dropout
         self.target, self.alpha, self.bias_correction = target, alpha, bias_correction
-        self.mosaiks_filters, self.seed = mosaiks_filters, seed
+        self.mosaiks_filters, self.tta, self.seed = mosaiks_filters, tta, seed
         self._check()
 
     def _check(self) -> None:
@@ -322,7 +326,7 @@ class PopulationModel:
     def get_params(self) -> dict[str, Any]:
         keys = (
             "method arch bands features head encoder input_size epochs batch_size lr patience "
-            "dropout target alpha bias_correction mosaiks_filters seed"
+            "dropout target alpha bias_correction mosaiks_filters tta seed"
         ).split()
         return {k: getattr(self, k) for k in keys}
 
@@ -408,7 +412,11 @@ class PopulationModel:
         out = []
         for start in range(0, len(own), batch_size):
             x = torch.from_numpy(np.ascontiguousarray(own[start : start + batch_size]))
-            out.append(self.net_(torch.nan_to_num((x - mean) / std, nan=0.0)).numpy())
+            x = torch.nan_to_num((x - mean) / std, nan=0.0)
+            views = [torch.rot90(x, k, dims=(2, 3)) for k in range(4 if self.tta else 1)]
+            if self.tta:
+                views += [v.flip(3) for v in views]
+            out.append(torch.stack([self.net_(v) for v in views]).mean(0).numpy())
         return np.concatenate(out).astype(np.float64)
 
     def raw_log_predict(self, images: np.ndarray) -> np.ndarray:
@@ -524,8 +532,18 @@ class PopulationModel:
         )
 
     # -- persistence
-    def save(self, folder: str | Path) -> Path:
-        """Write the model folder (see the module docstring) atomically."""
+    def save(
+        self,
+        folder: str | Path,
+        *,
+        extra_files: dict[str, str] | None = None,
+        extra_config: dict[str, Any] | None = None,
+    ) -> Path:
+        """Write the model folder (see the module docstring) atomically.
+
+        ``extra_files`` (name -> text, e.g. metric tables) and ``extra_config`` (keys added to
+        ``config.json``) are written into the same folder in the same atomic step.
+        """
         import skops.io as sio
 
         if not hasattr(self, "conformal_"):
@@ -569,6 +587,9 @@ class PopulationModel:
                         {"weight": m.weight_, "offset": m.offset_},
                         str(tmp / "mosaiks.safetensors"),
                     )
+            for name, text in (extra_files or {}).items():
+                (tmp / name).write_text(text)
+            config |= extra_config or {}
             (tmp / "config.json").write_text(json.dumps(config, indent=2))
         return folder
 

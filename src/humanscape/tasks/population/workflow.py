@@ -5,7 +5,6 @@ Each writes its outputs atomically and returns what the command prints.
 
 from __future__ import annotations
 
-import json
 import logging
 from pathlib import Path
 
@@ -80,58 +79,24 @@ def fit_population(
         f"validation R2 (log {model.target}) {model.validation_['log']['r2']:.3f}, "
         f"conformal {100 * (1 - model.alpha):.0f} % quantile {model.conformal_.quantile_:.3f} (log)",
     ]
-    with _saved(model, out) as folder:
-        rows = [{"set": "validation", "scale": f"{model.target}", **model.validation_["log"]}]
-        rows.append({"set": "validation", "scale": "count", **model.validation_["counts"]})
-        pd.DataFrame(rows).to_csv(folder / "validation.csv", index=False)
-        config = json.loads((folder / "config.json").read_text())
-        config["neighbors"] = neighbors
-        if transfer is not None:
-            images = chips.images[transfer.test]
-            pred, lower, upper = model.predict_interval(images)
-            frame = metrics_table(
-                chips.population[transfer.test], pred, lower, upper, label=transfer.name
-            )
-            frame.to_csv(folder / "transfer.csv", index=False)
-            row = frame.set_index("scale").loc["log1p"]
-            config["transfer"] = {"held_out": transfer.name, "n": int(transfer.test.size)}
-            lines.append(
-                f"transfer to {transfer.name} ({transfer.test.size} chips never seen): "
-                f"R2 log1p {row['r2']:.3f}, coverage {row['coverage']:.3f}"
-            )
-        (folder / "config.json").write_text(json.dumps(config, indent=2))
+    rows = [{"set": "validation", "scale": model.target, **model.validation_["log"]}]
+    rows.append({"set": "validation", "scale": "count", **model.validation_["counts"]})
+    files = {"validation.csv": pd.DataFrame(rows).to_csv(index=False)}
+    config: dict[str, object] = {"neighbors": neighbors}
+    if transfer is not None:
+        pred, lower, upper = model.predict_interval(chips.images[transfer.test])
+        frame = metrics_table(
+            chips.population[transfer.test], pred, lower, upper, label=transfer.name
+        )
+        files["transfer.csv"] = frame.to_csv(index=False)
+        row = frame.set_index("scale").loc["log1p"]
+        config["transfer"] = {"held_out": transfer.name, "n": int(transfer.test.size)}
+        lines.append(
+            f"transfer to {transfer.name} ({transfer.test.size} chips never seen): "
+            f"R2 log1p {row['r2']:.3f}, coverage {row['coverage']:.3f}"
+        )
+    model.save(out, extra_files=files, extra_config=config)
     return lines
-
-
-class _saved:
-    """Save the model into a temporary folder, let the caller add files, then move it in place."""
-
-    def __init__(self, model: PopulationModel, out: Path) -> None:
-        self.model, self.out = model, out
-
-    def __enter__(self) -> Path:
-        import tempfile
-
-        self.tmp = Path(tempfile.mkdtemp(prefix=".humanscape-model-", dir=_parent(self.out)))
-        self.model.save(self.tmp / "m")
-        return self.tmp / "m"
-
-    def __exit__(self, kind: object, *_: object) -> None:
-        import shutil
-
-        try:
-            if kind is None:
-                if self.out.exists():
-                    shutil.rmtree(self.out)
-                (self.tmp / "m").rename(self.out)
-        finally:
-            shutil.rmtree(self.tmp, ignore_errors=True)
-
-
-def _parent(path: Path) -> Path:
-    parent = path.resolve().parent
-    parent.mkdir(parents=True, exist_ok=True)
-    return parent
 
 
 def predict_table(model: PopulationModel, chip_table: Path, out: Path) -> pd.DataFrame:
