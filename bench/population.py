@@ -69,19 +69,28 @@ def configurations(epochs: int, paper_epochs: int) -> dict[str, dict]:
         "ridge_stats_mosaiks": feats | {"features": ["stats", "mosaiks"], "head": "ridge"},
         "cnn_resnet18_rgbn": cnn | {"arch": "resnet18", "bands": list(RGBN)},
         "cnn_resnet18_13": cnn | {"arch": "resnet18", "bands": ALL},
-        "finetune_shipped": cnn | {"arch": ENCODER, "bands": ALL, "lr": 3e-4},
-        "ensemble_resnet18_13": {
-            "method": "ensemble",
-            "arch": "resnet18",
-            "bands": ALL,
-            "features": ["stats", "mosaiks"],
-            "epochs": epochs,
-        },
-        "ensemble_resnet18_rgbn": {
+        "finetune_shipped": cnn | {"arch": ENCODER, "lr": 3e-4},
+        "ensemble_rgbn": {
             "method": "ensemble",
             "arch": "resnet18",
             "bands": list(RGBN),
             "features": ["stats", "mosaiks"],
+            "epochs": epochs,
+        },
+        "ensemble_rgbn_cnn_13_head": {
+            "method": "ensemble",
+            "arch": "resnet18",
+            "bands": list(RGBN),
+            "feature_bands": ALL,
+            "features": ["stats", "mosaiks"],
+            "epochs": epochs,
+        },
+        "ensemble_rgbn_cnn_13_ridge_stats": {
+            "method": "ensemble",
+            "arch": "resnet18",
+            "bands": list(RGBN),
+            "feature_bands": ALL,
+            "features": ["stats"],
             "epochs": epochs,
         },
         **{
@@ -214,7 +223,7 @@ def berlin_part(params: dict) -> None:
 
 def synthetic_part(epochs: int) -> None:
     """nbr(n) on the synthetic world (the real chips are isolated): 32 px cells (320 m), a
-    1536 x 1536 px world (2,304 cells), chips of n x n cells cut by ``chip_scene``; spatial CV in
+    1024 x 1024 px world (1,024 cells), chips of n x n cells cut by ``chip_scene``; spatial CV in
     4 folds of 2 km blocks; CNN (ResNet-18, 13 bands, inputs resized to 64 px so every n costs the
     same) and the ridge head; R2 and the Table III slope (the paper's dense-cell under-estimation)."""
     import tempfile
@@ -225,7 +234,7 @@ def synthetic_part(epochs: int) -> None:
     from humanscape.geo.grid import regular_grid
     from humanscape.geo.raster import open_scene
 
-    world = SyntheticWorld(1536, 1536, seed=3, n_districts=20)
+    world = SyntheticWorld(1024, 1024, seed=3, n_districts=20)
     cell_px = 32
     truth = world.population_grid(cell_px)
     results = {}

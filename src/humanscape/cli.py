@@ -996,7 +996,12 @@ def population_fit(
         ),
     ] = "resnet18",
     bands: Annotated[
-        str | None, typer.Option(help="Bands by name, comma-separated (default all 13 Sentinel-2).")
+        str | None,
+        typer.Option(help="CNN bands by name, comma-separated (default B02,B03,B04,B08)."),
+    ] = None,
+    feature_bands: Annotated[
+        str | None,
+        typer.Option(help="Bands of the feature head (default all 13 Sentinel-2 bands)."),
     ] = None,
     features: Annotated[
         str,
@@ -1054,7 +1059,7 @@ def population_fit(
     model = PopulationModel(
         method=method,
         arch=arch,
-        bands=_bands_option(bands) or _all_s2_bands(),
+        **_given(bands=_bands_option(bands), feature_bands=_bands_option(feature_bands)),
         features=_bands_option(features) or [],
         head=head,
         input_size=input_size,
@@ -1089,10 +1094,9 @@ def population_fit(
     console.print(f"wrote {out}")
 
 
-def _all_s2_bands() -> list[str]:
-    from humanscape.data.chiptable import EUROSAT_MS_ORDER
-
-    return list(EUROSAT_MS_ORDER)
+def _given(**options: object) -> dict[str, object]:
+    """The options the user set (the estimator's defaults apply to the others)."""
+    return {k: v for k, v in options.items() if v is not None}
 
 
 @population_app.command("predict")

@@ -213,6 +213,7 @@ def test_cnn_model_early_stops_and_reloads_identically(tmp_path, real_chips):
         epochs=3,
         patience=1,
         batch_size=8,
+        cnn_seeds=2,
     )
     model.fit(images[:, :, :32, :32], pop, locations=chip_locations(table), progress=False)
     pred = model.predict(images[:, :, :32, :32])
@@ -221,7 +222,12 @@ def test_cnn_model_early_stops_and_reloads_identically(tmp_path, real_chips):
         tmp_path / "m" / "head.skops"
     ).exists()
     again = PopulationModel.load(tmp_path / "m")
+    assert len(again.nets_) == 2 and len(model.epochs_run_) == 2
     np.testing.assert_allclose(again.predict(images[:, :, :32, :32]), pred, rtol=1e-5)
+    # the two seeds give two different networks, both used
+    single = again.raw_log_predict(images[:, :, :32, :32])
+    again.nets_ = again.nets_[:1]
+    assert not np.allclose(again.raw_log_predict(images[:, :, :32, :32]), single)
 
 
 def test_a_corrupt_model_file_is_refused_by_name(tmp_path, real_chips):

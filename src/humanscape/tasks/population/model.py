@@ -230,7 +230,9 @@ class PopulationModel:
         CNN backbone: ``resnet18``, ``vgg16_bn``, ``resnet50``, ``xception``, ``densenet121``, any
         timm name, or a shipped encoder name (fine-tuned from its SimCLR weights).
     bands
-        Input bands by name, in order (the shipped encoder's 13 when ``arch`` is one).
+        Input bands of the CNN by name, in order (a shipped encoder ``arch`` takes its own).
+    feature_bands
+        Bands of the feature head (default: ``bands``).
     features, head
         Frozen features (subset of ``stats``, ``mosaiks``, ``encoder``) and the head on them.
     encoder
@@ -250,6 +252,9 @@ class PopulationModel:
     tta
         Test-time augmentation: the CNN's prediction is the mean over the chip's 8 rotations and
         mirror images (overhead imagery has no canonical orientation; training saw all 8).
+    cnn_seeds
+        Number of CNNs trained from different seeds and averaged (a deep ensemble,
+        Lakshminarayanan et al. 2017); seeds ``seed``, ``seed + 1`` ...
     seed
         Seed of the split, the initialisation, the batches and the random features.
     """
@@ -260,6 +265,7 @@ class PopulationModel:
         method: str = "ensemble",
         arch: str = "resnet18",
         bands: Sequence[str] = RGBN,
+        feature_bands: Sequence[str] | None = None,
         features: Sequence[str] = ("stats", "mosaiks"),
         head: str = "ridge",
         encoder: str = "simclr_resnet18half_eurosat_ms",
@@ -274,14 +280,17 @@ class PopulationModel:
         bias_correction: bool = False,
         mosaiks_filters: int = 512,
         tta: bool = True,
+        cnn_seeds: int = 1,
         seed: int = 0,
     ) -> None:
         self.method, self.arch, self.bands = method, arch, list(bands)
         self.features, self.head, self.encoder = list(features), head, encoder
+        self.feature_bands = list(feature_bands) if feature_bands else None
         self.input_size, self.epochs, self.batch_size = input_size, epochs, batch_size
         self.lr, self.patience, self.dropout = lr, patience, dropout
         self.target, self.alpha, self.bias_correction = target, alpha, bias_correction
         self.mosaiks_filters, self.tta, self.seed = mosaiks_filters, tta, seed
+        self.cnn_seeds = cnn_seeds
         self._check()
 
     def _check(self) -> None:
@@ -304,6 +313,8 @@ class PopulationModel:
             )
         if not 0 < self.alpha < 1:
             raise HumanscapeError(f"alpha must be in (0, 1), got {self.alpha}")
+        if self.cnn_seeds < 1:
+            raise HumanscapeError(f"cnn_seeds must be at least 1, got {self.cnn_seeds}")
         if not self.bands:
             raise HumanscapeError("no input band given", fix="give --bands, e.g. B02,B03,B04,B08")
 
@@ -316,17 +327,37 @@ class PopulationModel:
         return self.method in ("features", "ensemble")
 
     @property
+    def cnn_bands(self) -> list[str]:
+        """Bands of the CNN: ``bands``, or a shipped encoder's own when ``arch`` names one."""
+        from humanscape.models.registry import list_weights
+
+        for entry in list_weights():
+            if entry.name == self.arch:
+                return list(entry.bands)
+        return list(self.bands)
+
+    @property
+    def head_bands(self) -> list[str]:
+        """Bands of the feature head: ``feature_bands``, else ``bands``."""
+        return list(self.feature_bands) if self.feature_bands else list(self.bands)
+
+    @property
     def input_bands(self) -> list[str]:
         """Bands the model reads from a chip: its own, then the feature encoder's."""
-        out = list(self.bands)
+        out: list[str] = []
+        for names in (
+            self.cnn_bands if self.uses_cnn else [],
+            self.head_bands if self.uses_features else [],
+        ):
+            out += [b for b in names if b not in out]
         if self.uses_features and "encoder" in self.features:
             out += [b for b in self._feature_encoder().bands if b not in out]
         return out
 
     def get_params(self) -> dict[str, Any]:
         keys = (
-            "method arch bands features head encoder input_size epochs batch_size lr patience "
-            "dropout target alpha bias_correction mosaiks_filters tta seed"
+            "method arch bands feature_bands features head encoder input_size epochs batch_size lr patience "
+            "dropout target alpha bias_correction mosaiks_filters tta cnn_seeds seed"
         ).split()
         return {k: getattr(self, k) for k in keys}
 
@@ -343,10 +374,10 @@ class PopulationModel:
         return images[:, index]
 
     def _feature_matrix(self, images: np.ndarray) -> np.ndarray:
-        own = self._select(images, self.bands)
+        own = self._select(images, self.head_bands)
         parts = []
         if "stats" in self.features:
-            parts.append(band_statistics(own, self.bands))
+            parts.append(band_statistics(own, self.head_bands))
         if "mosaiks" in self.features:
             parts.append(self.mosaiks_.transform(np.nan_to_num(own)))
         if "encoder" in self.features:
@@ -359,7 +390,7 @@ class PopulationModel:
     def _fit_features(self, images: np.ndarray, y: np.ndarray) -> None:
         if "mosaiks" in self.features:
             self.mosaiks_ = RandomConvFeatures(self.mosaiks_filters, seed=self.seed).fit(
-                np.nan_to_num(self._select(images, self.bands))
+                np.nan_to_num(self._select(images, self.head_bands))
             )
         self.head_ = ClippedRegressor(self.head, self.seed).fit(self._feature_matrix(images), y)
 
@@ -371,44 +402,47 @@ class PopulationModel:
         work_dir: str | Path | None,
         progress: bool,
     ) -> None:
-        own = self._select(images, self.bands)
-        net, mean, std = build_net(
-            self.arch, self.bands, input_size=self.input_size, dropout=self.dropout
-        )
-        if mean is None or std is None:
-            with np.errstate(all="ignore"):
-                mean = np.nanmean(own, axis=(0, 2, 3)).tolist()
-                std = np.maximum(np.nanstd(own, axis=(0, 2, 3)), 1e-6).tolist()
-        self.norm_ = {"mean": [float(m) for m in mean], "std": [float(s) for s in std]}
-        torch.manual_seed(self.seed)
-        module = PopulationRegressor(net, mean, std, self.lr)
-        train = TensorDataset(torch.from_numpy(own), torch.from_numpy(y.astype(np.float32)))
-        val_set = None
-        if val is not None:
-            val_set = TensorDataset(
-                torch.from_numpy(self._select(val[0], self.bands)),
-                torch.from_numpy(val[1].astype(np.float32)),
+        own = self._select(images, self.cnn_bands)
+        self.nets_: list[RegressionNet] = []
+        self.epochs_run_: list[int] = []
+        for k in range(self.cnn_seeds):
+            seed = self.seed + k
+            torch.manual_seed(seed)
+            net, mean, std = build_net(
+                self.arch, self.cnn_bands, input_size=self.input_size, dropout=self.dropout
             )
-        fit_module(
-            module,
-            train,
-            epochs=self.epochs,
-            batch_size=self.batch_size,
-            work_dir=work_dir,
-            seed=self.seed,
-            progress=progress,
-            val_dataset=val_set,
-            patience=self.patience,
-        )
-        self.net_ = module.net.eval()
-        self.epochs_run_ = int(module.current_epoch) if module._trainer is not None else self.epochs
+            if mean is None or std is None:
+                with np.errstate(all="ignore"):
+                    mean = np.nanmean(own, axis=(0, 2, 3)).tolist()
+                    std = np.maximum(np.nanstd(own, axis=(0, 2, 3)), 1e-6).tolist()
+            self.norm_ = {"mean": [float(m) for m in mean], "std": [float(s) for s in std]}
+            module = PopulationRegressor(net, mean, std, self.lr)
+            train = TensorDataset(torch.from_numpy(own), torch.from_numpy(y.astype(np.float32)))
+            val_set = None
+            if val is not None:
+                val_set = TensorDataset(
+                    torch.from_numpy(self._select(val[0], self.cnn_bands)),
+                    torch.from_numpy(val[1].astype(np.float32)),
+                )
+            fit_module(
+                module,
+                train,
+                epochs=self.epochs,
+                batch_size=self.batch_size,
+                work_dir=Path(work_dir) / f"cnn{k}" if work_dir is not None else None,
+                seed=seed,
+                progress=progress,
+                val_dataset=val_set,
+                patience=self.patience,
+            )
+            self.nets_.append(module.net.eval())
+            self.epochs_run_.append(int(module.current_epoch))
 
     @torch.inference_mode()
     def _cnn_predict(self, images: np.ndarray, batch_size: int = 64) -> np.ndarray:
-        own = self._select(images, self.bands)
+        own = self._select(images, self.cnn_bands)
         mean = torch.tensor(self.norm_["mean"]).view(1, -1, 1, 1)
         std = torch.tensor(self.norm_["std"]).view(1, -1, 1, 1)
-        self.net_.eval()
         out = []
         for start in range(0, len(own), batch_size):
             x = torch.from_numpy(np.ascontiguousarray(own[start : start + batch_size]))
@@ -416,7 +450,9 @@ class PopulationModel:
             views = [torch.rot90(x, k, dims=(2, 3)) for k in range(4 if self.tta else 1)]
             if self.tta:
                 views += [v.flip(3) for v in views]
-            out.append(torch.stack([self.net_(v) for v in views]).mean(0).numpy())
+            out.append(
+                torch.stack([net.eval()(v) for net in self.nets_ for v in views]).mean(0).numpy()
+            )
         return np.concatenate(out).astype(np.float64)
 
     def raw_log_predict(self, images: np.ndarray) -> np.ndarray:
@@ -576,7 +612,9 @@ class PopulationModel:
         with atomic_folder(folder, marker="config.json") as tmp:
             if self.uses_cnn:
                 state = {
-                    k: v.detach().contiguous().cpu() for k, v in self.net_.state_dict().items()
+                    f"{i}.{k}": v.detach().contiguous().cpu()
+                    for i, net in enumerate(self.nets_)
+                    for k, v in net.state_dict().items()
                 }
                 save_file(state, str(tmp / "cnn.safetensors"))
             if self.uses_features:
@@ -632,11 +670,15 @@ class PopulationModel:
         if model.uses_cnn:
             model.norm_ = config["normalisation"]
             model.epochs_run_ = config.get("epochs_run", 0)
-            net, _, _ = build_net(
-                model.arch, model.bands, input_size=model.input_size, dropout=model.dropout
-            )
-            _load_state(net, folder / "cnn.safetensors", load_file)
-            model.net_ = net.eval()
+            state = _read(folder / "cnn.safetensors", load_file)
+            model.nets_ = []
+            for i in range(model.cnn_seeds):
+                net, _, _ = build_net(
+                    model.arch, model.cnn_bands, input_size=model.input_size, dropout=model.dropout
+                )
+                part = {k.split(".", 1)[1]: v for k, v in state.items() if k.startswith(f"{i}.")}
+                _load_state(net, part, folder / "cnn.safetensors")
+                model.nets_.append(net.eval())
         if model.uses_features:
             model.head_ = _load_head(folder / "head.skops")
             if "mosaiks" in model.features:
@@ -661,8 +703,7 @@ def _read(path: Path, reader: Callable[[str], Any]) -> Any:
         ) from None
 
 
-def _load_state(net: torch.nn.Module, path: Path, reader: Callable[[str], Any]) -> None:
-    state = _read(path, reader)
+def _load_state(net: torch.nn.Module, state: dict[str, torch.Tensor], path: Path) -> None:
     try:
         net.load_state_dict(state)
     except RuntimeError as exc:
