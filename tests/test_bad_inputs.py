@@ -165,7 +165,9 @@ def _pop_model(tmp: Path) -> Path:
     from humanscape.tasks.population.model import PopulationModel
 
     table = samples.eurosat_ms().groupby("class").head(3).reset_index(drop=True)
-    model = PopulationModel(method="features", bands=POP_BANDS, features=["stats"])
+    model = PopulationModel(
+        method="features", bands=POP_BANDS, feature_bands=POP_BANDS, features=["stats"]
+    )
     model.fit(
         samples.read_eurosat_ms(table, POP_BANDS),
         table["pop_1km"].to_numpy(),

@@ -984,7 +984,7 @@ def population_fit(
     method: Annotated[
         str,
         typer.Option(
-            help="ensemble (CNN + ridge on band statistics and MOSAIKS), cnn, or features.",
+            help="ensemble (CNN on R, G, B, NIR + ridge on 13-band statistics), cnn, or features.",
             callback=_one_of("ensemble", "cnn", "features"),
         ),
     ] = "ensemble",
@@ -1004,11 +1004,12 @@ def population_fit(
         typer.Option(help="Bands of the feature head (default all 13 Sentinel-2 bands)."),
     ] = None,
     features: Annotated[
-        str,
+        str | None,
         typer.Option(
-            help="Frozen features of the head: stats, mosaiks, encoder (comma-separated)."
+            help="Frozen features of the head: stats, mosaiks, encoder (comma-separated; "
+            "default stats)."
         ),
-    ] = "stats,mosaiks",
+    ] = None,
     head: Annotated[
         str, typer.Option(help="Head on the features.", callback=_one_of("ridge", "hgb", "rf"))
     ] = "ridge",
@@ -1020,6 +1021,10 @@ def population_fit(
         typer.Option(help="Resize chips to this side for the CNN (paper: 256).", min=8, max=1024),
     ] = None,
     epochs: Annotated[int, typer.Option(help="Most CNN epochs.", min=1, max=10_000)] = 30,
+    cnn_seeds: Annotated[
+        int | None,
+        typer.Option(help="CNNs trained from different seeds and averaged.", min=1, max=20),
+    ] = None,
     patience: Annotated[int, typer.Option(help="Early-stopping patience (epochs).", min=1)] = 10,
     batch_size: Annotated[int, typer.Option(help="CNN batch size.", min=1, max=4096)] = 32,
     lr: Annotated[float, typer.Option(help="Adam learning rate.", min=1e-7, max=1.0)] = 1e-3,
@@ -1059,8 +1064,13 @@ def population_fit(
     model = PopulationModel(
         method=method,
         arch=arch,
-        **_given(bands=_bands_option(bands), feature_bands=_bands_option(feature_bands)),
-        features=_bands_option(features) or [],
+        **_given(
+            bands=_bands_option(bands),
+            feature_bands=_bands_option(feature_bands)
+            or (_bands_option(bands) if method == "features" else None),
+            cnn_seeds=cnn_seeds,
+            features=_bands_option(features),
+        ),
         head=head,
         input_size=input_size,
         epochs=epochs,

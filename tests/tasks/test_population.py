@@ -188,6 +188,7 @@ def test_features_model_learns_population_and_reloads_identically(tmp_path, real
     model = PopulationModel(
         method="features",
         bands=RGBN,
+        feature_bands=None,  # the head on the same 4 bands
         features=["stats", "mosaiks"],
         mosaiks_filters=32,
         bias_correction=True,
@@ -209,6 +210,7 @@ def test_cnn_model_early_stops_and_reloads_identically(tmp_path, real_chips):
         method="ensemble",
         arch="resnet18",
         bands=RGBN,
+        feature_bands=["B04", "B08"],  # a subset: the model reads the union of its members' bands
         features=["stats"],
         epochs=3,
         patience=1,
@@ -232,7 +234,7 @@ def test_cnn_model_early_stops_and_reloads_identically(tmp_path, real_chips):
 
 def test_a_corrupt_model_file_is_refused_by_name(tmp_path, real_chips):
     images, pop, table = real_chips
-    model = PopulationModel(method="features", bands=RGBN, features=["stats"])
+    model = PopulationModel(method="features", bands=RGBN, feature_bands=None, features=["stats"])
     model.fit(images, pop, locations=chip_locations(table), progress=False).save(tmp_path / "m")
     (tmp_path / "m" / "head.skops").write_bytes(b"not a zip")
     with pytest.raises(HumanscapeError, match="head.skops"):
@@ -262,7 +264,7 @@ class _Constant(PopulationModel):
     """A fitted stand-in predicting the chip's mean B04 reflectance x 1000 people."""
 
     def __init__(self) -> None:
-        super().__init__(method="features", bands=["B04"], features=["stats"])
+        super().__init__(method="features", bands=["B04"], feature_bands=None, features=["stats"])
         from humanscape.evaluate.uncertainty import SplitConformal
 
         self.conformal_ = SplitConformal(0.1)

@@ -52,6 +52,7 @@ from torch.utils.data import TensorDataset
 
 from humanscape import __version__
 from humanscape._atomic import atomic_folder
+from humanscape.data.chiptable import EUROSAT_MS_ORDER
 from humanscape.data.splits import Split, block_folds
 from humanscape.errors import HumanscapeError
 from humanscape.evaluate.regression import agreement, bias_analysis, log_population
@@ -76,6 +77,8 @@ TARGETS = ("log1p", "log")
 PAPER_ARCHS = ("vgg16_bn", "resnet50", "xception", "densenet121")
 #: Paper's band list (Sec. III.A): R, G, B, NIR.
 RGBN = ("B02", "B03", "B04", "B08")
+#: The 13 Sentinel-2 bands of EuroSAT-style chips: the default bands of the feature head.
+S2_BANDS = EUROSAT_MS_ORDER
 #: Types a saved feature head may hold besides scikit-learn's own (skops allow-list).
 SKOPS_TRUSTED = (
     "numpy.dtype",
@@ -232,7 +235,7 @@ class PopulationModel:
     bands
         Input bands of the CNN by name, in order (a shipped encoder ``arch`` takes its own).
     feature_bands
-        Bands of the feature head (default: ``bands``).
+        Bands of the feature head (default the 13 Sentinel-2 bands; ``None``: ``bands``).
     features, head
         Frozen features (subset of ``stats``, ``mosaiks``, ``encoder``) and the head on them.
     encoder
@@ -265,8 +268,8 @@ class PopulationModel:
         method: str = "ensemble",
         arch: str = "resnet18",
         bands: Sequence[str] = RGBN,
-        feature_bands: Sequence[str] | None = None,
-        features: Sequence[str] = ("stats", "mosaiks"),
+        feature_bands: Sequence[str] | None = S2_BANDS,
+        features: Sequence[str] = ("stats",),
         head: str = "ridge",
         encoder: str = "simclr_resnet18half_eurosat_ms",
         input_size: int | None = None,
