@@ -1045,6 +1045,12 @@ def population_fit(
     groups: Annotated[
         str | None, typer.Option(help="Column of spatial groups for the validation split.")
     ] = None,
+    block_km: Annotated[
+        float,
+        typer.Option(
+            help="Block size of the spatial validation split (without --groups).", min=0.01
+        ),
+    ] = 50.0,
     holdout_group: Annotated[
         str | None,
         typer.Option(help="Column of regions: train on the others, test on --holdout (transfer)."),
@@ -1097,6 +1103,7 @@ def population_fit(
         holdout_group=holdout_group,
         holdout=holdout,
         neighbors=neighbors,
+        block_m=block_km * 1000,
         source=chip_table,
     )
     for line in summary:

@@ -144,7 +144,7 @@ def _population(out: Path) -> dict[str, Path]:
     from humanscape.tasks.population.model import PopulationModel
 
     out.mkdir(parents=True, exist_ok=True)
-    model = PopulationModel()
+    model = PopulationModel(cnn_seeds=1)  # the default averages 3 CNNs: 3x the time, +0.01 R2
     chips = load_chips(
         samples.sample_path("eurosat_ms", "population_1km.csv"),
         model.input_bands,

@@ -151,7 +151,7 @@ def spatial_validation(
     if folds is None:
         raise HumanscapeError(
             f"every chip lies in one {block_m / 1000:g} km block: no spatial validation possible",
-            fix="give a group column, or smaller --block-km",
+            fix="give --groups COLUMN, or smaller --block-km",
         )
     return Split(folds[0].train, folds[0].test, f"validation: {folds[0].name}")
 
@@ -283,7 +283,7 @@ class PopulationModel:
         bias_correction: bool = False,
         mosaiks_filters: int = 512,
         tta: bool = True,
-        cnn_seeds: int = 1,
+        cnn_seeds: int = 3,
         seed: int = 0,
     ) -> None:
         self.method, self.arch, self.bands = method, arch, list(bands)
@@ -486,13 +486,15 @@ class PopulationModel:
         locations: np.ndarray | None = None,
         groups: np.ndarray | None = None,
         validation: Split | None = None,
+        block_m: float = 50_000.0,
         work_dir: str | Path | None = None,
         progress: bool = True,
     ) -> PopulationModel:
         """Fit on ``(n, len(input_bands), H, W)`` reflectance chips and their population counts.
 
         The validation split is ``validation`` if given, else :func:`spatial_validation` of
-        ``groups`` or ``locations`` (metres). ``work_dir`` keeps the CNN's checkpoints (resume).
+        ``groups`` or ``locations`` (metres, in ``block_m`` blocks). ``work_dir`` keeps the CNN's
+        checkpoints (an interrupted fit started again resumes).
         """
         self._check()
         images = np.asarray(images, dtype=np.float32)
@@ -508,7 +510,7 @@ class PopulationModel:
             )
         if not np.isfinite(population).all() or (population < 0).any():
             raise HumanscapeError("population counts must be finite and not negative")
-        split = validation or spatial_validation(locations, groups, seed=self.seed)
+        split = validation or spatial_validation(locations, groups, block_m=block_m, seed=self.seed)
         if split.train.size < 2 or split.test.size < 2:
             raise HumanscapeError(
                 f"{split.describe()}: too few chips to fit and validate",

@@ -33,6 +33,7 @@ def fit_population(
     holdout_group: str | None = None,
     holdout: list[str] | None = None,
     neighbors: int = 1,
+    block_m: float = 50_000.0,
     source: str | Path = "chip table",
 ) -> list[str]:
     """Fit ``model`` (on all chips, or all but the held-out region) and save it to ``out``.
@@ -71,6 +72,7 @@ def fit_population(
         chips.population[keep],
         locations=locations[keep] if locations is not None else None,
         groups=group_values[keep] if group_values is not None else None,
+        block_m=block_m,
         work_dir=None,
     )
     lines = [
