@@ -1177,10 +1177,28 @@ def population_predict(
             grid=grid,
             districts=districts,
             total_column=total_column,
-            png=png,
         )
     for line in lines:
         console.print(line)
+    if png is not None:
+        import numpy as np
+        import rasterio
+
+        from humanscape.report.quicklook import scalar_quicklook
+
+        with rasterio.open(out) as src:
+            values = src.read(1)
+        vmax = float(np.nanpercentile(values, 99)) if np.isfinite(values).any() else 1.0
+        scalar_quicklook(
+            out,
+            png,
+            title="Estimated population per cell",
+            units="people per cell",
+            vmin=0.0,
+            vmax=max(vmax, 1.0),
+            cmap="viridis",
+        )
+        console.print(f"wrote {png}")
 
 
 @population_app.command("evaluate")

@@ -166,7 +166,6 @@ def map_population(
     grid: Path | None = None,
     districts: Path | None = None,
     total_column: str = "pop",
-    png: Path | None = None,
 ) -> list[str]:
     """A population GeoTIFF of ``scene`` on a cell grid; census-consistent when ``districts`` given."""
     from humanscape.geo.grid import arcsec_grid, regular_grid
@@ -210,18 +209,4 @@ def map_population(
         f"wrote {out}: {result.grid.height} x {result.grid.width} cells, "
         f"{np.nansum(result.population):,.0f} people"
     )
-    if png is not None:
-        from humanscape.report.quicklook import scalar_quicklook
-
-        vmax = float(np.nanpercentile(result.population, 99)) or 1.0
-        scalar_quicklook(
-            out,
-            png,
-            title="Estimated population per cell",
-            units="people per cell",
-            vmin=0.0,
-            vmax=vmax,
-            cmap="viridis",
-        )
-        lines.append(f"wrote {png}")
     return lines
