@@ -331,3 +331,20 @@ def test_chip_locations_from_lon_lat_or_the_chip_georeference():
     from_files = chip_locations(table.drop(columns=["lon", "lat"]))
     assert np.abs(from_columns - from_files).max() < 1500  # cell centre vs chip centre
     assert isinstance(table, pd.DataFrame)
+
+
+def test_an_interrupted_fit_resumes_from_its_checkpoints(tmp_path, real_chips):
+    images, pop, table = real_chips
+    small = np.ascontiguousarray(images[:, :, :32, :32])
+    params = dict(method="cnn", bands=RGBN, cnn_seeds=1, patience=50, batch_size=16)
+    first = PopulationModel(epochs=2, **params)
+    first.fit(small, pop, locations=chip_locations(table), work_dir=tmp_path, progress=False)
+    assert (tmp_path / "cnn0" / "last.ckpt").exists() and first.epochs_run_ == [2]
+    # mark the kept best weights, then start again with the same budget: a resumed run has no
+    # epoch left to train and returns the marked weights; a run that started over would not
+    best = torch.load(tmp_path / "cnn0" / "best.ckpt", weights_only=False)
+    best["state_dict"]["net.head.bias"] = torch.tensor([123.0])
+    torch.save(best, tmp_path / "cnn0" / "best.ckpt")
+    again = PopulationModel(epochs=2, **params)
+    again.fit(small, pop, locations=chip_locations(table), work_dir=tmp_path, progress=False)
+    assert float(again.nets_[0].head.bias) == 123.0

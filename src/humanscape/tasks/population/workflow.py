@@ -6,6 +6,7 @@ Each writes its outputs atomically and returns what the command prints.
 from __future__ import annotations
 
 import logging
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -38,11 +39,14 @@ def fit_population(
 ) -> list[str]:
     """Fit ``model`` (on all chips, or all but the held-out region) and save it to ``out``.
 
+    The CNNs checkpoint every epoch into ``<out>.checkpoints/`` (removed once the model is
+    saved): a fit interrupted and started again with the same ``out`` resumes from there.
     With ``holdout_group`` the chips of ``holdout`` (default: the region with most chips) are
     never seen in fitting; the model's metrics on them are written to ``transfer.csv`` in the
     model folder, apart from the within-region validation metrics (``validation.csv``).
     """
     assert chips.population is not None
+    checkpoints = out.with_name(out.name + ".checkpoints")
     table = chips.table
     group_values = table[groups].astype(str).to_numpy() if groups else None
     keep = np.arange(len(chips))
@@ -73,7 +77,7 @@ def fit_population(
         locations=locations[keep] if locations is not None else None,
         groups=group_values[keep] if group_values is not None else None,
         block_m=block_m,
-        work_dir=None,
+        work_dir=checkpoints,
     )
     lines = [
         f"{model.validation_name_}: train {model.validation_['n_train']}, validation "
@@ -98,6 +102,7 @@ def fit_population(
             f"R2 log1p {row['r2']:.3f}, coverage {row['coverage']:.3f}"
         )
     model.save(out, extra_files=files, extra_config=config)
+    shutil.rmtree(checkpoints, ignore_errors=True)
     return lines
 
 
