@@ -56,7 +56,7 @@ ENCODER = "simclr_resnet18half_eurosat_ms"
 
 def configurations(epochs: int, paper_epochs: int) -> dict[str, dict]:
     feats = {"method": "features", "bands": ALL}
-    cnn = {"method": "cnn", "epochs": epochs}
+    cnn = {"method": "cnn", "epochs": epochs, "cnn_seeds": 1}
     return {
         "rf_stats": feats | {"features": ["stats"], "head": "rf"},
         "ridge_stats": feats | {"features": ["stats"], "head": "ridge"},
@@ -74,8 +74,10 @@ def configurations(epochs: int, paper_epochs: int) -> dict[str, dict]:
             "method": "ensemble",
             "arch": "resnet18",
             "bands": list(RGBN),
+            "feature_bands": None,
             "features": ["stats", "mosaiks"],
             "epochs": epochs,
+            "cnn_seeds": 1,
         },
         "ensemble_rgbn_cnn_13_head": {
             "method": "ensemble",
@@ -84,6 +86,7 @@ def configurations(epochs: int, paper_epochs: int) -> dict[str, dict]:
             "feature_bands": ALL,
             "features": ["stats", "mosaiks"],
             "epochs": epochs,
+            "cnn_seeds": 1,
         },
         "ensemble_3cnn_13_ridge_stats": {
             "method": "ensemble",
@@ -111,6 +114,7 @@ def configurations(epochs: int, paper_epochs: int) -> dict[str, dict]:
             "feature_bands": ALL,
             "features": ["stats"],
             "epochs": epochs,
+            "cnn_seeds": 1,
         },
         **{
             f"paper_{arch}": cnn | {"arch": arch, "bands": list(RGBN), "epochs": paper_epochs}
