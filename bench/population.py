@@ -57,6 +57,14 @@ ENCODER = "simclr_resnet18half_eurosat_ms"
 def configurations(epochs: int, paper_epochs: int) -> dict[str, dict]:
     feats = {"method": "features", "bands": ALL}
     cnn = {"method": "cnn", "epochs": epochs, "cnn_seeds": 1}
+    # ResNet-18 on R, G, B, NIR + ridge on 13-band statistics; rows change one thing each
+    ens = cnn | {
+        "method": "ensemble",
+        "arch": "resnet18",
+        "bands": list(RGBN),
+        "feature_bands": ALL,
+        "features": ["stats"],
+    }
     return {
         "rf_stats": feats | {"features": ["stats"], "head": "rf"},
         "ridge_stats": feats | {"features": ["stats"], "head": "ridge"},
@@ -70,52 +78,11 @@ def configurations(epochs: int, paper_epochs: int) -> dict[str, dict]:
         "cnn_resnet18_rgbn": cnn | {"arch": "resnet18", "bands": list(RGBN)},
         "cnn_resnet18_13": cnn | {"arch": "resnet18", "bands": ALL},
         "finetune_shipped": cnn | {"arch": ENCODER, "lr": 3e-4},
-        "ensemble_rgbn": {
-            "method": "ensemble",
-            "arch": "resnet18",
-            "bands": list(RGBN),
-            "feature_bands": None,
-            "features": ["stats", "mosaiks"],
-            "epochs": epochs,
-            "cnn_seeds": 1,
-        },
-        "ensemble_rgbn_cnn_13_head": {
-            "method": "ensemble",
-            "arch": "resnet18",
-            "bands": list(RGBN),
-            "feature_bands": ALL,
-            "features": ["stats", "mosaiks"],
-            "epochs": epochs,
-            "cnn_seeds": 1,
-        },
-        "ensemble_3cnn_13_ridge_stats": {
-            "method": "ensemble",
-            "arch": "resnet18",
-            "bands": list(RGBN),
-            "feature_bands": ALL,
-            "features": ["stats"],
-            "epochs": epochs,
-            "cnn_seeds": 3,
-        },
-        "ensemble_3cnn_13_ridge_stats_isotonic": {
-            "method": "ensemble",
-            "arch": "resnet18",
-            "bands": list(RGBN),
-            "feature_bands": ALL,
-            "features": ["stats"],
-            "epochs": epochs,
-            "cnn_seeds": 3,
-            "bias_correction": True,
-        },
-        "ensemble_rgbn_cnn_13_ridge_stats": {
-            "method": "ensemble",
-            "arch": "resnet18",
-            "bands": list(RGBN),
-            "feature_bands": ALL,
-            "features": ["stats"],
-            "epochs": epochs,
-            "cnn_seeds": 1,
-        },
+        "ensemble_rgbn": ens | {"feature_bands": None, "features": ["stats", "mosaiks"]},
+        "ensemble_rgbn_cnn_13_head": ens | {"features": ["stats", "mosaiks"]},
+        "ensemble_3cnn_13_ridge_stats": ens | {"cnn_seeds": 3},
+        "ensemble_3cnn_13_ridge_stats_isotonic": ens | {"cnn_seeds": 3, "bias_correction": True},
+        "ensemble_rgbn_cnn_13_ridge_stats": ens,
         **{
             f"paper_{arch}": cnn | {"arch": arch, "bands": list(RGBN), "epochs": paper_epochs}
             for arch in ("vgg16_bn", "resnet50", "xception", "densenet121")

@@ -59,7 +59,6 @@ def scalar_quicklook(
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    from mpl_toolkits.axes_grid1.anchored_artists import AnchoredSizeBar
 
     from humanscape.geo.raster import AlignedRaster, open_grid
 
@@ -85,17 +84,23 @@ def scalar_quicklook(
     ax.set_ylabel(f"y ({unit})")
     fig.colorbar(image, ax=ax, label=units, shrink=0.8)
     if coarse.crs.is_projected:
-        span = right - left
-        length = 10 ** np.floor(np.log10(span / 4))
-        length *= 5 if span / 4 >= 5 * length else (2 if span / 4 >= 2 * length else 1)
-        label = f"{length / 1000:g} km" if length >= 1000 else f"{length:g} m"
-        ax.add_artist(
-            AnchoredSizeBar(ax.transData, length, label, "lower left", color="white", frameon=False)
-        )
+        _scale_bar(ax, right - left)
     with atomic_output(path) as tmp:
         fig.savefig(tmp, dpi=110, bbox_inches="tight", format="png")
     plt.close(fig)
     return Path(path)
+
+
+def _scale_bar(ax, span: float) -> None:  # type: ignore[no-untyped-def]
+    """A white scale bar of a round length (1, 2 or 5 x 10^k m, about a quarter of ``span``)."""
+    from mpl_toolkits.axes_grid1.anchored_artists import AnchoredSizeBar
+
+    length = 10 ** np.floor(np.log10(span / 4))
+    length *= 5 if span / 4 >= 5 * length else (2 if span / 4 >= 2 * length else 1)
+    label = f"{length / 1000:g} km" if length >= 1000 else f"{length:g} m"
+    ax.add_artist(
+        AnchoredSizeBar(ax.transData, length, label, "lower left", color="white", frameon=False)
+    )
 
 
 def _average():
@@ -121,7 +126,6 @@ def side_by_side(
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    from mpl_toolkits.axes_grid1.anchored_artists import AnchoredSizeBar
 
     left, bottom, right, top = grid.bounds
     if vmax is None:
@@ -146,15 +150,7 @@ def side_by_side(
         unit = "m" if grid.crs.is_projected else "deg"
         ax.set_xlabel(f"x ({grid.crs.to_string()}, {unit})", fontsize=8)
         if grid.crs.is_projected:
-            span = right - left
-            length = 10 ** np.floor(np.log10(span / 4))
-            length *= 5 if span / 4 >= 5 * length else (2 if span / 4 >= 2 * length else 1)
-            text = f"{length / 1000:g} km" if length >= 1000 else f"{length:g} m"
-            ax.add_artist(
-                AnchoredSizeBar(
-                    ax.transData, length, text, "lower left", color="white", frameon=False
-                )
-            )
+            _scale_bar(ax, right - left)
     fig.suptitle(title, fontsize=11)
     fig.colorbar(image, ax=list(axes[0]), label=units, shrink=0.8)
     with atomic_output(path) as tmp:

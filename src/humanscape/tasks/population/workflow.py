@@ -12,8 +12,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from humanscape._atomic import atomic_output
-from humanscape.data.chiptable import read_chip_table
+from humanscape.data.chiptable import write_chip_table
 from humanscape.data.splits import Split
 from humanscape.errors import HumanscapeError
 from humanscape.geo.raster import Scene
@@ -113,17 +112,13 @@ def predict_table(model: PopulationModel, chip_table: Path, out: Path) -> pd.Dat
     pred, lower, upper = model.predict_interval(chips.images)
     frame = pd.DataFrame(
         {
-            "image": read_chip_table(chip_table, check_files=False)["image"],
+            "image": chips.table["image"],
             "prediction": pred,
             "lower": lower,
             "upper": upper,
         }
     )
-    with atomic_output(out) as tmp:
-        if out.suffix.lower() == ".parquet":
-            frame.to_parquet(tmp, index=False)
-        else:
-            frame.to_csv(tmp, index=False)
+    write_chip_table(frame, out)
     return frame
 
 
@@ -150,7 +145,7 @@ def evaluate_table(
     predictions = pd.DataFrame(
         {
             "set": Path(chip_table).stem,
-            "image": read_chip_table(chip_table, check_files=False)["image"],
+            "image": chips.table["image"],
             "observed": chips.population,
             "prediction": pred,
             "lower": lower,
