@@ -190,6 +190,80 @@ def read_chip(path: str | Path, *, sensor: str | Sensor = "sentinel2_l1c") -> Ch
     return Chip(data, names, "rgb8" if eight_bit else "reflectance")
 
 
+def canonical_band(name: str, sensor: str | Sensor = "sentinel2_l1c") -> str:
+    """``B04`` for ``red``, ``b4`` or ``B04`` (the sensor's names or roles); other names as given."""
+    band = get_sensor(sensor).find(name)
+    return band.name if band else name
+
+
+def read_chips(
+    paths: Sequence[str | Path],
+    bands: Sequence[str],
+    *,
+    units: Sequence[str] = ("reflectance",),
+    progress: bool = True,
+) -> tuple[np.ndarray, str]:
+    """Stack chips as float32 ``(n, len(bands), H, W)``, bands picked by name; returns the units too.
+
+    ``units`` lists what a model accepts (``reflectance``, ``rgb8``); every chip must have the same
+    units and size. Refused with the chip named: display values where reflectance is needed, a
+    band the chip lacks, unnamed bands of another count, a chip of another size, only nodata.
+    """
+    from tqdm.auto import tqdm
+
+    wanted = [canonical_band(b) for b in bands]
+    images: np.ndarray | None = None
+    first_units = ""
+    for i, path in enumerate(tqdm(paths, desc="read chips", unit="chip", disable=not progress)):
+        chip = read_chip(path)
+        if chip.units not in units:
+            raise HumanscapeError(
+                f"chip holds {'8-bit display values' if chip.units == 'rgb8' else chip.units}, "
+                f"the model reads {' or '.join(units)}",
+                path=path,
+                fix="give chips of the kind the model was trained on (multispectral GeoTIFF "
+                "reflectance, or RGB images for an RGB model)",
+            )
+        if first_units and chip.units != first_units:
+            raise HumanscapeError(
+                f"chip holds {chip.units}, the first chip {first_units}",
+                path=path,
+                fix="use chips of one kind in one table",
+            )
+        first_units = chip.units
+        if chip.bands is None:
+            if chip.data.shape[0] != len(wanted):
+                raise HumanscapeError(
+                    f"chip has {chip.data.shape[0]} unnamed bands, {len(wanted)} were asked for",
+                    path=path,
+                    fix="write band descriptions into the chips, or ask for as many bands as they hold",
+                )
+            names = wanted
+        else:
+            names = [canonical_band(b) for b in chip.bands]
+        missing = [b for b in wanted if b not in names]
+        if missing:
+            raise HumanscapeError(
+                f"chip has no band {', '.join(missing)} (bands: {', '.join(names)})",
+                path=path,
+                fix="choose --bands among the chip's bands",
+            )
+        data = chip.data[[names.index(b) for b in wanted]]
+        if images is None:
+            images = np.empty((len(paths), *data.shape), np.float32)
+        elif data.shape != images.shape[1:]:
+            raise HumanscapeError(
+                f"chip is {data.shape[1]} x {data.shape[2]} px, the first chip "
+                f"{images.shape[2]} x {images.shape[3]} px",
+                path=path,
+                fix="use chips of one size in one table (humanscape chip cuts them so)",
+            )
+        images[i] = data
+    if images is None:
+        raise EmptyInputError("no chip to read", fix="give a chip table with at least one row")
+    return images, first_units
+
+
 def _chip_bands(
     descriptions: list[str | None], sensor: Sensor, count: int, eight_bit: bool
 ) -> list[str] | None:

@@ -22,20 +22,12 @@ import numpy as np
 import pandas as pd
 import rasterio
 from pyproj import Transformer
-from tqdm.auto import tqdm
 
-from humanscape.data.chiptable import read_chip, read_chip_table
+from humanscape.data.chiptable import canonical_band, read_chip_table, read_chips
 from humanscape.errors import HumanscapeError
-from humanscape.geo.sensors import SENTINEL2_L1C
 
 #: Equal-area CRS in metres for spatial blocks anywhere on Earth (EASE-Grid 2.0 Global).
 BLOCK_CRS = "EPSG:6933"
-
-
-def canonical_band(name: str) -> str:
-    """``B04`` for ``red``, ``b4`` or ``B04`` (Sentinel-2 names or roles); other names as given."""
-    band = SENTINEL2_L1C.find(name)
-    return band.name if band else name
 
 
 @dataclass
@@ -93,46 +85,7 @@ def load_chips(
     table = read_chip_table(table_path, required=[target] if target else [])
     population = check_population(table[target], column=target, path=table_path) if target else None
     wanted = [canonical_band(b) for b in bands]
-    images: np.ndarray | None = None
-    for i, path in enumerate(
-        tqdm(table["image"], desc="read chips", unit="chip", disable=not progress)
-    ):
-        chip = read_chip(path)
-        if chip.units != "reflectance":
-            raise HumanscapeError(
-                "chip holds 8-bit display values, not reflectance",
-                path=path,
-                fix="population models read multispectral GeoTIFF chips (EuroSAT MS, humanscape chip)",
-            )
-        if chip.bands is None:
-            if chip.data.shape[0] != len(wanted):
-                raise HumanscapeError(
-                    f"chip has {chip.data.shape[0]} unnamed bands, {len(wanted)} were asked for",
-                    path=path,
-                    fix="write band descriptions into the chips, or ask for as many bands as they hold",
-                )
-            names = wanted
-        else:
-            names = [canonical_band(b) for b in chip.bands]
-        missing = [b for b in wanted if b not in names]
-        if missing:
-            raise HumanscapeError(
-                f"chip has no band {', '.join(missing)} (bands: {', '.join(names)})",
-                path=path,
-                fix="choose --bands among the chip's bands",
-            )
-        data = chip.data[[names.index(b) for b in wanted]]
-        if images is None:
-            images = np.empty((len(table), *data.shape), np.float32)
-        elif data.shape != images.shape[1:]:
-            raise HumanscapeError(
-                f"chip is {data.shape[1]} x {data.shape[2]} px, the first chip "
-                f"{images.shape[2]} x {images.shape[3]} px",
-                path=path,
-                fix="use chips of one size in one table (humanscape chip cuts them so)",
-            )
-        images[i] = data
-    assert images is not None  # read_chip_table refuses empty tables
+    images, _ = read_chips(list(table["image"]), wanted, progress=progress)
     return PopulationChips(images, wanted, population, table)
 
 
