@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -78,3 +79,20 @@ class RegressionNet(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.dropout(self.features(x))).squeeze(-1)
+
+
+def dihedral_views(x: torch.Tensor, all_eight: bool = True) -> list[torch.Tensor]:
+    """The 8 rotations and mirror images of ``(batch, bands, H, W)`` (or ``[x]``): test-time
+    augmentation for overhead imagery, which has no canonical orientation."""
+    if not all_eight:
+        return [x]
+    views = [torch.rot90(x, k, dims=(2, 3)) for k in range(4)]
+    return views + [v.flip(3) for v in views]
+
+
+def band_normalisation(images: np.ndarray) -> tuple[list[float], list[float]]:
+    """Per-band mean and standard deviation of ``(n, bands, H, W)`` images, NaN ignored."""
+    with np.errstate(all="ignore"):
+        mean = np.nanmean(images, axis=(0, 2, 3))
+        std = np.maximum(np.nanstd(images, axis=(0, 2, 3)), 1e-6)
+    return [float(m) for m in mean], [float(s) for s in std]

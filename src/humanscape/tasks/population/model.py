@@ -58,7 +58,12 @@ from humanscape.errors import HumanscapeError
 from humanscape.evaluate.regression import agreement, bias_analysis, log_population
 from humanscape.evaluate.uncertainty import SplitConformal
 from humanscape.models.backbones import Backbone
-from humanscape.models.heads import RegressionNet, log_cosh_loss
+from humanscape.models.heads import (
+    RegressionNet,
+    band_normalisation,
+    dihedral_views,
+    log_cosh_loss,
+)
 from humanscape.models.random_features import RandomConvFeatures
 from humanscape.models.training import fit_module
 from humanscape.tasks.population.census import IsotonicBiasCorrection
@@ -415,9 +420,7 @@ class PopulationModel:
                 self.arch, self.cnn_bands, input_size=self.input_size, dropout=self.dropout
             )
             if mean is None or std is None:
-                with np.errstate(all="ignore"):
-                    mean = np.nanmean(own, axis=(0, 2, 3)).tolist()
-                    std = np.maximum(np.nanstd(own, axis=(0, 2, 3)), 1e-6).tolist()
+                mean, std = band_normalisation(own)
             self.norm_ = {"mean": [float(m) for m in mean], "std": [float(s) for s in std]}
             module = PopulationRegressor(net, mean, std, self.lr)
             train = TensorDataset(torch.from_numpy(own), torch.from_numpy(y.astype(np.float32)))
@@ -450,9 +453,7 @@ class PopulationModel:
         for start in range(0, len(own), batch_size):
             x = torch.from_numpy(np.ascontiguousarray(own[start : start + batch_size]))
             x = torch.nan_to_num((x - mean) / std, nan=0.0)
-            views = [torch.rot90(x, k, dims=(2, 3)) for k in range(4 if self.tta else 1)]
-            if self.tta:
-                views += [v.flip(3) for v in views]
+            views = dihedral_views(x, self.tta)
             out.append(
                 torch.stack([net.eval()(v) for net in self.nets_ for v in views]).mean(0).numpy()
             )

@@ -1,0 +1,393 @@
+"""The hyperlocal score model ``f`` of Park et al. (2022, step 1, eq. 4-6), as one estimator.
+
+A backbone (ResNet-18 in the paper; any timm name or a shipped SimCLR encoder to fine-tune) ends
+in global average pooling, dropout and one linear output: the tile's score ``f``
+(:class:`~humanscape.models.heads.RegressionNet`). It is trained with the ordinal cross-entropy of
+:mod:`humanscape.tasks.economy.ordinal` on hard or soft uninhabited / rural / urban labels,
+through Lightning (:func:`~humanscape.models.training.fit_module`: GPU when present, checkpoints
+every epoch, resume, early stopping on a grouped validation split), with random 90-degree
+rotations, flips, mild resized crops and per-band brightness / contrast jitter. Prediction averages
+the 8 rotations and mirror images of each tile (test-time augmentation) and clamps to
+``[t_min, t_max]``.
+
+The paper trains 100 epochs with Adam at 1e-4 from ImageNet weights; with no pretrained weights
+here the default is Adam at 1e-3 from random initialisation with early stopping (measured in
+``bench/economy.py``).
+
+A fitted model is a folder: ``config.json`` (params, bands, units, normalisation, thresholds,
+validation metrics, training table) and ``score.safetensors``.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import lightning.pytorch as pl
+import numpy as np
+import torch
+from safetensors.torch import load_file, save_file
+from torch.utils.data import TensorDataset
+
+from humanscape import __version__
+from humanscape._atomic import atomic_folder
+from humanscape.data.splits import Split
+from humanscape.errors import HumanscapeError
+from humanscape.models.augment import SatelliteAugment
+from humanscape.models.backbones import Backbone
+from humanscape.models.heads import RegressionNet, band_normalisation, dihedral_views
+from humanscape.models.training import fit_module
+from humanscape.tasks.economy.ordinal import LEVELS, Thresholds, classify, ordinal_loss
+
+#: Default bands: RGB + NIR of Sentinel-2 (multispectral chips); RGB images use red, green, blue.
+RGBN = ("B02", "B03", "B04", "B08")
+RGB8 = ("red", "green", "blue")
+
+
+class ScoreModule(pl.LightningModule):
+    """Lightning module: normalise, augment, ordinal cross-entropy (eq. 6) on the score."""
+
+    def __init__(
+        self,
+        net: RegressionNet,
+        mean: Sequence[float],
+        std: Sequence[float],
+        *,
+        thresholds: Thresholds,
+        lr: float,
+        augment: SatelliteAugment | None = None,
+    ) -> None:
+        super().__init__()
+        self.net, self.lr, self.thresholds = net, lr, thresholds
+        self.augment = augment or SatelliteAugment(
+            crop_scale=(0.6, 1.0), brightness=0.1, contrast=0.1
+        )
+        self.register_buffer("mean", torch.tensor(list(mean)).view(1, -1, 1, 1))
+        self.register_buffer("std", torch.tensor(list(std)).view(1, -1, 1, 1))
+
+    def normalise(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.nan_to_num((x - self.mean) / self.std, nan=0.0)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(self.normalise(x))
+
+    def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], _: int) -> torch.Tensor:
+        x, y = batch
+        loss = ordinal_loss(self.net(self.augment(self.normalise(x))), y, self.thresholds)
+        self.log("train_loss", loss, prog_bar=True, on_epoch=True, on_step=False)
+        return loss
+
+    def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], _: int) -> None:
+        x, y = batch
+        score = self(x)
+        self.log("val_loss", ordinal_loss(score, y, self.thresholds), prog_bar=True, on_epoch=True)
+        level = (score >= self.thresholds.t1).long() + (score >= self.thresholds.t2).long()
+        self.log("val_acc", (level == y.argmax(-1)).float().mean(), prog_bar=True, on_epoch=True)
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        return torch.optim.Adam(self.parameters(), lr=self.lr)
+
+
+def build_score_net(
+    arch: str, bands: Sequence[str], *, dropout: float
+) -> tuple[RegressionNet, Any]:
+    """A one-output net on ``bands``: a timm backbone from random init, or a shipped encoder's
+    backbone (its bands must equal ``bands``) with its normalisation ``(mean, std)``."""
+    from humanscape.models.registry import list_weights, load_encoder
+
+    if arch in {e.name for e in list_weights()} or Path(arch).exists():
+        encoder = load_encoder(arch)
+        if list(encoder.bands) != list(bands):
+            raise HumanscapeError(
+                f"encoder '{arch}' takes bands {','.join(encoder.bands)}, the model has {','.join(bands)}",
+                fix=f"use --bands {','.join(encoder.bands)} with this encoder",
+            )
+        net = RegressionNet(encoder.backbone, dropout=dropout)
+        return net, (encoder.mean.flatten().tolist(), encoder.std.flatten().tolist())
+    return RegressionNet(Backbone(arch, len(bands), "native"), dropout=dropout), None
+
+
+class ScoreModel:
+    """Hyperlocal economic score per tile (see the module docstring).
+
+    Parameters
+    ----------
+    arch
+        Backbone: ``resnet18`` (paper), ``resnet18_half``, any timm name, or a shipped encoder.
+    bands
+        Input bands by name (``B02,B03,B04,B08``; ``red,green,blue`` for RGB images).
+    t1, t2, t_min, t_max
+        Level thresholds and clamp range (eq. 4-6; paper 0, 10, -10, 20).
+    epochs, batch_size, lr, patience, dropout
+        Training (Adam; early stopping on the validation loss after ``patience`` epochs).
+    tta
+        Average the 8 rotations / mirror images of each tile at prediction.
+    seed
+        Seed of the split, the initialisation and the batches.
+    """
+
+    def __init__(
+        self,
+        *,
+        arch: str = "resnet18",
+        bands: Sequence[str] = RGBN,
+        t1: float = 0.0,
+        t2: float = 10.0,
+        t_min: float = -10.0,
+        t_max: float = 20.0,
+        epochs: int = 40,
+        batch_size: int = 64,
+        lr: float = 1e-3,
+        patience: int = 8,
+        dropout: float = 0.2,
+        tta: bool = True,
+        seed: int = 0,
+    ) -> None:
+        self.arch, self.bands = arch, list(bands)
+        self.t1, self.t2, self.t_min, self.t_max = t1, t2, t_min, t_max
+        self.epochs, self.batch_size, self.lr = epochs, batch_size, lr
+        self.patience, self.dropout, self.tta, self.seed = patience, dropout, tta, seed
+        self.thresholds = Thresholds(t1, t2, t_min, t_max)
+        if not self.bands:
+            raise HumanscapeError("no input band given", fix="give --bands, e.g. B02,B03,B04,B08")
+
+    def get_params(self) -> dict[str, Any]:
+        keys = "arch bands t1 t2 t_min t_max epochs batch_size lr patience dropout tta seed"
+        return {k: getattr(self, k) for k in keys.split()}
+
+    # -- fitting
+    def fit(
+        self,
+        images: np.ndarray,
+        targets: np.ndarray,
+        *,
+        groups: np.ndarray | None = None,
+        validation: Split | None = None,
+        units: str = "reflectance",
+        work_dir: str | Path | None = None,
+        progress: bool = True,
+        source: str = "",
+    ) -> ScoreModel:
+        """Fit on ``(n, len(bands), H, W)`` tiles and ``(n, 3)`` level probabilities (or ``(n,)``
+        level indices). Validation: ``validation``, else 20 % of the ``groups`` (whole groups
+        held out; default each tile its own group)."""
+        images = np.asarray(images, dtype=np.float32)
+        targets = np.asarray(targets, dtype=np.float32)
+        if targets.ndim == 1:
+            targets = np.eye(3, dtype=np.float32)[targets.astype(np.int64)]
+        if images.ndim != 4 or images.shape[1] != len(self.bands) or len(images) != len(targets):
+            raise HumanscapeError(
+                f"{len(targets)} labels for tiles of shape {tuple(images.shape)}; the model reads "
+                f"{len(self.bands)} bands ({', '.join(self.bands)})"
+            )
+        split = validation or grouped_validation(
+            groups if groups is not None else np.arange(len(images)), seed=self.seed
+        )
+        if split.train.size < 2 or split.test.size < 1:
+            raise HumanscapeError(
+                f"{split.describe()}: too few tiles to fit and validate", fix="give more tiles"
+            )
+        torch.manual_seed(self.seed)
+        net, norm = build_score_net(self.arch, self.bands, dropout=self.dropout)
+        with torch.no_grad():  # start every tile in the middle level: t1 < f < t2
+            net.head.bias.fill_((self.t1 + self.t2) / 2)
+        mean, std = norm or band_normalisation(images[split.train])
+        self.norm_ = {"mean": list(map(float, mean)), "std": list(map(float, std))}
+        module = ScoreModule(net, mean, std, thresholds=self.thresholds, lr=self.lr)
+        tr, va = split.train, split.test
+        fit_module(
+            module,
+            TensorDataset(torch.from_numpy(images[tr]), torch.from_numpy(targets[tr])),
+            epochs=self.epochs,
+            batch_size=self.batch_size,
+            work_dir=work_dir,
+            seed=self.seed,
+            progress=progress,
+            val_dataset=TensorDataset(torch.from_numpy(images[va]), torch.from_numpy(targets[va])),
+            patience=self.patience,
+        )
+        self.net_ = module.net.eval()
+        self.units_, self.chip_shape_ = units, (int(images.shape[2]), int(images.shape[3]))
+        self.epochs_run_ = int(module.current_epoch)
+        self.source_ = str(source)
+        scores = self.predict(images[va])
+        self.validation_ = score_metrics(scores, targets[va].argmax(1), self.thresholds)
+        self.validation_ |= {"n_train": int(tr.size), "n_validation": int(va.size)}
+        self.validation_name_ = split.name
+        return self
+
+    # -- prediction
+    def _check_fitted(self, images: np.ndarray) -> None:
+        if not hasattr(self, "net_"):
+            raise HumanscapeError("the score model is not fitted", fix="call fit first")
+        if images.ndim != 4 or images.shape[1] != len(self.bands):
+            raise HumanscapeError(
+                f"the score model reads {len(self.bands)} bands ({', '.join(self.bands)}), got "
+                f"tiles of shape {tuple(images.shape)}"
+            )
+
+    def _normalise(self, x: torch.Tensor) -> torch.Tensor:
+        mean = torch.tensor(self.norm_["mean"]).view(1, -1, 1, 1)
+        std = torch.tensor(self.norm_["std"]).view(1, -1, 1, 1)
+        return torch.nan_to_num((x - mean) / std, nan=0.0)
+
+    @torch.inference_mode()
+    def predict(self, images: np.ndarray, batch_size: int = 128) -> np.ndarray:
+        """Score of each tile: mean over the 8 views (with ``tta``), clamped to ``[t_min, t_max]``."""
+        images = np.asarray(images, dtype=np.float32)
+        self._check_fitted(images)
+        net = self.net_.eval()
+        out = []
+        for start in range(0, len(images), batch_size):
+            x = self._normalise(torch.from_numpy(images[start : start + batch_size]))
+            out.append(torch.stack([net(v) for v in dihedral_views(x, self.tta)]).mean(0))
+        scores = torch.cat(out).double().numpy() if out else np.empty(0)
+        return np.clip(scores, self.t_min, self.t_max)
+
+    def classify(self, images: np.ndarray) -> np.ndarray:
+        """Level index (0 uninhabited, 1 rural, 2 urban) of each tile (eq. 4)."""
+        return classify(self.predict(images), self.thresholds)
+
+    def features(self, images: np.ndarray) -> np.ndarray:
+        """Pooled backbone features ``(n, num_features)`` (the score head's input)."""
+        images = np.asarray(images, dtype=np.float32)
+        self._check_fitted(images)
+        return pooled_features(self.net_, self.norm_, images)
+
+    def copy_net(self) -> RegressionNet:
+        """A trainable copy of the fitted network (step 2 encoders start from it)."""
+        return copy.deepcopy(self.net_).train()
+
+    # -- persistence
+    def config(self) -> dict[str, Any]:
+        return {
+            "kind": "humanscape.economy.score",
+            "params": self.get_params(),
+            "levels": list(LEVELS),
+            "units": self.units_,
+            "chip_shape": list(self.chip_shape_),
+            "normalisation": self.norm_,
+            "epochs_run": self.epochs_run_,
+            "validation_split": self.validation_name_,
+            "validation": self.validation_,
+            "training_table": self.source_,
+            "versions": {"humanscape": __version__, "torch": torch.__version__},
+        }
+
+    def save(self, folder: str | Path, *, extra_files: dict[str, str] | None = None) -> Path:
+        """Write ``config.json`` and ``score.safetensors`` into ``folder`` atomically."""
+        if not hasattr(self, "net_"):
+            raise HumanscapeError("the score model is not fitted", fix="call fit first")
+        with atomic_folder(Path(folder), marker="config.json") as tmp:
+            self.write_into(tmp)
+            for name, text in (extra_files or {}).items():
+                (tmp / name).write_text(text)
+        return Path(folder)
+
+    def write_into(self, folder: Path) -> None:
+        """Write the model files into an existing folder (used inside another model's folder)."""
+        state = {k: v.detach().contiguous().cpu() for k, v in self.net_.state_dict().items()}
+        save_file(state, str(folder / "score.safetensors"))
+        (folder / "config.json").write_text(json.dumps(self.config(), indent=2))
+
+    @classmethod
+    def load(cls, folder: str | Path) -> ScoreModel:
+        """Load a folder written by :meth:`save`; a foreign or corrupt folder is refused by name."""
+        folder = Path(folder)
+        config_path = folder / "config.json"
+        if not config_path.exists():
+            raise HumanscapeError(
+                "not a score model folder (no config.json)",
+                path=folder,
+                fix="point --model / --score-model at the folder 'economy fit-score' wrote",
+            )
+        try:
+            config = json.loads(config_path.read_text())
+            if config.get("kind") != "humanscape.economy.score":
+                raise ValueError(f"kind is {config.get('kind')!r}")
+            model = cls(**config["params"])
+            model.norm_ = config["normalisation"]
+            model.units_ = config["units"]
+            model.chip_shape_ = tuple(config["chip_shape"])
+            model.epochs_run_ = int(config.get("epochs_run", 0))
+            model.validation_ = config.get("validation", {})
+            model.validation_name_ = config.get("validation_split", "")
+            model.source_ = config.get("training_table", "")
+        except (KeyError, TypeError, ValueError) as exc:
+            raise HumanscapeError(
+                f"invalid score model config ({type(exc).__name__}: {exc})",
+                path=config_path,
+                fix="re-create the model with 'economy fit-score'",
+            ) from None
+        weights = folder / "score.safetensors"
+        if not weights.exists():
+            raise HumanscapeError("model file missing", path=weights, fix="copy the whole folder")
+        try:
+            state = load_file(str(weights))
+        except Exception as exc:  # safetensors raises several types on corrupt content
+            raise HumanscapeError(
+                f"not a readable model file ({type(exc).__name__})",
+                path=weights,
+                fix="re-create the model with 'economy fit-score'",
+            ) from None
+        net, _ = build_score_net(model.arch, model.bands, dropout=model.dropout)
+        try:
+            net.load_state_dict(state)
+        except RuntimeError as exc:
+            raise HumanscapeError(
+                f"weights do not fit the configured network: {str(exc)[:160]}",
+                path=weights,
+                fix="config.json and score.safetensors must come from one run",
+            ) from None
+        model.net_ = net.eval()
+        return model
+
+
+@torch.inference_mode()
+def pooled_features(
+    net: RegressionNet, norm: dict[str, list[float]], images: np.ndarray, batch_size: int = 128
+) -> np.ndarray:
+    """Pooled backbone features ``(n, num_features)`` of ``net`` on normalised ``images``."""
+    mean = torch.tensor(norm["mean"]).view(1, -1, 1, 1)
+    std = torch.tensor(norm["std"]).view(1, -1, 1, 1)
+    net = net.eval()
+    out = [
+        net.features(torch.nan_to_num((torch.from_numpy(images[i : i + batch_size]) - mean) / std))
+        for i in range(0, len(images), batch_size)
+    ]
+    return torch.cat(out).double().numpy() if out else np.empty((0, net.backbone.num_features))
+
+
+def grouped_validation(groups: np.ndarray, *, fraction: float = 0.2, seed: int = 0) -> Split:
+    """Whole groups held out: a random ``fraction`` of the distinct groups (at least one)."""
+    _, index = np.unique(np.asarray(groups).astype(str), return_inverse=True)
+    n_groups = int(index.max()) + 1
+    if n_groups < 2:
+        raise HumanscapeError(
+            "one group only: cannot hold a group out", fix="give two or more groups"
+        )
+    order = np.random.default_rng(seed).permutation(n_groups)
+    held = set(order[: max(1, round(fraction * n_groups))].tolist())
+    is_val = np.array([g in held for g in index])
+    return Split(
+        np.flatnonzero(~is_val),
+        np.flatnonzero(is_val),
+        f"validation: {len(held)} of {n_groups} groups",
+    )
+
+
+def score_metrics(scores: np.ndarray, levels: np.ndarray, th: Thresholds) -> dict[str, float]:
+    """3-class accuracy of eq. 4, Spearman between score and level, per-level mean score."""
+    from scipy.stats import spearmanr
+
+    predicted = classify(scores, th)
+    levels = np.asarray(levels)
+    rho = spearmanr(scores, levels).statistic if len(np.unique(levels)) > 1 else float("nan")
+    out = {"accuracy": float((predicted == levels).mean()), "spearman": float(rho)}
+    for k, name in enumerate(LEVELS):
+        if (levels == k).any():
+            out[f"mean_score_{name}"] = float(np.mean(scores[levels == k]))
+    return out
