@@ -37,9 +37,18 @@ import torch
 from scipy.stats import spearmanr
 from sklearn.ensemble import RandomForestClassifier
 
-from humanscape.data.chiptable import read_chips
+from humanscape.data import samples
+from humanscape.data.chips import chip_districts
+from humanscape.data.chiptable import EUROSAT_MS_ORDER, read_chips
+from humanscape.tasks.economy.model import EconomyModel
 from humanscape.tasks.economy.ordinal import EUROSAT_LEVELS, LEVELS, Thresholds, level_targets
 from humanscape.tasks.economy.score import ScoreModel, score_metrics
+from humanscape.tasks.economy.workflow import (
+    DistrictData,
+    evaluate_economy,
+    labelled_tiles,
+    load_district_data,
+)
 
 SHARED = Path(__file__).resolve().parents[1] / ".." / "shared" / "data"
 OUT = Path(__file__).resolve().parent / "out"
@@ -121,6 +130,149 @@ def score_part(sets: list[str], configs: list[str], epochs: int) -> dict:
     return results
 
 
+def score_model_ms(epochs: int) -> ScoreModel:
+    """The default score model fitted on all 469 real EuroSAT MS chips (R, G, B, NIR)."""
+    path = OUT / "economy_score_ms_all"
+    if (path / "config.json").exists():
+        return ScoreModel.load(path)
+    table = eurosat_table("ms")
+    table.to_csv(OUT / "eurosat_ms_levels.csv", index=False)
+    model = ScoreModel(epochs=epochs)
+    images, units = read_chips(list(table["image"]), model.bands, progress=False)
+    model.fit(images, level_targets(table["level"]), units=units, progress=False)
+    model.source_, model.label_column_, model.mapping_ = (
+        str(OUT / "eurosat_ms_levels.csv"),
+        "level",
+        "",
+    )
+    model.save(path)
+    return model
+
+
+def berlin_data(tile: int, stride: int) -> tuple[DistrictData, str]:
+    """Census cells of the real Berlin scene with population > 0 as districts, tiles inside."""
+    districts = samples.berlin_census_cells()
+    districts = districts[districts["population"] > 0].reset_index(drop=True)
+    folder = OUT / f"berlin_tiles_{tile}_{stride}"
+    if not (folder / "chips.csv").exists():
+        chip_districts(
+            samples.berlin_scene(resolution=10),
+            districts,
+            folder,
+            column="district",
+            size=tile,
+            stride=stride,
+            progress=False,
+        )
+    districts.drop(columns="geometry").to_csv(OUT / "berlin_districts.csv", index=False)
+    return _data(folder, OUT / "berlin_districts.csv", "population"), "population"
+
+
+def synthetic_data(seeds: list[int], size: int, n_districts: int, indicator: str) -> DistrictData:
+    """Synthetic worlds (known truth) side by side: districts named ``w<seed>_<id>``."""
+    from humanscape.data.synthetic import SyntheticWorld
+
+    tables, frames = [], []
+    for seed in seeds:
+        world = SyntheticWorld(size, size, seed=seed, n_districts=n_districts)
+        folder = OUT / f"synthetic_{seed}_{size}_{n_districts}"
+        districts = world.districts().copy()
+        districts["district"] = [f"w{seed}_{d}" for d in districts["district"]]
+        districts["world"] = f"w{seed}"
+        if not (folder / "chips.csv").exists():
+            scene_path = OUT / f"synthetic_{seed}_{size}.tif"
+            world.write_scene(scene_path)
+            from humanscape.geo.raster import open_scene
+
+            chip_districts(
+                open_scene(scene_path, sensor="sentinel2_l1c"),
+                districts,
+                folder,
+                column="district",
+                size=64,
+                stride=64,
+                min_overlap=0.5,
+                progress=False,
+            )
+        table = pd.read_csv(folder / "chips.csv")
+        table["image"] = [str(folder / p) for p in table["image"]]
+        tables.append(table)
+        frames.append(districts.drop(columns="geometry"))
+    pd.concat(tables).to_csv(OUT / "synthetic_tiles.csv", index=False)
+    pd.concat(frames).to_csv(OUT / "synthetic_districts.csv", index=False)
+    return _data(OUT / "synthetic_tiles.csv", OUT / "synthetic_districts.csv", indicator)
+
+
+def _data(tiles: Path, districts: Path, indicator: str) -> DistrictData:
+    return load_district_data(
+        tiles / "chips.csv" if tiles.is_dir() else tiles,
+        "district",
+        list(EUROSAT_MS_ORDER),
+        "reflectance",
+        districts_path=districts,
+        indicator=indicator,
+        progress=False,
+    )
+
+
+def districts_part(args: argparse.Namespace) -> dict:
+    torch.set_num_threads(2)
+    out_path = OUT / "economy_districts.json"
+    results: dict = json.loads(out_path.read_text()) if out_path.exists() else {}
+    t0 = time.time()
+    score = score_model_ms(args.epochs)
+    print(f"score model ready ({time.time() - t0:.0f} s)", flush=True)
+    if args.world == "berlin":
+        full, indicator = berlin_data(64, 12)
+        regions = None
+        key = "berlin_population"
+    else:
+        full = synthetic_data([1, 2], args.size, args.n_districts, args.indicator)
+        indicator = args.indicator
+        regions = "world"
+        key = f"synthetic_{indicator}"
+    rgbn = [list(EUROSAT_MS_ORDER).index(b) for b in score.bands]
+    data = DistrictData(
+        full.images[:, rgbn],
+        full.district,
+        full.names,
+        full.y,
+        full.weights,
+        full.table,
+        full.districts,
+    )
+    labelled = labelled_tiles(score, None, None, None, progress=False)
+    model = EconomyModel(indicator=indicator, kind="count", seed=0)
+    t0 = time.time()
+    lines = evaluate_economy(
+        model,
+        score,
+        data,
+        OUT / f"economy_eval_{key}",
+        labelled=labelled,
+        baseline_images=full.images,
+        n_splits=args.splits,
+        share_splits=args.share_splits,
+        region_column=regions,
+        title=f"{key}: {len(data.names)} districts",
+        progress=False,
+    )
+    folder = OUT / f"economy_eval_{key}"
+    results[key] = {
+        "n_districts": len(data.names),
+        "n_tiles": len(data.images),
+        "seconds": round(time.time() - t0, 1),
+        "table1": pd.read_csv(folder / "table1.csv").to_dict("records"),
+        "figure6": pd.read_csv(folder / "figure6.csv").to_dict("records"),
+        "inequality": pd.read_csv(folder / "inequality.csv").to_dict("records"),
+    }
+    if (folder / "transfer.csv").exists():
+        results[key]["transfer"] = pd.read_csv(folder / "transfer.csv").to_dict("records")
+    out_path.write_text(json.dumps(results, indent=2))
+    print("\n".join(lines), flush=True)
+    return results
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--part", choices=["score", "districts"], required=True)
@@ -129,12 +281,16 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=40)
     parser.add_argument("--world", choices=["berlin", "synthetic"], default="berlin")
     parser.add_argument("--splits", type=int, default=100)
+    parser.add_argument("--share-splits", type=int, default=20)
+    parser.add_argument("--size", type=int, default=1536)
+    parser.add_argument("--n-districts", type=int, default=40)
+    parser.add_argument("--indicator", default="population")
     args = parser.parse_args()
     OUT.mkdir(exist_ok=True)
     if args.part == "score":
         score_part(args.sets.split(","), args.archs.split(","), args.epochs)
     else:
-        from bench_economy_districts import districts_part  # noqa: F401  (added below)
+        districts_part(args)
 
 
 if __name__ == "__main__":

@@ -1219,6 +1219,430 @@ def population_evaluate(
     console.print(f"wrote {out}")
 
 
+# --- economy (Park et al. 2022) ------------------------------------------------------------------
+
+economy_app = typer.Typer(
+    help="District economic indicators from hyperlocal tile scores (Park et al. 2022).",
+    no_args_is_help=True,
+)
+app.add_typer(economy_app, name="economy")
+
+
+def _cluster_counts(value: str) -> str:
+    try:
+        counts = [int(v) for v in value.split(",") if v.strip()]
+    except ValueError:
+        raise typer.BadParameter(f"'{value}' is not a comma-separated list of integers") from None
+    if any(k < 0 or k > 1000 for k in counts):
+        raise typer.BadParameter(f"cluster counts must be in 0..1000, got {value}")
+    return value
+
+
+DistrictColumnOpt = Annotated[
+    str, typer.Option(help="Column of the district id (tile table and district table).")
+]
+
+
+@economy_app.command("fit-score")
+@_friendly_errors
+def economy_fit_score(
+    chip_table: Annotated[Path, typer.Argument(help="Chip table (CSV/Parquet) with level labels.")],
+    label_column: Annotated[
+        str,
+        typer.Option(help="Column of uninhabited / rural / urban (or classes with --mapping)."),
+    ],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Score model folder to write.")],
+    mapping: Annotated[
+        Path | None,
+        typer.Option(help="CSV class,level (or class,uninhabited,rural,urban soft shares)."),
+    ] = None,
+    bands: Annotated[
+        str | None,
+        typer.Option(help="Bands by name (default B02,B03,B04,B08; red,green,blue for JPEGs)."),
+    ] = None,
+    arch: Annotated[
+        str, typer.Option(help="Backbone: resnet18 (paper), resnet18_half, any timm name.")
+    ] = "resnet18",
+    epochs: Annotated[int, typer.Option(help="Most epochs.", min=1, max=10_000)] = 40,
+    patience: Annotated[int, typer.Option(help="Early-stopping patience (epochs).", min=1)] = 8,
+    batch_size: Annotated[int, typer.Option(help="Batch size.", min=2, max=4096)] = 64,
+    lr: Annotated[float, typer.Option(help="Adam learning rate.", min=1e-7, max=1.0)] = 1e-3,
+    t1: Annotated[float, typer.Option(help="Threshold uninhabited | rural.")] = 0.0,
+    t2: Annotated[float, typer.Option(help="Threshold rural | urban.")] = 10.0,
+    t_min: Annotated[float, typer.Option(help="Lowest score (clamp).")] = -10.0,
+    t_max: Annotated[float, typer.Option(help="Highest score (clamp).")] = 20.0,
+    groups: Annotated[
+        str | None, typer.Option(help="Column of groups held out whole for validation.")
+    ] = None,
+    seed: Annotated[int, typer.Option(help="Seed of split, initialisation, batches.")] = 0,
+) -> None:
+    """Train the hyperlocal score model (eq. 4-6) on labelled chips."""
+    from humanscape.tasks.economy.score import RGB8, ScoreModel
+    from humanscape.tasks.economy.workflow import fit_score
+
+    _check_outputs(folders=[out], inputs=[chip_table, *([mapping] if mapping else [])])
+    chosen = _bands_option(bands)
+    if chosen is None:
+        from humanscape.data.chiptable import IMAGE_SUFFIXES, read_chip_table
+
+        first = read_chip_table(chip_table, check_files=False)["image"].iloc[0]
+        chosen = list(RGB8) if Path(first).suffix.lower() in IMAGE_SUFFIXES else None
+    model = ScoreModel(
+        arch=arch,
+        **_given(bands=chosen),
+        epochs=epochs,
+        patience=patience,
+        batch_size=batch_size,
+        lr=lr,
+        t1=t1,
+        t2=t2,
+        t_min=t_min,
+        t_max=t_max,
+        seed=seed,
+    )
+    for line in fit_score(model, chip_table, label_column, out, mapping=mapping, groups=groups):
+        console.print(line)
+
+
+@economy_app.command("score")
+@_friendly_errors
+def economy_score(
+    model: Annotated[Path, typer.Option(help="Score model folder from 'economy fit-score'.")],
+    out: Annotated[
+        Path, typer.Option("--out", "-o", help="scores.csv, or score.tif with --scene.")
+    ],
+    chip_table: Annotated[Path | None, typer.Argument(help="Chip table of tiles to score.")] = None,
+    scene: Annotated[str | None, typer.Option(help="Scene to map (file, band folder).")] = None,
+    tile: Annotated[
+        int, typer.Option(help="Tile side in pixels for --scene.", min=8, max=4096)
+    ] = 64,
+    png: Annotated[Path | None, typer.Option(help="PNG map with colour bar and scale bar.")] = None,
+    sensor: SensorOpt = None,
+    band_names: BandNamesOpt = None,
+    units: UnitsOpt = "auto",
+) -> None:
+    """Score tiles: CSV image, score, class (+ GeoPackage), or a score map of a scene (GeoTIFF)."""
+    from humanscape.tasks.economy.score import ScoreModel
+    from humanscape.tasks.economy.workflow import score_scene, score_table
+
+    if (chip_table is None) == (scene is None):
+        raise HumanscapeError(
+            "give either a chip table or --scene",
+            fix="economy score --model M tiles.csv --out scores.csv",
+        )
+    if scene is None and png is not None:
+        raise HumanscapeError("--png maps a scene", fix="add --scene SCENE")
+    gpkg = out.with_suffix(".gpkg") if chip_table is not None else None
+    inputs = [str(model), *([str(chip_table)] if chip_table else []), *([scene] if scene else [])]
+    _check_outputs(files=[out, png, gpkg], inputs=inputs)
+    fitted = ScoreModel.load(model)
+    if chip_table is not None:
+        for line in score_table(fitted, chip_table, out):
+            console.print(line)
+        return
+    with _scene(scene, sensor, band_names, units) as s:  # type: ignore[arg-type]
+        lines, _, _ = score_scene(fitted, s, out, tile=tile)
+    for line in lines:
+        console.print(line)
+    if png is not None:
+        from humanscape.report.quicklook import scalar_quicklook
+
+        scalar_quicklook(
+            out,
+            png,
+            title=f"Hyperlocal economic score ({tile} px tiles)",
+            units="score (< 0 uninhabited, 0-10 rural, >= 10 urban)",
+            vmin=fitted.t_min,
+            vmax=fitted.t_max,
+            cmap="magma",
+        )
+        console.print(f"wrote {png}")
+
+
+@economy_app.command("tiles")
+@_friendly_errors
+def economy_tiles(
+    scene: Annotated[str, typer.Argument(help="Scene to cut (file, band folder, .SAFE).")],
+    districts: Annotated[Path, typer.Option(help="District polygons (GeoPackage, shapefile).")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Folder: chips/ and chips.csv.")],
+    district_column: DistrictColumnOpt = "district",
+    tile: Annotated[int, typer.Option(help="Tile side in pixels.", min=8, max=4096)] = 64,
+    stride: Annotated[
+        int | None, typer.Option(help="Pixels between tile starts (default --tile).", min=1)
+    ] = None,
+    min_overlap: Annotated[
+        float, typer.Option(help="Share of a tile that must lie in its district.", min=0.0, max=1.0)
+    ] = 1.0,
+    band: Annotated[list[str] | None, typer.Option("--band", "-b", help="Bands to keep.")] = None,
+    sensor: SensorOpt = None,
+    band_names: BandNamesOpt = None,
+    units: UnitsOpt = "auto",
+) -> None:
+    """Cut small tiles inside each district polygon: the tile table of 'economy fit'."""
+    from humanscape.data.chips import chip_districts
+    from humanscape.geo.vector import read_vector
+
+    _check_outputs(folders=[out], inputs=[scene, districts])
+    frame = read_vector(districts)
+    with _scene(scene, sensor, band_names, units) as s:
+        table = chip_districts(
+            s,
+            frame,
+            out,
+            column=district_column,
+            size=tile,
+            stride=stride,
+            min_overlap=min_overlap,
+            bands=band,
+        )
+    console.print(
+        f"wrote {out}: {len(table)} tiles in {table[district_column].nunique()} districts"
+    )
+
+
+def _economy_model(
+    indicator: str,
+    kind: str,
+    n_clusters: str,
+    encoder_epochs: int,
+    trees: int,
+    augment: bool,
+    max_pairs: int,
+    nightlight: Path | None,
+    seed: int,
+):  # type: ignore[no-untyped-def]
+    from humanscape.tasks.economy.model import EconomyModel
+
+    return EconomyModel(
+        indicator=indicator,
+        kind=kind,
+        n_clusters=[int(v) for v in n_clusters.split(",") if v.strip()],
+        sources=["labels", "nightlight"] if nightlight else ["labels"],
+        encoder_epochs=encoder_epochs,
+        n_estimators=trees,
+        augment=augment,
+        max_pairs=max_pairs,
+        seed=seed,
+    )
+
+
+def _district_inputs(
+    tile_table: Path,
+    district_column: str,
+    districts: Path,
+    indicator: str,
+    weight_column: str | None,
+    score_model: Path,
+    labelled: Path | None,
+    label_column: str | None,
+    mapping: Path | None,
+    nightlight: Path | None,
+):  # type: ignore[no-untyped-def]
+    from humanscape.tasks.economy.score import ScoreModel
+    from humanscape.tasks.economy.workflow import (
+        labelled_tiles,
+        load_district_data,
+        nightlight_values,
+    )
+
+    score = ScoreModel.load(score_model)
+    data = load_district_data(
+        tile_table,
+        district_column,
+        score.bands,
+        score.units_,
+        districts_path=districts,
+        indicator=indicator,
+        weight_column=weight_column,
+    )
+    pairs = labelled_tiles(score, labelled, label_column, mapping)
+    light = nightlight_values(data.table, nightlight) if nightlight else None
+    return score, data, pairs, light
+
+
+KindOpt = Annotated[
+    str,
+    typer.Option(
+        help="count (unions add: population, GDP) or rate (unions average: per head).",
+        callback=_one_of("count", "rate"),
+    ),
+]
+
+
+@economy_app.command("fit")
+@_friendly_errors
+def economy_fit(
+    tile_table: Annotated[Path, typer.Argument(help="Tile table with a district column.")],
+    districts: Annotated[Path, typer.Option(help="District table (CSV) with the indicator.")],
+    indicator: Annotated[str, typer.Option(help="Indicator column of the district table.")],
+    score_model: Annotated[Path, typer.Option(help="Score model folder (economy fit-score).")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Economy model folder to write.")],
+    district_column: DistrictColumnOpt = "district",
+    kind: KindOpt = "count",
+    weight_column: Annotated[
+        str | None, typer.Option(help="Weights of a rate's union average (default tile counts).")
+    ] = None,
+    labelled: Annotated[
+        Path | None,
+        typer.Option(help="Labelled chips for the encoders (default: the score model's own)."),
+    ] = None,
+    label_column: Annotated[str | None, typer.Option(help="Level column of --labelled.")] = None,
+    mapping: Annotated[Path | None, typer.Option(help="Class -> level CSV of --labelled.")] = None,
+    nightlight: Annotated[
+        Path | None, typer.Option(help="Nightlight raster: adds the nightlight-proxy encoders.")
+    ] = None,
+    n_clusters: Annotated[
+        str,
+        typer.Option(
+            help="n_c per encoder (comma-separated; paper 0,30,90).", callback=_cluster_counts
+        ),
+    ] = "0,30,90",
+    encoder_epochs: Annotated[int, typer.Option(help="Epochs per encoder.", min=1, max=1000)] = 5,
+    trees: Annotated[int, typer.Option(help="Random forest trees.", min=1, max=10_000)] = 200,
+    augment: Annotated[bool, typer.Option(help="District augmentation (pair unions).")] = True,
+    max_pairs: Annotated[
+        int, typer.Option(help="Most district pairs added by augmentation.", min=0)
+    ] = 5000,
+    seed: Annotated[int, typer.Option(help="Seed of everything random.")] = 0,
+) -> None:
+    """Train the step-2 encoders and the district regressor; write the economy model."""
+    from humanscape.tasks.economy.workflow import fit_economy
+
+    inputs = [
+        tile_table,
+        districts,
+        score_model,
+        *(p for p in (labelled, mapping, nightlight) if p),
+    ]
+    _check_outputs(folders=[out], inputs=inputs)
+    model = _economy_model(
+        indicator, kind, n_clusters, encoder_epochs, trees, augment, max_pairs, nightlight, seed
+    )
+    score, data, pairs, light = _district_inputs(
+        tile_table,
+        district_column,
+        districts,
+        indicator,
+        weight_column,
+        score_model,
+        labelled,
+        label_column,
+        mapping,
+        nightlight,
+    )
+    for line in fit_economy(model, score, data, out, labelled=pairs, nightlight=light):
+        console.print(line)
+
+
+@economy_app.command("predict")
+@_friendly_errors
+def economy_predict(
+    model: Annotated[Path, typer.Option(help="Economy model folder from 'economy fit'.")],
+    tile_table: Annotated[Path, typer.Argument(help="Tile table with a district column.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="districts.csv to write.")],
+    district_column: DistrictColumnOpt = "district",
+) -> None:
+    """Indicator, district factor and within-district Gini per district; national Gini."""
+    from humanscape.tasks.economy.model import EconomyModel
+    from humanscape.tasks.economy.workflow import load_district_data, predict_economy
+
+    side = out.with_name(out.stem + "_national.json")
+    _check_outputs(files=[out, side], inputs=[model, tile_table])
+    fitted = EconomyModel.load(model)
+    sm = fitted.score_model_
+    data = load_district_data(tile_table, district_column, sm.bands, sm.units_)
+    lines, _, _ = predict_economy(fitted, data, out)
+    for line in lines:
+        console.print(line)
+
+
+@economy_app.command("evaluate")
+@_friendly_errors
+def economy_evaluate(
+    tile_table: Annotated[Path, typer.Argument(help="Tile table with a district column.")],
+    districts: Annotated[Path, typer.Option(help="District table (CSV) with the indicator.")],
+    indicator: Annotated[str, typer.Option(help="Indicator column of the district table.")],
+    score_model: Annotated[Path, typer.Option(help="Score model folder (economy fit-score).")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Report folder to write.")],
+    district_column: DistrictColumnOpt = "district",
+    kind: KindOpt = "count",
+    weight_column: Annotated[
+        str | None, typer.Option(help="Weights of a rate's union average.")
+    ] = None,
+    labelled: Annotated[Path | None, typer.Option(help="Labelled chips for the encoders.")] = None,
+    label_column: Annotated[str | None, typer.Option(help="Level column of --labelled.")] = None,
+    mapping: Annotated[Path | None, typer.Option(help="Class -> level CSV of --labelled.")] = None,
+    nightlight: Annotated[Path | None, typer.Option(help="Nightlight raster.")] = None,
+    n_clusters: Annotated[
+        str, typer.Option(help="n_c per encoder (paper 0,30,90).", callback=_cluster_counts)
+    ] = "0,30,90",
+    encoder_epochs: Annotated[int, typer.Option(help="Epochs per encoder.", min=1, max=1000)] = 5,
+    trees: Annotated[int, typer.Option(help="Random forest trees.", min=1, max=10_000)] = 200,
+    max_pairs: Annotated[int, typer.Option(help="Most augmentation pairs.", min=0)] = 5000,
+    splits: Annotated[
+        int, typer.Option(help="Random 80/20 splits (paper 100).", min=2, max=10_000)
+    ] = 100,
+    share_splits: Annotated[
+        int, typer.Option(help="Splits per training share (Figure 6).", min=1, max=1000)
+    ] = 20,
+    region_column: Annotated[
+        str | None, typer.Option(help="District-table column of regions: transfer by Spearman.")
+    ] = None,
+    seed: Annotated[int, typer.Option(help="Seed of everything random.")] = 0,
+) -> None:
+    """Table 1 (R2 over random splits: full model, ablations, baselines), Figure 6, transfer, Gini."""
+    from humanscape.tasks.economy.workflow import evaluate_economy, load_district_data
+
+    inputs = [
+        tile_table,
+        districts,
+        score_model,
+        *(p for p in (labelled, mapping, nightlight) if p),
+    ]
+    _check_outputs(folders=[out], inputs=inputs)
+    model = _economy_model(
+        indicator, kind, n_clusters, encoder_epochs, trees, True, max_pairs, nightlight, seed
+    )
+    score, data, pairs, light = _district_inputs(
+        tile_table,
+        district_column,
+        districts,
+        indicator,
+        weight_column,
+        score_model,
+        labelled,
+        label_column,
+        mapping,
+        nightlight,
+    )
+    baseline = None
+    try:  # the shipped SimCLR baseline reads all 13 bands when the tiles hold them
+        from humanscape.data.chiptable import EUROSAT_MS_ORDER
+
+        if score.units_ == "reflectance":
+            baseline = load_district_data(
+                tile_table, district_column, list(EUROSAT_MS_ORDER), "reflectance"
+            ).images
+    except HumanscapeError:
+        console.print("tiles lack the 13 Sentinel-2 bands: the SimCLR baseline is left out")
+    lines = evaluate_economy(
+        model,
+        score,
+        data,
+        out,
+        labelled=pairs,
+        nightlight=light,
+        baseline_images=baseline,
+        n_splits=splits,
+        share_splits=share_splits,
+        region_column=region_column,
+    )
+    for line in lines:
+        console.print(line)
+    table = __import__("pandas").read_csv(out / "table1.csv")
+    console.print(table.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+
+
 @app.command()
 @_friendly_errors
 def demo(

@@ -12,6 +12,7 @@ import logging
 from collections.abc import Sequence
 from pathlib import Path
 
+import geopandas as gpd
 import numpy as np
 import pandas as pd
 from shapely.geometry import box
@@ -19,7 +20,7 @@ from tqdm.auto import tqdm
 
 from humanscape._atomic import atomic_folder
 from humanscape.data.chiptable import write_chip_table
-from humanscape.errors import EmptyInputError
+from humanscape.errors import EmptyInputError, HumanscapeError
 from humanscape.geo.grid import CellGrid, check_neighbourhood, read_padded
 from humanscape.geo.raster import GridSpec, Scene, write_raster
 
@@ -117,6 +118,77 @@ def _write_chips(
         log.warning("%s: skipped %d nodata-only chips of %d", label, skipped, len(grid))
     table = pd.DataFrame.from_records(records)
     table.attrs["crs"] = grid.crs.to_string()
+    return table
+
+
+def chip_districts(
+    scene: Scene,
+    districts: gpd.GeoDataFrame,
+    out_dir: str | Path,
+    *,
+    column: str,
+    size: int = 64,
+    stride: int | None = None,
+    min_overlap: float = 1.0,
+    bands: Sequence[str] | None = None,
+    progress: bool = True,
+) -> pd.DataFrame:
+    """Cut tiles of ``size`` px inside each district polygon; a chip table with a ``column`` column.
+
+    Many small tiles per district are the input of Park et al. (2022): tiles start every
+    ``stride`` px (default ``size``) and are kept when ``min_overlap`` of their area lies in the
+    district (1.0: wholly inside). Districts are reprojected to the scene's CRS. A district that
+    gets no tile is refused by name (shrink ``--stride`` or ``--tile``). Written atomically to
+    ``out_dir`` (``chips/``, ``chips.csv``) like :func:`chip_scene`.
+    """
+    from humanscape.geo.grid import tiles_over_polygon
+
+    if column not in districts.columns:
+        raise HumanscapeError(
+            f"district file has no column '{column}' (columns: "
+            f"{', '.join(c for c in map(str, districts.columns) if c != 'geometry')})",
+            fix="give the district id column with --district-column",
+        )
+    if districts.crs is None:
+        raise HumanscapeError("district file has no CRS", fix="set the CRS of the district file")
+    names = scene.resolve(bands)
+    names = [n for n in names if scene.sensor.band(n).kind != "qa"]
+    local = districts.to_crs(scene.crs)
+    records = []
+    with atomic_folder(Path(out_dir), marker="chips.csv") as tmp:
+        (tmp / "chips").mkdir()
+        rows = list(local.itertuples(index=False))
+        for k, row in enumerate(tqdm(rows, desc="districts", unit="district", disable=not progress)):
+            district = str(getattr(row, column))
+            windows = tiles_over_polygon(
+                row.geometry, scene.grid, size=size, min_overlap=min_overlap, stride=stride
+            )
+            kept = 0
+            for window in windows:
+                data = read_padded(scene, window, names)
+                if np.isfinite(data).all(axis=0).mean() < 0.5:
+                    continue
+                path = tmp / "chips" / f"d{k:05d}_{kept:04d}.tif"
+                grid = scene.grid.window_grid(window)
+                write_raster(
+                    path, data, grid, units="reflectance", nodata=float("nan"), band_names=names
+                )
+                records.append(
+                    {
+                        "image": f"chips/{path.name}",
+                        column: district,
+                        "geometry": box(*grid.bounds).wkt,
+                    }
+                )
+                kept += 1
+            if kept == 0:
+                raise EmptyInputError(
+                    f"district '{district}' gets no tile of {size} px with data",
+                    path=scene.name,
+                    fix="give a smaller --tile or --stride, a lower --min-overlap, or drop the district",
+                )
+        table = pd.DataFrame.from_records(records)
+        write_chip_table(table, tmp / "chips.csv", crs=scene.crs)
     return table
 
 

@@ -91,6 +91,32 @@ def berlin_population() -> RasterArray:
         )
 
 
+def berlin_census_cells(min_fraction: float = 0.99) -> gpd.GeoDataFrame:
+    """The 1 km census cells of the Berlin scene as district polygons (``district`` = ``r<row>c<col>``),
+    with ``population`` (2021) and ``fraction_in_scene``; cells less than ``min_fraction`` inside
+    the scene are dropped (their count covers land the imagery does not show)."""
+    from shapely.geometry import box
+
+    pop = berlin_population()
+    rows = []
+    for r in range(pop.grid.height):
+        for c in range(pop.grid.width):
+            fraction = float(pop.data[4, r, c])
+            if fraction < min_fraction:
+                continue
+            x0, y0 = pop.grid.transform * (c, r + 1)
+            x1, y1 = pop.grid.transform * (c + 1, r)
+            rows.append(
+                {
+                    "district": f"r{r}c{c}",
+                    "population": float(pop.data[0, r, c]),
+                    "fraction_in_scene": fraction,
+                    "geometry": box(x0, y0, x1, y1),
+                }
+            )
+    return gpd.GeoDataFrame(rows, geometry="geometry", crs=pop.grid.crs)
+
+
 # --- EuroSAT -----------------------------------------------------------------------------------
 
 

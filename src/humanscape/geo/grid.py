@@ -209,9 +209,17 @@ def read_padded(scene: Scene, window: Window, bands: Sequence[str] | None = None
 
 
 def tiles_over_polygon(
-    polygon: BaseGeometry, pixels: GridSpec, *, size: int = 224, min_overlap: float = 0.0
+    polygon: BaseGeometry,
+    pixels: GridSpec,
+    *,
+    size: int = 224,
+    min_overlap: float = 0.0,
+    stride: int | None = None,
 ) -> list[Window]:
     """Windows of ``size`` x ``size`` pixels, aligned to the pixel grid, that intersect ``polygon``.
+
+    Windows start every ``stride`` pixels (default ``size``: edge to edge; smaller: overlapping
+    tiles, e.g. several tiles inside one small district).
 
     ``polygon`` is in the grid's CRS. A tile is kept when the polygon covers more than
     ``min_overlap`` of its area (0: any overlap of positive area; a tile that only touches the
@@ -224,9 +232,14 @@ def tiles_over_polygon(
     left, bottom, right, top = polygon.bounds
     c0, r0 = inv @ (left, top)
     c1, r1 = inv @ (right, bottom)
+    step = stride or size
+    if step < 1:
+        raise HumanscapeError(f"tile stride must be at least 1 px, got {step}")
     out = []
-    for row in range(math.floor(r0 / size) * size, math.ceil(r1 / size) * size, size):
-        for col in range(math.floor(c0 / size) * size, math.ceil(c1 / size) * size, size):
+    for row in range(math.floor((r0 - size) / step + 1) * step, math.ceil(r1 / step) * step, step):
+        for col in range(
+            math.floor((c0 - size) / step + 1) * step, math.ceil(c1 / step) * step, step
+        ):
             window = Window(col, row, size, size)
             tile = box(*pixels.window_grid(window).bounds)
             overlap = (

@@ -57,6 +57,12 @@ class DistrictStats:
             self.n[index], self.sums[index], self.squares[index], self.score_sum[index], names
         )
 
+    def select(self, columns: np.ndarray | list[int]) -> DistrictStats:
+        """The same districts with only the feature ``columns`` (e.g. one encoder's components)."""
+        return DistrictStats(
+            self.n, self.sums[:, columns], self.squares[:, columns], self.score_sum, self.names
+        )
+
     def vectors(self, *, features: bool = True, std: bool = True, score: bool = True) -> np.ndarray:
         """District vectors ``[mean, std, score sum]`` (eq. 12), parts selectable for ablations
         and baselines (``std=False``: the mean embedding alone)."""

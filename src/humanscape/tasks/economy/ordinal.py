@@ -164,7 +164,7 @@ def level_targets(
     text = values.astype(str).str.strip()
     if mapping is None:
         lower = text.str.lower()
-        unknown = sorted(set(lower) - set(LEVELS))
+        unknown = sorted({v for v, low in zip(text, lower, strict=True) if low not in LEVELS})
         if unknown:
             raise HumanscapeError(
                 f"column '{column}' has values that are not levels: {', '.join(unknown[:5])}",

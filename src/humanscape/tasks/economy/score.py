@@ -274,6 +274,8 @@ class ScoreModel:
             "validation_split": self.validation_name_,
             "validation": self.validation_,
             "training_table": self.source_,
+            "label_column": getattr(self, "label_column_", ""),
+            "mapping": getattr(self, "mapping_", ""),
             "versions": {"humanscape": __version__, "torch": torch.__version__},
         }
 
@@ -316,6 +318,8 @@ class ScoreModel:
             model.validation_ = config.get("validation", {})
             model.validation_name_ = config.get("validation_split", "")
             model.source_ = config.get("training_table", "")
+            model.label_column_ = config.get("label_column", "")
+            model.mapping_ = config.get("mapping", "")
         except (KeyError, TypeError, ValueError) as exc:
             raise HumanscapeError(
                 f"invalid score model config ({type(exc).__name__}: {exc})",

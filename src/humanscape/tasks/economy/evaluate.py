@@ -1,0 +1,158 @@
+"""The paper's evaluation of district estimates (Park et al. 2022, Table 1, Figure 6, Figure 7).
+
+- :func:`random_splits`: ``n`` random train / test splits of the districts (paper: 100 x 80/20);
+- :func:`split_r2`: R2 on the original scale of the indicator for every split and every
+  configuration (the full model, its ablations, the baselines), all on the same splits;
+- :func:`share_curve`: R2 against the training share 0.2 .. 0.8, with and without district
+  augmentation (Figure 6);
+- :func:`transfer_spearman`: fitted on one region, Spearman correlation on another (Figure 7);
+- :func:`share_plot`: Figure 6 as a PNG.
+
+A configuration is a pair ``(DistrictStats, regressor factory)``: the district statistics it
+reads (which encoders / features) and how its regressor is built (hyperlocal or not, head,
+augmentation).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from scipy.stats import spearmanr
+
+from humanscape.evaluate.regression import r2
+from humanscape.tasks.economy.district import DistrictRegressor, DistrictStats
+
+Factory = Callable[[bool, int], DistrictRegressor]  # (augment, seed) -> regressor
+Config = tuple[DistrictStats, Factory]
+
+
+def random_splits(
+    n: int, *, n_splits: int = 100, train_share: float = 0.8, seed: int = 0
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """``n_splits`` random partitions of ``range(n)``: ``round(train_share * n)`` train, rest test."""
+    rng = np.random.default_rng(seed)
+    n_train = min(max(2, round(train_share * n)), n - 2)
+    out = []
+    for _ in range(n_splits):
+        order = rng.permutation(n)
+        out.append((np.sort(order[:n_train]), np.sort(order[n_train:])))
+    return out
+
+
+def _fit_predict(
+    config: Config,
+    y: np.ndarray,
+    train: np.ndarray,
+    test: np.ndarray,
+    weights: np.ndarray | None,
+    augment: bool,
+    seed: int,
+) -> np.ndarray:
+    stats, factory = config
+    w = None if weights is None else weights[train]
+    regressor = factory(augment, seed).fit(stats.subset(train), y[train], w)
+    return regressor.predict(stats.subset(test))
+
+
+def split_r2(
+    configs: dict[str, Config],
+    y: np.ndarray,
+    splits: Sequence[tuple[np.ndarray, np.ndarray]],
+    *,
+    weights: np.ndarray | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> pd.DataFrame:
+    """Table 1: R2 (original scale) of each configuration over the same splits.
+
+    Returns one row per configuration: ``r2_mean``, ``r2_std``, ``r2_median``, ``n_splits``,
+    ``spearman_mean`` (rank agreement, robust to the heavy tail of counts).
+    """
+    y = np.asarray(y, dtype=np.float64)
+    rows = []
+    for name, config in configs.items():
+        scores, ranks = [], []
+        for k, (train, test) in enumerate(splits):
+            pred = _fit_predict(config, y, train, test, weights, True, k)
+            scores.append(r2(y[test], pred))
+            ranks.append(spearmanr(y[test], pred).statistic)
+        rows.append(
+            {
+                "configuration": name,
+                "r2_mean": float(np.mean(scores)),
+                "r2_std": float(np.std(scores)),
+                "r2_median": float(np.median(scores)),
+                "spearman_mean": float(np.nanmean(ranks)),
+                "n_splits": len(splits),
+            }
+        )
+        if progress:
+            progress(f"{name}: R2 {rows[-1]['r2_mean']:.3f} +- {rows[-1]['r2_std']:.3f}")
+    return pd.DataFrame(rows)
+
+
+def share_curve(
+    config: Config,
+    y: np.ndarray,
+    *,
+    shares: Sequence[float] = (0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8),
+    n_splits: int = 20,
+    weights: np.ndarray | None = None,
+    seed: int = 0,
+) -> pd.DataFrame:
+    """Figure 6: R2 against the training share, with and without district augmentation."""
+    y = np.asarray(y, dtype=np.float64)
+    rows = []
+    for share in shares:
+        splits = random_splits(len(y), n_splits=n_splits, train_share=share, seed=seed)
+        for augment in (True, False):
+            scores = [
+                r2(y[test], _fit_predict(config, y, train, test, weights, augment, k))
+                for k, (train, test) in enumerate(splits)
+            ]
+            rows.append(
+                {
+                    "train_share": share,
+                    "augmentation": augment,
+                    "r2_mean": float(np.mean(scores)),
+                    "r2_std": float(np.std(scores)),
+                    "n_splits": n_splits,
+                }
+            )
+    return pd.DataFrame(rows)
+
+
+def transfer_spearman(
+    source: Config, y_source: np.ndarray, target: DistrictStats, y_target: np.ndarray
+) -> float:
+    """Figure 7: fitted on all source districts, Spearman of predictions on the target's."""
+    stats, factory = source
+    regressor = factory(True, 0).fit(stats, np.asarray(y_source, dtype=np.float64))
+    return float(spearmanr(np.asarray(y_target), regressor.predict(target)).statistic)
+
+
+def share_plot(curve: pd.DataFrame, path: str | Path, *, title: str, indicator: str) -> Path:
+    """Figure 6 as a PNG: mean R2 (band: +- one standard deviation over splits) by share."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4.2), dpi=120)
+    for augment, colour in ((True, "C0"), (False, "C3")):
+        part = curve[curve["augmentation"] == augment].sort_values("train_share")
+        x, m, s = part["train_share"], part["r2_mean"], part["r2_std"]
+        label = "with district augmentation" if augment else "without augmentation"
+        ax.plot(x, m, "o-", color=colour, label=label)
+        ax.fill_between(x, m - s, m + s, color=colour, alpha=0.15)
+    ax.set_xlabel("share of districts used for training")
+    ax.set_ylabel(f"R² of {indicator} (original scale)")
+    ax.set_title(title)
+    ax.axhline(0, color="k", lw=0.6)
+    ax.legend(loc="lower right")
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return Path(path)

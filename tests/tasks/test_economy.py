@@ -1,0 +1,272 @@
+"""Economy task (Park et al. 2022): every formula against values computed by hand here."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from humanscape.data import samples
+from humanscape.data.chiptable import read_chips
+from humanscape.errors import HumanscapeError
+from humanscape.tasks.economy.district import (
+    DistrictRegressor,
+    augment_districts,
+    district_pairs,
+    district_stats,
+    log_ratio,
+)
+from humanscape.tasks.economy.encoders import EncoderSpec, pearson_loss
+from humanscape.tasks.economy.evaluate import random_splits
+from humanscape.tasks.economy.inequality import gini, national_gini, within_district_gini
+from humanscape.tasks.economy.model import EconomyModel
+from humanscape.tasks.economy.ordinal import (
+    EUROSAT_LEVELS,
+    Thresholds,
+    classify,
+    level_targets,
+    ordinal_logits,
+    ordinal_loss,
+    positive_scores,
+    read_mapping,
+)
+from humanscape.tasks.economy.score import ScoreModel, grouped_validation
+
+RGBN = ["B02", "B03", "B04", "B08"]
+
+
+# --- eq. 4-6 --------------------------------------------------------------------------------------
+
+
+def test_ordinal_logits_are_eq5_on_clamped_scores():
+    f = torch.tensor([5.0, -3.0, 12.0, 25.0, -40.0])
+    got = ordinal_logits(f, Thresholds(0, 10, -10, 20))
+    expected = torch.tensor(
+        [
+            [-5.0, 5.0, -5.0],  # rural: middle positive
+            [3.0, -3.0, -13.0],  # uninhabited
+            [-12.0, -2.0, 2.0],  # urban
+            [-20.0, -10.0, 10.0],  # 25 clamped to 20
+            [10.0, -10.0, -20.0],  # -40 clamped to -10
+        ]
+    )
+    assert torch.equal(got, expected)
+    # argmax of the logits is the level of eq. 4
+    assert got.argmax(1).tolist() == [1, 0, 2, 2, 0]
+
+
+def test_ordinal_loss_hard_and_soft_by_hand():
+    f = torch.tensor([5.0])
+    # logits [-5, 5, -5]: -log softmax_1 = log(1 + 2 e^-10)
+    hard = ordinal_loss(f, torch.tensor([1]))
+    assert hard.item() == pytest.approx(math.log(1 + 2 * math.exp(-10)), abs=1e-7)  # float32
+    # soft [0.5, 0.5, 0]: 0.5 * (10 + log(1 + 2e^-10)) + 0.5 * log(1 + 2e^-10)
+    soft = ordinal_loss(f, torch.tensor([[0.5, 0.5, 0.0]]))
+    lse = math.log(1 + 2 * math.exp(-10))
+    assert soft.item() == pytest.approx(0.5 * (10 + lse) + 0.5 * lse, rel=1e-5)
+    # gradient pushes a rural-labelled urban score down
+    g = torch.tensor([15.0], requires_grad=True)
+    ordinal_loss(g, torch.tensor([1])).backward()
+    assert g.grad.item() > 0
+
+
+def test_classify_thresholds_and_positive_shift():
+    th = Thresholds()
+    assert classify(np.array([-0.1, 0.0, 9.99, 10.0, 20.0]), th).tolist() == [0, 1, 1, 2, 2]
+    assert positive_scores(np.array([-10.0, -20.0, 0.0, 20.0, 30.0]), th).tolist() == [
+        1.0,
+        1.0,
+        11.0,
+        31.0,
+        31.0,
+    ]
+    with pytest.raises(HumanscapeError, match="t_min < t1 < t2 < t_max"):
+        Thresholds(0, 10, 5, 20)
+
+
+def test_level_targets_and_mapping_files(tmp_path):
+    got = level_targets(pd.Series(["urban", " Rural", "uninhabited"]))
+    assert got.tolist() == [[0, 0, 1], [0, 1, 0], [1, 0, 0]]
+    with pytest.raises(HumanscapeError, match="not levels: Forest"):
+        level_targets(pd.Series(["urban", "Forest"]), column="class")
+    (tmp_path / "hard.csv").write_text("class,level\nForest,uninhabited\nResidential,urban\n")
+    mapping = read_mapping(tmp_path / "hard.csv")
+    assert level_targets(pd.Series(["Residential"]), mapping=mapping).tolist() == [[0, 0, 1]]
+    with pytest.raises(HumanscapeError, match="no row for class\\(es\\) Pasture"):
+        level_targets(pd.Series(["Forest", "Pasture"]), mapping=mapping)
+    (tmp_path / "soft.csv").write_text("class,uninhabited,rural,urban\nA,0.25,0.75,0\n")
+    assert read_mapping(tmp_path / "soft.csv")["A"].tolist() == [0.25, 0.75, 0.0]
+    (tmp_path / "bad.csv").write_text("class,uninhabited,rural,urban\nA,0.5,0.75,0\n")
+    with pytest.raises(HumanscapeError, match="not a distribution"):
+        read_mapping(tmp_path / "bad.csv")
+    (tmp_path / "badlevel.csv").write_text("class,level\nA,suburban\n")
+    with pytest.raises(HumanscapeError, match="not a level"):
+        read_mapping(tmp_path / "badlevel.csv")
+
+
+def test_grouped_validation_holds_whole_groups_out():
+    groups = np.repeat(["a", "b", "c", "d", "e"], 3)
+    split = grouped_validation(groups, fraction=0.2, seed=1)
+    assert len(split.test) == 3 and len(set(groups[split.test])) == 1
+    assert not set(groups[split.test]) & set(groups[split.train])
+
+
+# --- step 1 on real chips -------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def real_chips():
+    table = samples.eurosat_ms()
+    images, units = read_chips(list(table["image"]), RGBN, progress=False)
+    targets = level_targets(table["class"].map(EUROSAT_LEVELS))
+    return images, targets, units
+
+
+@pytest.fixture(scope="module")
+def score_model(real_chips):
+    images, targets, units = real_chips
+    return ScoreModel(arch="resnet18_half", epochs=8, patience=8, seed=0).fit(
+        images, targets, units=units, progress=False
+    )
+
+
+def test_scores_keep_the_class_order_on_a_tiny_trained_model(score_model, real_chips):
+    images, targets, _ = real_chips
+    scores = score_model.predict(images)
+    level = targets.argmax(1)
+    means = [scores[level == k].mean() for k in range(3)]
+    assert means[0] < means[1] < means[2]
+    assert scores.min() >= -10 and scores.max() <= 20
+    assert score_model.validation_["spearman"] > 0.5
+
+
+def test_score_model_save_load_scores_the_same(score_model, real_chips, tmp_path):
+    images = real_chips[0][:16]
+    score_model.save(tmp_path / "m")
+    again = ScoreModel.load(tmp_path / "m")
+    assert np.allclose(again.predict(images), score_model.predict(images), atol=1e-5)
+    with pytest.raises(HumanscapeError, match="reads 4 bands"):
+        again.predict(images[:, :3])
+
+
+# --- step 3: districts ----------------------------------------------------------------------------
+
+
+def _toy_stats():
+    # 3 districts; tiles: d0 = {1, 3}, d1 = {2}, d2 = {4, 6, 8}; one feature column; scores = 2x
+    district = np.array([0, 0, 1, 2, 2, 2])
+    comp = np.array([1.0, 3.0, 2.0, 4.0, 6.0, 8.0])
+    return district_stats(district, comp[:, None], 2 * comp, names=["a", "b", "c"]), comp, district
+
+
+def test_district_vectors_are_mean_std_sum():
+    stats, _, _ = _toy_stats()
+    v = stats.vectors()
+    assert v[:, 0].tolist() == [2.0, 2.0, 6.0]  # means
+    assert v[:, 1] == pytest.approx([1.0, 0.0, math.sqrt(8 / 3)])  # population std
+    assert v[:, 2].tolist() == [8.0, 4.0, 36.0]  # score sums
+    assert stats.vectors(score=False).shape == (3, 2)
+    assert stats.vectors(std=False, score=False)[:, 0].tolist() == [2.0, 2.0, 6.0]
+
+
+def test_augmentation_gives_n_plus_n_choose_2_rows_with_exact_unions():
+    stats, comp, district = _toy_stats()
+    y = np.array([10.0, 20.0, 40.0])
+    big, labels = augment_districts(stats, y, kind="count", max_pairs=None)
+    assert len(labels) == 3 + 3  # N + C(N, 2)
+    assert labels.tolist() == [10, 20, 40, 30, 50, 60]
+    # the union d0 + d2 has the vector of its five tiles
+    union = big.vectors()[4]
+    tiles = comp[np.isin(district, [0, 2])]
+    assert union[0] == pytest.approx(tiles.mean())
+    assert union[1] == pytest.approx(tiles.std())
+    assert union[2] == pytest.approx(2 * tiles.sum())
+    # rates: weighted average, default weights = tile counts (2, 1, 3)
+    _, rates = augment_districts(stats, y, kind="rate", max_pairs=None)
+    assert rates[3:].tolist() == pytest.approx(
+        [(2 * 10 + 20) / 3, (2 * 10 + 3 * 40) / 5, (20 + 3 * 40) / 4]
+    )
+    _, rates = augment_districts(stats, y, kind="rate", weights=np.array([1, 1, 2]), max_pairs=None)
+    assert rates[4] == pytest.approx((10 + 2 * 40) / 3)
+    assert len(district_pairs(40, None)) == 780
+    sub = district_pairs(40, 100, seed=3)
+    assert len(sub) == 100 and len({tuple(p) for p in sub}) == 100 and (sub[:, 0] < sub[:, 1]).all()
+
+
+def test_district_without_tiles_and_nonpositive_indicators_are_refused():
+    with pytest.raises(HumanscapeError, match="district 'c' has no tile"):
+        district_stats(np.array([0, 1]), np.zeros((2, 1)), np.ones(2), names=["a", "b", "c"])
+    with pytest.raises(HumanscapeError, match="zero or negative"):
+        log_ratio(np.array([3.0, 0.0]), np.ones(2))
+
+
+def test_eq13_eq14_round_trip():
+    stats, _, _ = _toy_stats()
+    y = np.array([10.0, 20.0, 40.0])
+    h = log_ratio(y, stats.score_sum)
+    assert np.allclose(stats.score_sum * np.exp(h), y)
+    # a constant ratio y = 3 * sum f is learnt exactly: factor 3 everywhere, eq. 13 gives y back
+    y3 = 3 * stats.score_sum
+    reg = DistrictRegressor(n_estimators=5, augment=True, seed=0).fit(stats, y3)
+    assert np.allclose(reg.factor(stats), 3.0)
+    assert np.allclose(reg.predict(stats), y3)
+    # without hyperlocal scoring the forest models ln y itself
+    flat = DistrictRegressor(n_estimators=5, hyperlocal=False, augment=False).fit(
+        stats, np.full(3, 7.0)
+    )
+    assert np.allclose(flat.predict(stats), 7.0)
+
+
+def test_gini_known_values():
+    assert gini(np.full(7, 3.0)) == pytest.approx(0.0)
+    assert gini(np.array([0, 0, 0, 0, 5.0])) == pytest.approx(4 / 5)  # (n - 1) / n
+    # [1, 2, 3, 4]: sum |xi - xj| over ordered pairs = 20; / (2 n^2 mean) = 20 / 80
+    assert gini(np.array([4.0, 1.0, 3.0, 2.0])) == pytest.approx(0.25)
+    assert math.isnan(gini(np.zeros(3)))
+    with pytest.raises(HumanscapeError, match="non-negative"):
+        gini(np.array([-1.0, 2.0]))
+    within = within_district_gini(
+        np.array([1.0, 1, 0, 5, 1, 2, 3, 4]), np.array([0, 0, 1, 1, 2, 2, 2, 2]), 3
+    )
+    assert within.tolist() == pytest.approx([0.0, 0.5, 0.25])
+    nat = national_gini(
+        np.array([1.0, 1.0, 2.0, 2.0]), np.array([0, 0, 1, 1]), np.array([1.0, 3.0])
+    )
+    assert nat["district_factors"] == pytest.approx(gini(np.array([1, 1, 3, 3.0])))
+    assert nat["adjusted_scores"] == pytest.approx(gini(np.array([1, 1, 6, 6.0])))
+    assert nat["scores"] == pytest.approx(gini(np.array([1, 1, 2, 2.0])))
+
+
+def test_pearson_loss_and_splits():
+    x = torch.tensor([1.0, 2.0, 3.0, 4.0])
+    assert pearson_loss(x, 2 * x + 1).item() == pytest.approx(0.0, abs=1e-6)
+    assert pearson_loss(x, -x).item() == pytest.approx(2.0, abs=1e-6)
+    splits = random_splits(10, n_splits=5, train_share=0.8, seed=0)
+    assert all(len(tr) == 8 and len(te) == 2 and not set(tr) & set(te) for tr, te in splits)
+    assert EncoderSpec("labels", 30).name == "labels_nc30"
+
+
+# --- steps 2 + 3 on real chips --------------------------------------------------------------------
+
+
+def test_economy_model_fits_predicts_and_reloads_the_same(score_model, real_chips, tmp_path):
+    images, targets, _ = real_chips
+    rng = np.random.default_rng(0)
+    district = rng.permutation(np.arange(len(images)) % 12)
+    names = [f"d{k}" for k in range(12)]
+    y = np.bincount(district, samples.eurosat_ms()["pop_1km"].to_numpy() + 1, 12)
+    model = EconomyModel(n_clusters=(0, 3), encoder_epochs=1, n_estimators=20, seed=0)
+    model.fit(score_model, images, district, names, y, labelled=(images, targets), progress=False)
+    assert model.encoder_names_ == ["labels_nc0", "labels_nc3"]
+    table, national, values = model.predict(images, district, names)
+    assert values.components.shape == (len(images), 6)  # 3 components per encoder
+    assert np.allclose(table["population"], table["score_sum"] * table["district_factor"])
+    assert set(national) == {"scores", "district_factors", "adjusted_scores"}
+    model.save(tmp_path / "econ")
+    again = EconomyModel.load(tmp_path / "econ")
+    table2, national2, _ = again.predict(images, district, names)
+    assert np.allclose(table2["population"], table["population"])
+    assert national2 == pytest.approx(national)
