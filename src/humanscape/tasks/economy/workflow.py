@@ -124,7 +124,7 @@ def score_table(model: ScoreModel, table_path: Path, out: Path, *, progress: boo
             result, geometry=[wkt.loads(g) for g in table["geometry"]], crs=table["crs"].iloc[0]
         )
         with atomic_output(gpkg) as tmp:
-            frame.to_file(tmp, driver="GPKG")
+            frame.to_file(tmp, driver="GPKG", layer="tiles")
         lines.append(f"wrote {gpkg} (scored tiles)")
     with atomic_output(out) as tmp:
         result.to_csv(tmp, index=False)
