@@ -222,6 +222,64 @@ def _pop_fit(tmp: Path, table: Path, *extra: str) -> list[str]:
             "--bands", ",".join(POP_BANDS), "--features", "stats", *extra]  # fmt: skip
 
 
+_SCORE_CACHE: dict[str, Path] = {}
+
+
+def _score_model(tmp: Path) -> Path:
+    """A tiny score model (one epoch on 20 real chips, R, G, B, NIR), trained once per run."""
+    import shutil
+    import tempfile
+
+    from humanscape.data.chiptable import read_chips
+    from humanscape.tasks.economy.ordinal import EUROSAT_LEVELS, level_targets
+    from humanscape.tasks.economy.score import ScoreModel
+
+    if "path" not in _SCORE_CACHE:
+        table = samples.eurosat_ms().groupby("class").head(2).reset_index(drop=True)
+        images, units = read_chips(
+            list(table["image"]), ["B02", "B03", "B04", "B08"], progress=False
+        )
+        model = ScoreModel(arch="resnet18_half", epochs=1).fit(
+            images, level_targets(table["class"].map(EUROSAT_LEVELS)), units=units, progress=False
+        )
+        _SCORE_CACHE["path"] = model.save(Path(tempfile.mkdtemp()) / "score")
+    return Path(shutil.copytree(_SCORE_CACHE["path"], tmp / "score"))
+
+
+def _econ_tiles(tmp: Path) -> Path:
+    table = (
+        samples.eurosat_ms().head(12)[["image"]].assign(district=[f"d{i % 4}" for i in range(12)])
+    )
+    table.to_csv(tmp / "tiles.csv", index=False)
+    return tmp / "tiles.csv"
+
+
+def _econ_districts(
+    tmp: Path, names: tuple[str, ...] = ("d0", "d1", "d2", "d3"), **cols: object
+) -> Path:
+    frame = pd.DataFrame(
+        {"district": list(names), "population": [100.0, 50.0, 20.0, 5.0, 1.0][: len(names)]}
+    )
+    frame.assign(**cols).to_csv(tmp / "districts.csv", index=False)
+    return tmp / "districts.csv"
+
+
+def _econ_fit(tmp: Path, districts: Path) -> list[str]:
+    return ["economy", "fit", str(_econ_tiles(tmp)), "--districts", str(districts), "--indicator",
+            "population", "--score-model", str(_score_model(tmp)), "--out", str(tmp / "econ")]  # fmt: skip
+
+
+def _econ_levels(tmp: Path, column: str = "class") -> Path:
+    table = samples.eurosat_ms().groupby("class").head(2).reset_index(drop=True)
+    table[["image", "class"]].to_csv(tmp / "labelled.csv", index=False)
+    return tmp / "labelled.csv"
+
+
+def _partial_mapping(tmp: Path) -> Path:
+    (tmp / "classes.csv").write_text("class,level\nForest,uninhabited\nResidential,urban\n")
+    return tmp / "classes.csv"
+
+
 CASES: list[Case] = [
     # outputs
     Case(
@@ -689,7 +747,87 @@ CASES: list[Case] = [
         ],  # fmt: skip
         "not a population model folder",
     ),
+    # economy (Park et al.)
+    Case(
+        "economy: label outside the three levels, no mapping",
+        lambda t: [
+            "economy",
+            "fit-score",
+            str(_econ_levels(t)),
+            "--label-column",
+            "class",
+            "--out",
+            str(t / "score"),
+        ],  # fmt: skip
+        "not levels",
+    ),
+    Case(
+        "economy: mapping misses a class",
+        lambda t: [
+            "economy",
+            "fit-score",
+            str(_econ_levels(t)),
+            "--label-column",
+            "class",
+            "--mapping",
+            str(_partial_mapping(t)),
+            "--out",
+            str(t / "score"),
+        ],  # fmt: skip
+        "mapping has no row for class(es) AnnualCrop",
+    ),
+    Case(
+        "economy: district with no tiles",
+        lambda t: _econ_fit(t, _econ_districts(t, names=("d0", "d1", "d2", "d3", "d9"))),
+        "have no tile",
+    ),
+    Case(
+        "economy: tile's district missing from the district table",
+        lambda t: _econ_fit(t, _econ_districts(t, names=("d0", "d1", "d2"))),
+        "missing from districts.csv",
+    ),
+    Case(
+        "economy: zero indicator where a log is taken",
+        lambda t: _econ_fit(t, _econ_districts(t, population=[10.0, 0.0, 3.0, 4.0])),
+        "zero or negative",
+    ),
+    Case(
+        "economy: score model bands do not match the chips",
+        lambda t: [
+            "economy",
+            "score",
+            "--model",
+            str(_score_model(t)),
+            str(_rgb_table(t)),
+            "--out",
+            str(t / "s.csv"),
+        ],  # fmt: skip
+        "the model reads reflectance",
+    ),
+    Case(
+        "economy: cluster counts out of range",
+        lambda t: [*_econ_fit(t, _econ_districts(t)), "--n-clusters", "0,-3"],
+        "cluster counts must be in 0..1000",
+    ),
+    Case(
+        "economy predict: not an economy model folder",
+        lambda t: [
+            "economy",
+            "predict",
+            "--model",
+            str(t),
+            str(_econ_tiles(t)),
+            "--out",
+            str(t / "d.csv"),
+        ],  # fmt: skip
+        "not an economy model folder",
+    ),
 ]
+
+
+def _rgb_table(tmp: Path) -> Path:
+    samples.eurosat_rgb().head(3)[["image"]].to_csv(tmp / "rgb.csv", index=False)
+    return tmp / "rgb.csv"
 
 
 def _truncated_chip_table(tmp: Path) -> Path:

@@ -106,3 +106,31 @@ def test_tiles_over_polygon_cover_it(synthetic_scene):
     covered = [box(*scene.grid.window_grid(t).bounds) for t in tiles]
     assert gpd.GeoSeries(covered).union_all().contains(poly)
     assert len(tiles) < 2 * 3  # the triangle misses the bottom-right tiles
+
+
+def test_tiles_over_polygon_stride_and_alignment():
+    from affine import Affine
+    from rasterio.crs import CRS
+
+    from humanscape.geo.raster import GridSpec
+
+    pixels = GridSpec(CRS.from_epsg(32633), Affine(10, 0, 0, 0, -10, 5000), 400, 400)
+    # a 1 km cell = pixels 100..200 in both directions
+    cell = box(1000, 5000 - 2000, 2000, 5000 - 1000)
+    inside = g.tiles_over_polygon(
+        cell, pixels, size=64, stride=36, min_overlap=1.0, align="polygon"
+    )
+    assert [(w.col_off, w.row_off) for w in inside] == [
+        (100, 100),
+        (136, 100),
+        (100, 136),
+        (136, 136),
+    ]
+    # counted from the raster origin only 108 (108 + 64 <= 200) fits on each axis
+    grid = g.tiles_over_polygon(cell, pixels, size=64, stride=36, min_overlap=1.0)
+    assert [(w.col_off, w.row_off) for w in grid] == [(108, 108)]
+    # default stride = size, any overlap: 64 px tiles touching pixels 100..200 start at 64, 128, 192
+    edge = g.tiles_over_polygon(cell, pixels, size=64)
+    assert sorted({w.col_off for w in edge}) == [64, 128, 192]
+    with pytest.raises(HumanscapeError, match="unknown tile alignment"):
+        g.tiles_over_polygon(cell, pixels, size=64, align="centre")

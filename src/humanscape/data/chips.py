@@ -136,8 +136,8 @@ def chip_districts(
     """Cut tiles of ``size`` px inside each district polygon; a chip table with a ``column`` column.
 
     Many small tiles per district are the input of Park et al. (2022): tiles start every
-    ``stride`` px (default ``size``) and are kept when ``min_overlap`` of their area lies in the
-    district (1.0: wholly inside). Districts are reprojected to the scene's CRS. A district that
+    ``stride`` px (default ``size``) from the district's upper-left pixel and are kept when
+    ``min_overlap`` of their area lies in the district (1.0: wholly inside). Districts are reprojected to the scene's CRS. A district that
     gets no tile is refused by name (shrink ``--stride`` or ``--tile``). Written atomically to
     ``out_dir`` (``chips/``, ``chips.csv``) like :func:`chip_scene`.
     """
@@ -161,7 +161,12 @@ def chip_districts(
         for k, row in enumerate(tqdm(rows, desc="districts", unit="district", disable=not progress)):
             district = str(getattr(row, column))
             windows = tiles_over_polygon(
-                row.geometry, scene.grid, size=size, min_overlap=min_overlap, stride=stride
+                row.geometry,
+                scene.grid,
+                size=size,
+                min_overlap=min_overlap,
+                stride=stride,
+                align="polygon",
             )
             kept = 0
             for window in windows:

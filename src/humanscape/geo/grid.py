@@ -215,11 +215,14 @@ def tiles_over_polygon(
     size: int = 224,
     min_overlap: float = 0.0,
     stride: int | None = None,
+    align: str = "grid",
 ) -> list[Window]:
     """Windows of ``size`` x ``size`` pixels, aligned to the pixel grid, that intersect ``polygon``.
 
     Windows start every ``stride`` pixels (default ``size``: edge to edge; smaller: overlapping
-    tiles, e.g. several tiles inside one small district).
+    tiles, e.g. several tiles inside one small district), counted from the raster origin
+    (``align="grid"``: the same tiles for every polygon) or from the pixel at the polygon's
+    upper-left corner (``align="polygon"``: as many tiles as fit inside a small polygon).
 
     ``polygon`` is in the grid's CRS. A tile is kept when the polygon covers more than
     ``min_overlap`` of its area (0: any overlap of positive area; a tile that only touches the
@@ -235,11 +238,17 @@ def tiles_over_polygon(
     step = stride or size
     if step < 1:
         raise HumanscapeError(f"tile stride must be at least 1 px, got {step}")
+    if align == "polygon":
+        rows = range(math.floor(r0 + 1e-9), math.ceil(r1 - 1e-9), step)
+        cols = range(math.floor(c0 + 1e-9), math.ceil(c1 - 1e-9), step)
+    elif align == "grid":
+        rows = range(math.floor((r0 - size) / step + 1) * step, math.ceil(r1 / step) * step, step)
+        cols = range(math.floor((c0 - size) / step + 1) * step, math.ceil(c1 / step) * step, step)
+    else:
+        raise HumanscapeError(f"unknown tile alignment '{align}'", fix="use grid or polygon")
     out = []
-    for row in range(math.floor((r0 - size) / step + 1) * step, math.ceil(r1 / step) * step, step):
-        for col in range(
-            math.floor((c0 - size) / step + 1) * step, math.ceil(c1 / step) * step, step
-        ):
+    for row in rows:
+        for col in cols:
             window = Window(col, row, size, size)
             tile = box(*pixels.window_grid(window).bounds)
             overlap = (

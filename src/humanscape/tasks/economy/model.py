@@ -158,12 +158,15 @@ class EconomyModel:
             )
             self.nets_.append(net)
             self.encoder_names_.append(spec.name)
-        self.pcas_ = [
-            PCAProjection(self.components, self.seed).fit(f) for f in self._raw_features(tiles)
-        ]
+        raw = self._raw_features(tiles)
+        self.pcas_ = [PCAProjection(self.components, self.seed).fit(f) for f in raw]
+        self._fitted_tiles = (tiles, raw)  # the fit's own tiles: not embedded twice
         return self
 
     def _raw_features(self, tiles: np.ndarray) -> list[np.ndarray]:
+        cached = getattr(self, "_fitted_tiles", None)
+        if cached is not None and cached[0] is tiles:
+            return cached[1]
         nets = self.nets_ or [self.score_model_.net_]
         return [pooled_features(net, self.score_model_.norm_, tiles) for net in nets]
 
