@@ -187,6 +187,7 @@ class EconomyModel:
             max_pairs=self.max_pairs,
             kind=self.kind,
             seed=self.seed,
+            n_jobs=-1,
         )
 
     def fit(

@@ -437,6 +437,7 @@ def _factory(model: EconomyModel, **overrides: object):  # type: ignore[no-untyp
             "max_pairs": model.max_pairs,
             "kind": model.kind,
             "seed": seed,
+            "n_jobs": -1,
         } | overrides
         return DistrictRegressor(**kwargs)
 
