@@ -223,7 +223,7 @@ def districts_part(args: argparse.Namespace) -> dict:
     score = score_model_ms(args.epochs)
     print(f"score model ready ({time.time() - t0:.0f} s)", flush=True)
     if args.world == "berlin":
-        full, indicator = berlin_data(64, 12)
+        full, indicator = berlin_data(64, 18)
         regions = None
         key = "berlin_population"
     else:

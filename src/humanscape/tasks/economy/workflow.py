@@ -277,7 +277,7 @@ def load_district_data(
                 row = int(np.flatnonzero(bad)[0])
                 raise HumanscapeError(
                     f"column '{indicator}' has {int(bad.sum())} missing, zero or negative value(s), "
-                    f"first district '{names[row]}': {districts[indicator].iloc[row]!r}; "
+                    f"first district '{names[row]}': {districts[indicator].iloc[row]}; "
                     "eq. 14 takes ln(y / sum of scores)",
                     path=districts_path,
                     fix="drop those districts, or use an indicator that is positive everywhere",
