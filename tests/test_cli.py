@@ -2,6 +2,7 @@
 
 import geopandas as gpd
 import numpy as np
+import pytest
 import rasterio
 from typer.testing import CliRunner
 
@@ -119,11 +120,19 @@ def test_chip_of_nodata_only(tmp_path):
     assert not (out / "chips.csv").exists()
 
 
+@pytest.mark.timeout(600)  # the whole demo chain, about 3-4 minutes on 2 cores
 def test_demo_runs_on_shipped_data_and_prints_outputs(tmp_path):
     out = tmp_path / "demo"
     result = run("demo", "--out", out)
     assert result.exit_code == 0, result.output
-    for name in ("berlin_rgb.png", "berlin_indices.tif", "berlin_chips/chips.csv", "summary.json"):
+    for name in (
+        "berlin_rgb.png",
+        "berlin_indices.tif",
+        "berlin_chips/chips.csv",
+        "summary.json",
+        "economy/berlin_score.png",
+        "economy/berlin_districts.csv",
+    ):
         assert (out / name).exists(), name
         assert str(out / name) in result.output.replace("\n", "") or name in result.output
     with rasterio.open(out / "berlin_indices.tif") as src:
