@@ -220,3 +220,48 @@ def test_fit_predict_evaluate_on_berlin_districts(tmp_path, score_folder, berlin
     curve = pd.read_csv(report / "figure6.csv")
     assert set(curve["augmentation"]) == {True, False}
     assert (report / "figure6.png").stat().st_size > 10_000
+
+
+def test_nightlight_values_and_nightlight_encoders(tmp_path, score_folder, berlin_tiles):
+    from humanscape.geo.raster import write_raster
+    from humanscape.tasks.economy.workflow import nightlight_values
+
+    census = samples.berlin_population()
+    rows, cols = np.indices(census.data.shape[1:])
+    light = (100 * rows + cols).astype(np.float32)  # one value per 1 km census cell
+    raster = write_raster(tmp_path / "light.tif", light[None], census.grid, units="count")
+    tiles = pd.read_csv(berlin_tiles / "tiles" / "chips.csv")
+    tiles["image"] = [str(berlin_tiles / "tiles" / p) for p in tiles["image"]]
+    values = nightlight_values(tiles, raster)
+    # every tile lies wholly inside its census cell "r<row>c<col>": its mean is that cell's value
+    expected = [
+        100 * int(d[1 : d.index("c")]) + int(d[d.index("c") + 1 :]) for d in tiles["district"]
+    ]
+    assert values.tolist() == pytest.approx(expected)
+    result = runner.invoke(
+        app,
+        [
+            "economy",
+            "fit",
+            str(berlin_tiles / "tiles" / "chips.csv"),
+            "--districts",
+            str(berlin_tiles / "districts.csv"),
+            "--indicator",
+            "population",
+            "--score-model",
+            str(score_folder),
+            "--nightlight",
+            str(raster),
+            "--n-clusters",
+            "0",
+            "--encoder-epochs",
+            "1",
+            "--trees",
+            "10",
+            "--out",
+            str(tmp_path / "econ"),
+        ],  # fmt: skip
+    )
+    assert result.exit_code == 0, result.output
+    config = json.loads((tmp_path / "econ" / "config.json").read_text())
+    assert config["encoders"] == ["labels_nc0", "nightlight_nc0"]
