@@ -158,7 +158,9 @@ def chip_districts(
     with atomic_folder(Path(out_dir), marker="chips.csv") as tmp:
         (tmp / "chips").mkdir()
         rows = list(local.itertuples(index=False))
-        for k, row in enumerate(tqdm(rows, desc="districts", unit="district", disable=not progress)):
+        for k, row in enumerate(
+            tqdm(rows, desc="districts", unit="district", disable=not progress)
+        ):
             district = str(getattr(row, column))
             windows = tiles_over_polygon(
                 row.geometry,

@@ -101,7 +101,9 @@ def _read_tiles(model: ScoreModel, paths: list[str], progress: bool) -> np.ndarr
     return images
 
 
-def score_table(model: ScoreModel, table_path: Path, out: Path, *, progress: bool = True) -> list[str]:
+def score_table(
+    model: ScoreModel, table_path: Path, out: Path, *, progress: bool = True
+) -> list[str]:
     """Scores of every chip of a table: CSV ``image, score, class``; a GeoPackage beside it when
     the table has ``geometry`` (WKT) and ``crs``."""
     table = read_chip_table(table_path)
@@ -179,7 +181,9 @@ def score_scene(
     bar.close()
     if not np.isfinite(scores).any():
         raise NoOverlapError("no tile of the scene has data", path=scene.name)
-    levels = np.where(np.isfinite(scores), classify(np.nan_to_num(scores), model.thresholds), np.nan)
+    levels = np.where(
+        np.isfinite(scores), classify(np.nan_to_num(scores), model.thresholds), np.nan
+    )
     cell_grid = GridSpec(grid.crs, grid.transform, grid.n_cols, grid.n_rows)
     write_raster(
         out,
@@ -190,9 +194,10 @@ def score_scene(
         band_names=["score", "level"],
         tags={"levels": "0 uninhabited, 1 rural, 2 urban", "tile_px": str(tile)},
     )
-    share = np.bincount(levels[np.isfinite(levels)].astype(int), minlength=3) / np.isfinite(
-        levels
-    ).sum()
+    share = (
+        np.bincount(levels[np.isfinite(levels)].astype(int), minlength=3)
+        / np.isfinite(levels).sum()
+    )
     return (
         [
             f"wrote {out}: {grid.n_rows} x {grid.n_cols} tiles of {tile} px; "
@@ -484,7 +489,10 @@ def evaluation_configs(
             _factory(model),
         ),
         "without_hyperlocal": (stats, _factory(model, hyperlocal=False)),
-        "read_like": (_pca_stats(own, 10, data, values.positive), _factory(model, hyperlocal=False)),
+        "read_like": (
+            _pca_stats(own, 10, data, values.positive),
+            _factory(model, hyperlocal=False),
+        ),
     }
     simclr = _simclr_features(model, baseline_images)
     if simclr is not None:
@@ -559,7 +567,10 @@ def evaluate_economy(
                 if len(ia) < 3 or len(ib) < 3:
                     continue
                 rho = transfer_spearman(
-                    (stats.subset(ia), factory), data.y[ia], stats.subset(ib), data.y[ib]  # type: ignore[arg-type]
+                    (stats.subset(ia), factory),
+                    data.y[ia],
+                    stats.subset(ib),
+                    data.y[ib],  # type: ignore[arg-type]
                 )
                 rows.append({"source": a, "target": b, "spearman": rho})
         files["transfer.csv"] = pd.DataFrame(rows)
