@@ -111,11 +111,20 @@ def score_part(sets: list[str], configs: list[str], epochs: int) -> dict:
         }
         print(kind, "rf_colour", res["rf_colour"], flush=True)
         for arch in configs:
+            from humanscape.models.registry import list_weights
+
+            shipped = {e.name: e for e in list_weights()}
+            own, x = bands, images
+            if arch in shipped:  # fine-tune a shipped SimCLR encoder on its own bands
+                if shipped[arch].units != unit:
+                    continue
+                own = list(shipped[arch].bands)
+                x, _ = read_chips(list(table["image"]), own, units=units, progress=False)
             t0 = time.time()
-            model = ScoreModel(arch=arch, bands=bands, epochs=epochs).fit(
-                images[train], targets[train], units=unit, progress=False
+            model = ScoreModel(arch=arch, bands=own, epochs=epochs).fit(
+                x[train], targets[train], units=unit, progress=False
             )
-            metrics = score_metrics(model.predict(images[test]), levels[test], th)
+            metrics = score_metrics(model.predict(x[test]), levels[test], th)
             metrics |= {
                 "seconds": round(time.time() - t0, 1),
                 "epochs_run": model.epochs_run_ + 1,
@@ -268,7 +277,10 @@ def districts_part(args: argparse.Namespace) -> dict:
     }
     if (folder / "transfer.csv").exists():
         results[key]["transfer"] = pd.read_csv(folder / "transfer.csv").to_dict("records")
-    out_path.write_text(json.dumps(results, indent=2))
+    # other parts may have finished meanwhile: merge with what the file holds now
+    merged = json.loads(out_path.read_text()) if out_path.exists() else {}
+    merged[key] = results[key]
+    out_path.write_text(json.dumps(merged, indent=2))
     print("\n".join(lines), flush=True)
     return results
 
