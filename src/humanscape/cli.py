@@ -1639,7 +1639,9 @@ def economy_evaluate(
     )
     for line in lines:
         console.print(line)
-    table = __import__("pandas").read_csv(out / "table1.csv")
+    import pandas as pd
+
+    table = pd.read_csv(out / "table1.csv")
     console.print(table.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
 
 

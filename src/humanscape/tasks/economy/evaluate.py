@@ -151,7 +151,7 @@ def share_plot(curve: pd.DataFrame, path: str | Path, *, title: str, indicator: 
     ax.set_ylabel(f"R² of {indicator} (original scale)")
     ax.set_title(title)
     ax.axhline(0, color="k", lw=0.6)
-    ax.legend(loc="lower right")
+    ax.legend(loc="best")
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
