@@ -127,7 +127,7 @@ def score_part(sets: list[str], configs: list[str], epochs: int) -> dict:
             metrics = score_metrics(model.predict(x[test]), levels[test], th)
             metrics |= {
                 "seconds": round(time.time() - t0, 1),
-                "epochs_run": model.epochs_run_ + 1,
+                "epochs_run": model.epochs_run_,
                 "validation": model.validation_,
             }
             res[arch] = metrics

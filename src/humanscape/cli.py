@@ -1267,6 +1267,12 @@ def economy_fit_score(
     patience: Annotated[int, typer.Option(help="Early-stopping patience (epochs).", min=1)] = 8,
     batch_size: Annotated[int, typer.Option(help="Batch size.", min=2, max=4096)] = 64,
     lr: Annotated[float, typer.Option(help="Adam learning rate.", min=1e-7, max=1.0)] = 1e-3,
+    input_size: Annotated[
+        int | None,
+        typer.Option(
+            help="Resize tiles to this side first (e.g. 128 for 64 px chips).", min=8, max=1024
+        ),
+    ] = None,
     t1: Annotated[float, typer.Option(help="Threshold uninhabited | rural.")] = 0.0,
     t2: Annotated[float, typer.Option(help="Threshold rural | urban.")] = 10.0,
     t_min: Annotated[float, typer.Option(help="Lowest score (clamp).")] = -10.0,
@@ -1289,7 +1295,7 @@ def economy_fit_score(
         chosen = list(RGB8) if Path(first).suffix.lower() in IMAGE_SUFFIXES else None
     model = ScoreModel(
         arch=arch,
-        **_given(bands=chosen),
+        **_given(bands=chosen, input_size=input_size),
         epochs=epochs,
         patience=patience,
         batch_size=batch_size,

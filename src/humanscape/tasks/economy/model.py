@@ -310,7 +310,9 @@ class EconomyModel:
         if model.encoder_names_:
             state = _read(folder / "encoders.safetensors", load_file)
             for i in range(len(model.encoder_names_)):
-                net, _ = build_score_net(sm.arch, sm.bands, dropout=sm.dropout)
+                net, _ = build_score_net(
+                    sm.arch, sm.bands, dropout=sm.dropout, input_size=sm.input_size
+                )
                 part = {k.split(".", 1)[1]: v for k, v in state.items() if k.startswith(f"{i}.")}
                 try:
                     net.load_state_dict(part)

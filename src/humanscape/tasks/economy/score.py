@@ -92,7 +92,7 @@ class ScoreModule(pl.LightningModule):
 
 
 def build_score_net(
-    arch: str, bands: Sequence[str], *, dropout: float
+    arch: str, bands: Sequence[str], *, dropout: float, input_size: int | None = None
 ) -> tuple[RegressionNet, Any]:
     """A one-output net on ``bands``: a timm backbone from random init, or a shipped encoder's
     backbone (its bands must equal ``bands``) with its normalisation ``(mean, std)``."""
@@ -105,9 +105,10 @@ def build_score_net(
                 f"encoder '{arch}' takes bands {','.join(encoder.bands)}, the model has {','.join(bands)}",
                 fix=f"use --bands {','.join(encoder.bands)} with this encoder",
             )
-        net = RegressionNet(encoder.backbone, dropout=dropout)
+        net = RegressionNet(encoder.backbone, dropout=dropout, input_size=input_size)
         return net, (encoder.mean.flatten().tolist(), encoder.std.flatten().tolist())
-    return RegressionNet(Backbone(arch, len(bands), "native"), dropout=dropout), None
+    backbone = Backbone(arch, len(bands), "native")
+    return RegressionNet(backbone, dropout=dropout, input_size=input_size), None
 
 
 class ScoreModel:
@@ -123,6 +124,10 @@ class ScoreModel:
         Level thresholds and clamp range (eq. 4-6; paper 0, 10, -10, 20).
     epochs, batch_size, lr, patience, dropout
         Training (Adam; early stopping on the validation loss after ``patience`` epochs).
+    input_size
+        Resize every tile to this side first (bilinear). 64 px EuroSAT-size tiles shrink to 2 x 2
+        cells by the end of a ResNet; upsampling them x2 (128) keeps more spatial detail (the
+        shipped encoders' recipe).
     tta
         Average the 8 rotations / mirror images of each tile at prediction.
     seed
@@ -143,6 +148,7 @@ class ScoreModel:
         lr: float = 1e-3,
         patience: int = 8,
         dropout: float = 0.2,
+        input_size: int | None = None,
         tta: bool = True,
         seed: int = 0,
     ) -> None:
@@ -150,12 +156,13 @@ class ScoreModel:
         self.t1, self.t2, self.t_min, self.t_max = t1, t2, t_min, t_max
         self.epochs, self.batch_size, self.lr = epochs, batch_size, lr
         self.patience, self.dropout, self.tta, self.seed = patience, dropout, tta, seed
+        self.input_size = input_size
         self.thresholds = Thresholds(t1, t2, t_min, t_max)
         if not self.bands:
             raise HumanscapeError("no input band given", fix="give --bands, e.g. B02,B03,B04,B08")
 
     def get_params(self) -> dict[str, Any]:
-        keys = "arch bands t1 t2 t_min t_max epochs batch_size lr patience dropout tta seed"
+        keys = "arch bands t1 t2 t_min t_max epochs batch_size lr patience dropout input_size tta seed"
         return {k: getattr(self, k) for k in keys.split()}
 
     # -- fitting
@@ -191,7 +198,9 @@ class ScoreModel:
                 f"{split.describe()}: too few tiles to fit and validate", fix="give more tiles"
             )
         torch.manual_seed(self.seed)
-        net, norm = build_score_net(self.arch, self.bands, dropout=self.dropout)
+        net, norm = build_score_net(
+            self.arch, self.bands, dropout=self.dropout, input_size=self.input_size
+        )
         with torch.no_grad():  # start every tile in the middle level: t1 < f < t2
             net.head.bias.fill_((self.t1 + self.t2) / 2)
         mean, std = norm or band_normalisation(images[split.train])
@@ -337,7 +346,9 @@ class ScoreModel:
                 path=weights,
                 fix="re-create the model with 'economy fit-score'",
             ) from None
-        net, _ = build_score_net(model.arch, model.bands, dropout=model.dropout)
+        net, _ = build_score_net(
+            model.arch, model.bands, dropout=model.dropout, input_size=model.input_size
+        )
         try:
             net.load_state_dict(state)
         except RuntimeError as exc:

@@ -90,7 +90,7 @@ def fit_score(
     shutil.rmtree(checkpoints, ignore_errors=True)
     return [
         f"trained on {v['n_train']} tiles ({', '.join(f'{k} {n}' for k, n in counts.items())} in "
-        f"all), {model.epochs_run_ + 1} epochs; {model.validation_name_}",
+        f"all), {model.epochs_run_} epochs; {model.validation_name_}",
         f"validation: accuracy {v['accuracy']:.3f}, Spearman(score, level) {v['spearman']:.3f}",
         f"wrote {out}",
     ]
