@@ -265,6 +265,7 @@ def districts_part(args: argparse.Namespace) -> dict:
         region_column=regions,
         title=f"{key}: {len(data.names)} districts",
         progress=False,
+        report=lambda line: print(line, flush=True),
     )
     folder = OUT / f"economy_eval_{key}"
     results[key] = {

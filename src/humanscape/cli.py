@@ -1642,6 +1642,7 @@ def economy_evaluate(
         n_splits=splits,
         share_splits=share_splits,
         region_column=region_column,
+        report=console.print,
     )
     for line in lines:
         console.print(line)

@@ -162,7 +162,9 @@ class ScoreModel:
             raise HumanscapeError("no input band given", fix="give --bands, e.g. B02,B03,B04,B08")
 
     def get_params(self) -> dict[str, Any]:
-        keys = "arch bands t1 t2 t_min t_max epochs batch_size lr patience dropout input_size tta seed"
+        keys = (
+            "arch bands t1 t2 t_min t_max epochs batch_size lr patience dropout input_size tta seed"
+        )
         return {k: getattr(self, k) for k in keys.split()}
 
     # -- fitting

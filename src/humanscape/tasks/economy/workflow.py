@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -537,6 +538,7 @@ def evaluate_economy(
     region_column: str | None = None,
     title: str = "",
     progress: bool = True,
+    report: Callable[[str], None] = log.info,
 ) -> list[str]:
     """Item 5 of the paper's evaluation into folder ``out``: ``table1.csv`` (R2 over random 80/20
     splits), ``figure6.csv`` / ``figure6.png`` (training share), ``transfer.csv`` (Spearman between
@@ -547,8 +549,7 @@ def evaluate_economy(
     )
     configs = evaluation_configs(model, data, baseline_images=baseline_images)
     splits = random_splits(len(data.names), n_splits=n_splits, seed=model.seed)
-    lines: list[str] = []
-    table1 = split_r2(configs, data.y, splits, weights=data.weights, progress=lines.append)  # type: ignore[arg-type]
+    table1 = split_r2(configs, data.y, splits, weights=data.weights, progress=report)  # type: ignore[arg-type]
     curve = share_curve(configs["full"], data.y, n_splits=share_splits, weights=data.weights)  # type: ignore[arg-type]
     files: dict[str, pd.DataFrame] = {"table1.csv": table1, "figure6.csv": curve}
     if region_column:
@@ -588,4 +589,4 @@ def evaluate_economy(
             title=title or f"{model.indicator}: {len(data.names)} districts",
             indicator=model.indicator,
         )
-    return lines + [f"wrote {out}"]
+    return [f"wrote {out}"]
