@@ -211,7 +211,7 @@ def _economy(out: Path) -> dict[str, Path]:
     from scipy.stats import spearmanr
 
     from humanscape.data.chiptable import read_chips
-    from humanscape.evaluate.regression import r2
+    from humanscape.tasks.economy.evaluate import r2
     from humanscape.tasks.economy.model import EconomyModel
     from humanscape.tasks.economy.ordinal import EUROSAT_LEVELS, level_targets
     from humanscape.tasks.economy.score import ScoreModel

@@ -240,6 +240,16 @@ def test_gini_known_values():
     assert nat["scores"] == pytest.approx(gini(np.array([1, 1, 2, 2.0])))
 
 
+def test_r2_is_the_coefficient_of_determination():
+    from humanscape.tasks.economy.evaluate import r2
+
+    y = np.array([1.0, 2.0, 3.0, 4.0])
+    # SS_res = 0.25 * 4 = 1, SS_tot = 5 -> 1 - 1/5
+    assert r2(y, y + 0.5) == pytest.approx(0.8)
+    # perfectly correlated but biased: squared Pearson would say 1, the paper's R2 is negative
+    assert r2(y, 2 * y + 3) == pytest.approx(1 - ((y + 3) ** 2).sum() / 5)
+
+
 def test_pearson_loss_and_splits():
     x = torch.tensor([1.0, 2.0, 3.0, 4.0])
     assert pearson_loss(x, 2 * x + 1).item() == pytest.approx(0.0, abs=1e-6)
