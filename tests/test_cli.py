@@ -120,7 +120,7 @@ def test_chip_of_nodata_only(tmp_path):
     assert not (out / "chips.csv").exists()
 
 
-@pytest.mark.timeout(600)  # the whole demo chain, about 3-4 minutes on 2 cores
+@pytest.mark.timeout(900)  # the whole demo chain, about 3-4 minutes on 2 cores
 def test_demo_runs_on_shipped_data_and_prints_outputs(tmp_path):
     out = tmp_path / "demo"
     result = run("demo", "--out", out)

@@ -220,7 +220,7 @@ def _economy(out: Path) -> dict[str, Path]:
     out.mkdir(parents=True, exist_ok=True)
     table = samples.eurosat_ms()
     # ResNet-18 at half width for the demo's time; the CLI default is the paper's ResNet-18
-    score = ScoreModel(arch="resnet18_half", epochs=25)
+    score = ScoreModel(arch="resnet18_half", epochs=15)
     images, units = read_chips(list(table["image"]), score.bands, progress=False)
     targets = level_targets(table["class"].map(EUROSAT_LEVELS))
     score.fit(images, targets, units=units, progress=False)
@@ -254,7 +254,7 @@ def _economy(out: Path) -> dict[str, Path]:
     test = np.random.default_rng(0).permutation(len(names))[: len(names) // 5]
     is_test = np.isin(np.arange(len(names)), test)
     train_tiles = ~is_test[district]
-    model = EconomyModel(n_clusters=(0, 30), encoder_epochs=2)
+    model = EconomyModel(n_clusters=(0, 30), encoder_epochs=1)
     train_names = [n for n, t in zip(names, is_test, strict=True) if not t]
     remap = {n: i for i, n in enumerate(train_names)}
     model.fit(
