@@ -31,6 +31,7 @@ from safetensors.torch import load_file, save_file
 from humanscape import __version__
 from humanscape._atomic import atomic_folder
 from humanscape.errors import HumanscapeError
+from humanscape.models.model_folder import config_of, parsing, read_weights
 from humanscape.tasks.economy.district import (
     KINDS,
     DistrictRegressor,
@@ -43,6 +44,8 @@ from humanscape.tasks.economy.ordinal import classify, positive_scores
 from humanscape.tasks.economy.score import ScoreModel, build_score_net, pooled_features
 
 log = logging.getLogger(__name__)
+
+WHAT, REFIT = "economy model", "economy fit"
 
 #: Types a saved regressor may hold besides scikit-learn's own (skops allow-list).
 SKOPS_TRUSTED = (
@@ -284,31 +287,16 @@ class EconomyModel:
         from humanscape.models.sklearn_io import load_skops
 
         folder = Path(folder)
-        config_path = folder / "config.json"
-        if not config_path.exists():
-            raise HumanscapeError(
-                "not an economy model folder (no config.json)",
-                path=folder,
-                fix="point --model at the folder 'economy fit' wrote",
-            )
-        try:
-            config = json.loads(config_path.read_text())
-            if config.get("kind") != "humanscape.economy":
-                raise ValueError(f"kind is {config.get('kind')!r}")
+        config = config_of(folder, kind="humanscape.economy", what=WHAT, command=REFIT)
+        with parsing(folder / "config.json", WHAT, REFIT):
             model = cls(**config["params"])
             model.encoder_names_ = list(config["encoders"])
             model.n_districts_ = int(config["n_districts"])
-        except (KeyError, TypeError, ValueError) as exc:
-            raise HumanscapeError(
-                f"invalid economy model config ({type(exc).__name__}: {exc})",
-                path=config_path,
-                fix="re-create the model with 'economy fit'",
-            ) from None
         model.score_model_ = ScoreModel.load(folder / "score")
         sm = model.score_model_
         model.nets_ = []
         if model.encoder_names_:
-            state = _read(folder / "encoders.safetensors", load_file)
+            state = read_weights(folder / "encoders.safetensors", load_file, REFIT)
             for i in range(len(model.encoder_names_)):
                 net, _ = build_score_net(
                     sm.arch, sm.bands, dropout=sm.dropout, input_size=sm.input_size
@@ -323,7 +311,7 @@ class EconomyModel:
                         fix="the folder's files must come from one 'economy fit' run",
                     ) from None
                 model.nets_.append(net.eval())
-        arrays = _read(folder / "pca.safetensors", load_numpy)
+        arrays = read_weights(folder / "pca.safetensors", load_numpy, REFIT)
         model.pcas_ = []
         for i in range(max(len(model.nets_), 1)):
             p = PCAProjection(model.components, model.seed)
@@ -335,16 +323,3 @@ class EconomyModel:
         if not isinstance(model.regressor_, DistrictRegressor):
             raise HumanscapeError("the regressor file holds no district regressor", path=folder)
         return model
-
-
-def _read(path: Path, reader: Any) -> Any:
-    if not path.exists():
-        raise HumanscapeError("model file missing", path=path, fix="copy the whole model folder")
-    try:
-        return reader(str(path))
-    except Exception as exc:  # safetensors raises several types on corrupt content
-        raise HumanscapeError(
-            f"not a readable model file ({type(exc).__name__})",
-            path=path,
-            fix="the file is truncated or corrupt; re-create the model with 'economy fit'",
-        ) from None

@@ -35,7 +35,7 @@ from humanscape.errors import HumanscapeError
 #: The surrogate levels, in economic order (index = ordinal level).
 LEVELS = ("uninhabited", "rural", "urban")
 
-#: EuroSAT classes onto the levels (../shared/data/README.md; Park et al. label the same three).
+#: EuroSAT classes onto the levels (the data README of the project; Park et al. label the same three).
 EUROSAT_LEVELS = {
     "Residential": "urban",
     "Industrial": "urban",

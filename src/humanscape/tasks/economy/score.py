@@ -39,8 +39,11 @@ from humanscape.errors import HumanscapeError
 from humanscape.models.augment import SatelliteAugment
 from humanscape.models.backbones import Backbone
 from humanscape.models.heads import RegressionNet, band_normalisation, dihedral_views
+from humanscape.models.model_folder import config_of, parsing, read_weights
 from humanscape.models.training import fit_module
 from humanscape.tasks.economy.ordinal import LEVELS, Thresholds, classify, ordinal_loss
+
+WHAT, REFIT = "score model", "economy fit-score"
 
 #: Default bands: RGB + NIR of Sentinel-2 (multispectral chips); RGB images use red, green, blue.
 RGBN = ("B02", "B03", "B04", "B08")
@@ -311,16 +314,8 @@ class ScoreModel:
         """Load a folder written by :meth:`save`; a foreign or corrupt folder is refused by name."""
         folder = Path(folder)
         config_path = folder / "config.json"
-        if not config_path.exists():
-            raise HumanscapeError(
-                "not a score model folder (no config.json)",
-                path=folder,
-                fix="point --model / --score-model at the folder 'economy fit-score' wrote",
-            )
-        try:
-            config = json.loads(config_path.read_text())
-            if config.get("kind") != "humanscape.economy.score":
-                raise ValueError(f"kind is {config.get('kind')!r}")
+        config = config_of(folder, kind="humanscape.economy.score", what=WHAT, command=REFIT)
+        with parsing(config_path, WHAT, REFIT):
             model = cls(**config["params"])
             model.norm_ = config["normalisation"]
             model.units_ = config["units"]
@@ -331,23 +326,8 @@ class ScoreModel:
             model.source_ = config.get("training_table", "")
             model.label_column_ = config.get("label_column", "")
             model.mapping_ = config.get("mapping", "")
-        except (KeyError, TypeError, ValueError) as exc:
-            raise HumanscapeError(
-                f"invalid score model config ({type(exc).__name__}: {exc})",
-                path=config_path,
-                fix="re-create the model with 'economy fit-score'",
-            ) from None
         weights = folder / "score.safetensors"
-        if not weights.exists():
-            raise HumanscapeError("model file missing", path=weights, fix="copy the whole folder")
-        try:
-            state = load_file(str(weights))
-        except Exception as exc:  # safetensors raises several types on corrupt content
-            raise HumanscapeError(
-                f"not a readable model file ({type(exc).__name__})",
-                path=weights,
-                fix="re-create the model with 'economy fit-score'",
-            ) from None
+        state = read_weights(weights, load_file, REFIT)
         net, _ = build_score_net(
             model.arch, model.bands, dropout=model.dropout, input_size=model.input_size
         )

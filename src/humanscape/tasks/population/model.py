@@ -37,7 +37,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -64,6 +64,7 @@ from humanscape.models.heads import (
     dihedral_views,
     log_cosh_loss,
 )
+from humanscape.models.model_folder import config_of, parsing, read_weights
 from humanscape.models.random_features import RandomConvFeatures
 from humanscape.models.training import fit_module
 from humanscape.tasks.population.census import IsotonicBiasCorrection
@@ -75,6 +76,8 @@ from humanscape.tasks.population.features import (
 )
 
 log = logging.getLogger(__name__)
+
+REFIT = "population fit"
 
 METHODS = ("cnn", "features", "ensemble")
 TARGETS = ("log1p", "log")
@@ -642,16 +645,10 @@ class PopulationModel:
         """Load a folder written by :meth:`save`; a corrupt or foreign folder is refused by name."""
         folder = Path(folder)
         config_path = folder / "config.json"
-        if not config_path.exists():
-            raise HumanscapeError(
-                "not a population model folder (no config.json)",
-                path=folder,
-                fix="point --model at the folder 'population fit' wrote",
-            )
-        try:
-            config = json.loads(config_path.read_text())
-            if config.get("kind") != "humanscape.population":
-                raise ValueError(f"kind is {config.get('kind')!r}")
+        config = config_of(
+            folder, kind="humanscape.population", what="population model", command=REFIT
+        )
+        with parsing(config_path, "population model", REFIT):
             model = cls(**config["params"])
             model.conformal_ = SplitConformal(config["conformal"]["alpha"])
             model.conformal_.quantile_ = float(config["conformal"]["quantile"])
@@ -659,12 +656,6 @@ class PopulationModel:
             model.validation_ = config.get("validation", {})
             model.validation_name_ = config.get("validation_split", "")
             model.chip_shape_ = tuple(int(v) for v in config["chip_shape"])
-        except (KeyError, TypeError, ValueError) as exc:
-            raise HumanscapeError(
-                f"invalid population model config ({type(exc).__name__}: {exc})",
-                path=config_path,
-                fix="re-create the model with 'population fit'",
-            ) from None
         if "isotonic" in config:
             from sklearn.isotonic import IsotonicRegression
 
@@ -676,7 +667,7 @@ class PopulationModel:
         if model.uses_cnn:
             model.norm_ = config["normalisation"]
             model.epochs_run_ = config.get("epochs_run", 0)
-            state = _read(folder / "cnn.safetensors", load_file)
+            state = read_weights(folder / "cnn.safetensors", load_file, REFIT)
             model.nets_ = []
             for i in range(model.cnn_seeds):
                 net, _, _ = build_net(
@@ -688,25 +679,12 @@ class PopulationModel:
         if model.uses_features:
             model.head_ = _load_head(folder / "head.skops")
             if "mosaiks" in model.features:
-                arrays = _read(folder / "mosaiks.safetensors", load_numpy)
+                arrays = read_weights(folder / "mosaiks.safetensors", load_numpy, REFIT)
                 m = RandomConvFeatures(model.mosaiks_filters, seed=model.seed)
                 m.weight_, m.offset_ = arrays["weight"], arrays["offset"]
                 m.n_bands_ = int(m.weight_.shape[1])
                 model.mosaiks_ = m
         return model
-
-
-def _read(path: Path, reader: Callable[[str], Any]) -> Any:
-    if not path.exists():
-        raise HumanscapeError("model file missing", path=path, fix="copy the whole model folder")
-    try:
-        return reader(str(path))
-    except Exception as exc:  # safetensors raises several types on corrupt content
-        raise HumanscapeError(
-            f"not a readable model file ({type(exc).__name__})",
-            path=path,
-            fix="the file is truncated or corrupt; re-create the model with 'population fit'",
-        ) from None
 
 
 def _load_state(net: torch.nn.Module, state: dict[str, torch.Tensor], path: Path) -> None:

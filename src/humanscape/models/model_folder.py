@@ -1,0 +1,65 @@
+"""Reading a saved model folder (``config.json`` + weight files) with one error per way it fails.
+
+Every task model is a folder: ``config.json`` names its ``kind`` and holds the parameters, the
+weights are safetensors / skops files beside it. :func:`config_of` reads and checks the config,
+:func:`parsing` turns a missing key or a bad value met while rebuilding the model into one
+error naming the file, :func:`read_weights` reads a weight file. Nothing here runs stored code.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from humanscape.errors import HumanscapeError
+
+
+def config_of(folder: str | Path, *, kind: str, what: str, command: str) -> dict[str, Any]:
+    """The parsed ``config.json`` of ``folder``, whose ``kind`` must be ``kind``.
+
+    ``what`` names the model in errors ("population model"), ``command`` the command that writes
+    such folders ("population fit").
+    """
+    folder = Path(folder)
+    path = folder / "config.json"
+    if not path.exists():
+        raise HumanscapeError(
+            f"not a{'n' if what[0] in 'aeiou' else ''} {what} folder (no config.json)",
+            path=folder,
+            fix=f"point --model at the folder '{command}' wrote",
+        )
+    with parsing(path, what, command):
+        config = json.loads(path.read_text())
+        if config.get("kind") != kind:
+            raise ValueError(f"kind is {config.get('kind')!r}")
+    return config
+
+
+@contextmanager
+def parsing(path: Path, what: str, command: str) -> Iterator[None]:
+    """Turn ``KeyError`` / ``TypeError`` / ``ValueError`` in the block into one error on ``path``."""
+    try:
+        yield
+    except (KeyError, TypeError, ValueError) as exc:
+        raise HumanscapeError(
+            f"invalid {what} config ({type(exc).__name__}: {exc})",
+            path=path,
+            fix=f"re-create the model with '{command}'",
+        ) from None
+
+
+def read_weights(path: Path, reader: Callable[[str], Any], command: str) -> Any:
+    """``reader(path)`` for a weight file; a missing or unreadable file is refused by name."""
+    if not path.exists():
+        raise HumanscapeError("model file missing", path=path, fix="copy the whole model folder")
+    try:
+        return reader(str(path))
+    except Exception as exc:  # safetensors raises several types on corrupt content
+        raise HumanscapeError(
+            f"not a readable model file ({type(exc).__name__})",
+            path=path,
+            fix=f"the file is truncated or corrupt; re-create the model with '{command}'",
+        ) from None
