@@ -30,6 +30,7 @@ def fit_module(
     val_dataset: Dataset | None = None,
     monitor: str = "val_loss",
     patience: int | None = None,
+    min_epochs: int | None = None,
 ) -> pl.LightningModule:
     """Train ``module`` on ``dataset`` for up to ``epochs``; return it with its best weights.
 
@@ -37,7 +38,7 @@ def fit_module(
     started again with the same ``work_dir`` continues from it. With ``val_dataset``, ``monitor``
     (logged by the module's ``validation_step``) is tracked: the epoch with its lowest value is
     kept (``best.ckpt``) and loaded at the end, and with ``patience`` training stops after that
-    many epochs without improvement (early stopping).
+    many epochs without improvement (early stopping), but not before ``min_epochs``.
     """
     pl.seed_everything(seed, workers=True, verbose=False)
     module.train()  # a loaded encoder comes in eval mode: fine-tuning updates its batch norms too
@@ -79,6 +80,7 @@ def fit_module(
             progress,
             monitor,
             patience,
+            min_epochs,
         )
 
 
@@ -93,6 +95,7 @@ def _fit(
     progress: bool,
     monitor: str,
     patience: int | None,
+    min_epochs: int | None = None,
 ) -> pl.LightningModule:
     ckpt_path = None
     if work_dir is not None:
@@ -107,6 +110,7 @@ def _fit(
         callbacks.append(pl.callbacks.EarlyStopping(monitor=monitor, mode="min", patience=patience))
     trainer = pl.Trainer(
         max_epochs=epochs,
+        min_epochs=min(min_epochs, epochs) if min_epochs else None,
         accelerator="auto",
         devices=1,
         default_root_dir=work_dir,

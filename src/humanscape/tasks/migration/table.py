@@ -1,0 +1,256 @@
+"""Census tables for migration models: reading, checking and standardising (Runfola et al. 2022).
+
+A census table has one row per municipality: an id column, numeric census aggregates and (to fit
+or evaluate) the target, the number of people who left. Real tables are messy, and each mess has
+one rule here:
+
+- a *missing-value sentinel* (the Mexican IPUMS aggregates use ``-1`` for "the sample could not
+  give this") is declared with ``missing=`` and becomes a missing value, never a count;
+- non-numeric columns are refused by name, or dropped when asked (``drop_text=True``);
+- constant columns carry no information and are dropped with a warning that counts them;
+- missing or duplicate ids, a target with missing or negative values are errors.
+
+:class:`Standardiser` is the paper's "z-score standardisation is applied to all input
+information" (Sec. 3.3), fitted on training rows only, with two additions a real table needs:
+heavy-tailed non-negative columns (skewness > 2 on the training rows, e.g. population and income
+totals) are ``log1p``-transformed before z-scoring, and every column with missing values gets a
+0/1 *missing* indicator (the value itself is set to the training mean, i.e. z = 0).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from humanscape.data.chiptable import read_table
+from humanscape.errors import HumanscapeError
+
+log = logging.getLogger(__name__)
+
+#: Skewness above which a non-negative column is log1p-transformed (heavy-tailed counts).
+SKEW_LIMIT = 2.0
+#: z-scores are clipped to this range so that one extreme municipality cannot dominate.
+Z_CLIP = 10.0
+
+
+@dataclass
+class CensusTable:
+    """A checked census table.
+
+    Attributes
+    ----------
+    ids
+        Municipality ids as strings, unique.
+    features
+        Numeric census columns (float64), missing values as NaN.
+    target
+        The outflow (None when the table has no target, e.g. for prediction).
+    groups
+        Optional region of each row (for transfer between regions), as strings.
+    notes
+        Warnings raised while reading (dropped columns, missing values), one line each.
+    """
+
+    ids: pd.Series
+    features: pd.DataFrame
+    target: np.ndarray | None = None
+    groups: pd.Series | None = None
+    notes: list[str] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def subset(self, rows: np.ndarray) -> CensusTable:
+        """The rows at positions ``rows``."""
+        return CensusTable(
+            self.ids.iloc[rows].reset_index(drop=True),
+            self.features.iloc[rows].reset_index(drop=True),
+            None if self.target is None else self.target[rows],
+            None if self.groups is None else self.groups.iloc[rows].reset_index(drop=True),
+            list(self.notes),
+        )
+
+
+def _columns_text(columns: list[str], limit: int = 8) -> str:
+    shown = ", ".join(columns[:limit])
+    return shown + (f" and {len(columns) - limit} more" if len(columns) > limit else "")
+
+
+def read_census(
+    path: str | Path,
+    *,
+    id_column: str,
+    target: str | None = None,
+    missing: float | None = None,
+    drop_text: bool = False,
+    group_column: str | None = None,
+    columns: list[str] | None = None,
+) -> CensusTable:
+    """Read and check a census CSV/Parquet table (see the module docstring for the rules).
+
+    ``columns`` fixes the feature columns (a fitted model's): they must all be present, extra
+    columns are ignored, and constant columns are kept (the model was fitted with them).
+    """
+    path = Path(path)
+    table = read_table(path, what="census table")
+    table.columns = [str(c).strip() for c in table.columns]
+    needed = [id_column, *(c for c in (target, group_column) if c)]
+    for column in needed:
+        if column not in table.columns:
+            raise HumanscapeError(
+                f"census table has no column '{column}' (columns: "
+                f"{_columns_text(list(table.columns))})",
+                path=path,
+                fix="name an existing column (--id, --target, --group)",
+            )
+    ids = table[id_column]
+    if ids.isna().any():
+        raise HumanscapeError(
+            f"{int(ids.isna().sum())} row(s) have no id in '{id_column}'",
+            path=path,
+            fix="give every municipality an id, or remove those rows",
+        )
+    ids = ids.astype(str).str.strip()
+    duplicated = ids[ids.duplicated()]
+    if len(duplicated):
+        raise HumanscapeError(
+            f"{len(duplicated)} duplicate id(s) in '{id_column}', first '{duplicated.iloc[0]}'",
+            path=path,
+            fix="one row per municipality",
+        )
+    y = None
+    if target is not None:
+        values = pd.to_numeric(table[target], errors="coerce")
+        bad = int(values.isna().sum())
+        if bad:
+            raise HumanscapeError(
+                f"target '{target}' has {bad} missing or non-numeric value(s)",
+                path=path,
+                fix="remove those rows, or predict them with 'migration predict'",
+            )
+        negative = int((values < 0).sum())
+        if negative:
+            raise HumanscapeError(
+                f"target '{target}' has {negative} negative value(s) (a count of migrants)",
+                path=path,
+                fix="remove those rows, or recode a missing-value sentinel",
+            )
+        y = values.to_numpy(np.float64)
+    notes: list[str] = []
+    rest = [c for c in table.columns if c not in needed]
+    if columns is not None:
+        absent = [c for c in columns if c not in table.columns]
+        if absent:
+            raise HumanscapeError(
+                f"census table lacks {len(absent)} column(s) the model was fitted on: "
+                f"{_columns_text(absent)}",
+                path=path,
+                fix="give a table with the same census columns as the training table",
+            )
+        rest = list(columns)
+    features = table[rest]
+    text = [c for c in rest if not pd.api.types.is_numeric_dtype(features[c])]
+    if text:
+        if not drop_text or columns is not None:
+            raise HumanscapeError(
+                f"{len(text)} non-numeric column(s): {_columns_text(text)}",
+                path=path,
+                fix="drop them with --drop, or recode them as numbers",
+            )
+        notes.append(f"dropped {len(text)} non-numeric column(s): {_columns_text(text)}")
+        features = features.drop(columns=text)
+    features = features.astype(np.float64)
+    if missing is not None:
+        n_missing = int((features == missing).to_numpy().sum())
+        features = features.mask(features == missing)
+        if n_missing:
+            notes.append(
+                f"{n_missing} value(s) equal to the missing-value code {missing:g} treated as missing"
+            )
+    if columns is None:
+        constant = [c for c in features.columns if features[c].nunique(dropna=True) <= 1]
+        if constant:
+            notes.append(f"dropped {len(constant)} constant column(s): {_columns_text(constant)}")
+            features = features.drop(columns=constant)
+        if features.shape[1] == 0:
+            raise HumanscapeError(
+                "census table has no usable numeric column besides the id and target",
+                path=path,
+                fix="give census variables as numeric columns",
+            )
+    for note in notes:
+        log.warning("%s: %s", path.name, note)
+    groups = None
+    if group_column is not None:
+        groups = table[group_column].astype(str).str.strip()
+    return CensusTable(ids.reset_index(drop=True), features.reset_index(drop=True), y, groups, notes)
+
+
+class Standardiser:
+    """log1p for heavy tails, z-scores, missing indicators; fitted on training rows only.
+
+    ``transform`` returns float32 ``(rows, A)`` where ``A`` = columns + one indicator per column
+    that had missing values in training; :attr:`names_` names the ``A`` inputs.
+    """
+
+    def fit(self, features: pd.DataFrame) -> Standardiser:
+        self.columns_ = [str(c) for c in features.columns]
+        x = features.to_numpy(np.float64)
+        self.log_ = []
+        for j, _ in enumerate(self.columns_):
+            col = x[:, j][np.isfinite(x[:, j])]
+            skew = pd.Series(col).skew() if col.size > 2 else 0.0
+            self.log_.append(bool(col.size and col.min() >= 0 and np.nan_to_num(skew) > SKEW_LIMIT))
+        t = self._logged(x)
+        self.mean_ = np.nanmean(t, axis=0)
+        self.std_ = np.nanstd(t, axis=0)
+        self.std_[~(self.std_ > 0)] = 1.0
+        self.mean_ = np.nan_to_num(self.mean_)
+        self.indicators_ = [c for j, c in enumerate(self.columns_) if np.isnan(x[:, j]).any()]
+        return self
+
+    def _logged(self, x: np.ndarray) -> np.ndarray:
+        t = x.copy()
+        for j, flag in enumerate(self.log_):
+            if flag:
+                t[:, j] = np.log1p(np.clip(t[:, j], 0, None))
+        return t
+
+    @property
+    def names_(self) -> list[str]:
+        return [*self.columns_, *(f"{c} missing" for c in self.indicators_)]
+
+    def transform(self, features: pd.DataFrame) -> np.ndarray:
+        x = features[self.columns_].to_numpy(np.float64)
+        z = (self._logged(x) - self.mean_) / self.std_
+        flags = [np.isnan(x[:, self.columns_.index(c)]) for c in self.indicators_]
+        z = np.clip(np.nan_to_num(z, nan=0.0), -Z_CLIP, Z_CLIP)
+        if flags:
+            z = np.concatenate([z, np.stack(flags, axis=1).astype(np.float64)], axis=1)
+        return z.astype(np.float32)
+
+    def to_config(self) -> dict[str, Any]:
+        return {
+            "columns": self.columns_,
+            "log": self.log_,
+            "mean": [float(v) for v in self.mean_],
+            "std": [float(v) for v in self.std_],
+            "indicators": self.indicators_,
+        }
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> Standardiser:
+        self = cls()
+        self.columns_ = list(config["columns"])
+        self.log_ = [bool(v) for v in config["log"]]
+        self.mean_ = np.asarray(config["mean"], dtype=np.float64)
+        self.std_ = np.asarray(config["std"], dtype=np.float64)
+        self.indicators_ = list(config["indicators"])
+        if not (len(self.log_) == len(self.mean_) == len(self.std_) == len(self.columns_)):
+            raise ValueError("standardiser lists differ in length")
+        return self
