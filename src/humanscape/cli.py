@@ -1652,6 +1652,271 @@ def economy_evaluate(
     console.print(table.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
 
 
+migration_app = typer.Typer(
+    help="Municipal migration outflow from census tables and imagery (Runfola et al. 2022).",
+    no_args_is_help=True,
+)
+app.add_typer(migration_app, name="migration")
+
+MIGRATION_MODELS = ("signature+imagery", "signature", "dense", "imagery", "hgb", "rf")
+IdOpt = Annotated[str, typer.Option("--id", help="Municipality id column.")]
+TargetOpt = Annotated[str, typer.Option(help="Outflow column (migrants).")]
+MissingOpt = Annotated[
+    float | None, typer.Option(help="Value that marks a missing census value (e.g. -1).")
+]
+DropOpt = Annotated[bool, typer.Option("--drop", help="Drop non-numeric columns (else refused).")]
+ImagesOpt = Annotated[
+    Path | None,
+    typer.Option(help="Tile table (image + municipality id column) for imagery models."),
+]
+EpochsOpt = Annotated[
+    int, typer.Option(help="Most training epochs (paper 250).", min=1, max=10_000)
+]
+
+
+def _model_names(value: str) -> str:
+    names = [n.strip() for n in value.split(",") if n.strip()]
+    bad = [n for n in names if n not in MIGRATION_MODELS]
+    if not names or bad:
+        raise typer.BadParameter(
+            f"unknown model(s) {', '.join(bad) or value!r}; use {', '.join(MIGRATION_MODELS)}"
+        )
+    return ",".join(names)
+
+
+def _census(
+    path: Path,
+    id_column: str,
+    target: str | None,
+    missing: float | None,
+    drop: bool,
+    group: str | None = None,
+    columns: list[str] | None = None,
+) -> Any:
+    from humanscape.tasks.migration.table import read_census
+
+    table = read_census(
+        path,
+        id_column=id_column,
+        target=target,
+        missing=missing,
+        drop_text=drop,
+        group_column=group,
+        columns=columns,
+    )
+    for note in table.notes:
+        console.print(f"warning: {path.name}: {note}")
+    table.notes = []
+    return table
+
+
+def _migration_figures(kind: str, data: dict[str, Any], folder: Path) -> None:
+    """Draw the migration figures into ``folder`` (called inside the atomic output folder)."""
+    import numpy as np
+
+    from humanscape.report import migration as fig
+
+    model = data["model"]
+    if model.layouts_:
+        names = model.variables_
+        strength = None
+        table = data.get("table")
+        if table is not None:
+            z = model.standardiser_.transform(table.features[model.standardiser_.columns_])
+            strength = np.abs(z).mean(axis=0)
+        fig.signature_png(model.layouts_[-1], names, folder / "signature.png", strength=strength)
+        pop = next((n for n in names if "pop" in n.lower()), None)
+        fig.signature_epochs_png(
+            model.layouts_, names, folder / "signature_epochs.png", highlight=pop
+        )
+    if kind == "evaluate":
+        if data.get("importance") is not None:
+            fig.importance_png(data["importance"], folder / "importance.png")
+        if data.get("population") is not None:
+            fig.error_png(data["population"], data["error"], folder / "error_vs_population.png")
+
+
+def _migration_model(
+    model: str, epochs: int, patience: int, trees: int, alpha: float, seed: int
+) -> Any:
+    from humanscape.tasks.migration.model import MigrationModel
+
+    return MigrationModel(
+        model, epochs=epochs, patience=patience, trees=trees, alpha=alpha, seed=seed
+    )
+
+
+def _images(path: Path | None, id_column: str, bands: list[str] | None = None) -> Any:
+    if path is None:
+        return None
+    from humanscape.tasks.migration.imagery import read_municipal_images
+
+    return read_municipal_images(path, id_column=id_column, bands=bands)
+
+
+@migration_app.command("fit")
+@_friendly_errors
+def migration_fit(
+    census: Annotated[
+        Path, typer.Argument(help="Census table (CSV/Parquet), one row per municipality.")
+    ],
+    id_column: IdOpt,
+    target: TargetOpt,
+    out: Annotated[Path, typer.Option("--out", "-o", help="Model folder to write.")],
+    model: Annotated[
+        str,
+        typer.Option(
+            help="Model: " + ", ".join(MIGRATION_MODELS) + " (default: best measured).",
+            callback=_one_of(*MIGRATION_MODELS),
+        ),
+    ] = "hgb",
+    images: ImagesOpt = None,
+    polygons: Annotated[
+        Path | None, typer.Option(help="Municipality polygons: ids checked against the table.")
+    ] = None,
+    polygon_id: Annotated[
+        str | None, typer.Option(help="Id column of --polygons (default --id).")
+    ] = None,
+    missing: MissingOpt = None,
+    drop: DropOpt = False,
+    epochs: EpochsOpt = 250,
+    patience: Annotated[int, typer.Option(help="Early-stopping patience (epochs).", min=1)] = 40,
+    trees: Annotated[
+        int, typer.Option(help="Trees (rf) / boosting rounds (hgb).", min=1, max=10_000)
+    ] = 300,
+    alpha: Annotated[
+        float, typer.Option(help="Interval miscoverage (0.1: 90 % intervals).", min=0.01, max=0.5)
+    ] = 0.1,
+    seed: Annotated[int, typer.Option(help="Seed of everything random.")] = 0,
+) -> None:
+    """Fit a migration model on a census table (and image tiles); write the model folder."""
+    from humanscape.tasks.migration.workflow import fit_migration, read_polygons
+
+    _check_outputs(folders=[out], inputs=[census, *(p for p in (images, polygons) if p)])
+    table = _census(census, id_column, target, missing, drop)
+    if polygons is not None:
+        read_polygons(polygons, polygon_id or id_column, table.ids.tolist())
+    estimator = _migration_model(model, epochs, patience, trees, alpha, seed)
+    tiles = _images(images, id_column) if estimator.uses_images else None
+    if tiles is not None:
+        tiles.owners_of(table.ids.tolist(), path=str(images), warn=True)
+    if images is not None and not estimator.uses_images:
+        console.print(f"warning: model '{model}' does not read imagery; --images ignored")
+    for line in fit_migration(estimator, table, out, images=tiles, figures=_migration_figures):
+        console.print(line)
+
+
+@migration_app.command("predict")
+@_friendly_errors
+def migration_predict(
+    model: Annotated[Path, typer.Option(help="Model folder from 'migration fit'.")],
+    census: Annotated[Path, typer.Argument(help="Census table with the model's columns.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Predictions CSV to write.")],
+    id_column: IdOpt,
+    images: ImagesOpt = None,
+    missing: MissingOpt = None,
+) -> None:
+    """Outflow per municipality with conformal intervals: id, prediction, lower, upper."""
+    from humanscape.tasks.migration.model import MigrationModel
+    from humanscape.tasks.migration.workflow import predict_migration
+
+    _check_outputs(files=[out], inputs=[census, model, *(p for p in (images,) if p)])
+    fitted = MigrationModel.load(model)
+    table = _census(census, id_column, None, missing, False, columns=fitted.standardiser_.columns_)
+    tiles = _images(images, id_column, fitted.bands_) if fitted.uses_images else None
+    if fitted.uses_images and tiles is None:
+        raise HumanscapeError(
+            f"model '{fitted.model}' reads imagery", fix="give --images TILES.csv"
+        )
+    for line in predict_migration(fitted, table, out, images=tiles, id_name=id_column):
+        console.print(line)
+
+
+@migration_app.command("evaluate")
+@_friendly_errors
+def migration_evaluate(
+    census: Annotated[Path, typer.Argument(help="Census table with the target.")],
+    id_column: IdOpt,
+    target: TargetOpt,
+    out: Annotated[Path, typer.Option("--out", "-o", help="Report folder to write.")],
+    models: Annotated[
+        str,
+        typer.Option(
+            help="Comma-separated models; the first gets importance, Moran's I, plots.",
+            callback=_model_names,
+        ),
+    ] = "hgb,signature,dense,rf",
+    images: ImagesOpt = None,
+    polygons: Annotated[
+        Path | None, typer.Option(help="Municipality polygons: Moran's I of residuals.")
+    ] = None,
+    polygon_id: Annotated[
+        str | None, typer.Option(help="Id column of --polygons (default --id).")
+    ] = None,
+    group: Annotated[
+        str | None, typer.Option(help="Region column: transfer between regions.")
+    ] = None,
+    holdout_group: Annotated[
+        str | None, typer.Option(help="Regions (comma-separated) to hold out (needs --group).")
+    ] = None,
+    population: Annotated[str | None, typer.Option(help="Population column for Figure 5.")] = None,
+    missing: MissingOpt = None,
+    drop: DropOpt = False,
+    splits: Annotated[int, typer.Option(help="Random 80/20 splits (folds).", min=2, max=100)] = 5,
+    epochs: EpochsOpt = 250,
+    patience: Annotated[int, typer.Option(help="Early-stopping patience (epochs).", min=1)] = 40,
+    trees: Annotated[int, typer.Option(help="Trees / boosting rounds.", min=1, max=10_000)] = 300,
+    alpha: Annotated[float, typer.Option(help="Interval miscoverage.", min=0.01, max=0.5)] = 0.1,
+    seed: Annotated[int, typer.Option(help="Seed of everything random.")] = 0,
+) -> None:
+    """Table 2 over random splits, transfer between regions, importance, Moran's I and figures."""
+    from humanscape.tasks.migration.workflow import evaluate_migration, read_polygons
+
+    _check_outputs(folders=[out], inputs=[census, *(p for p in (images, polygons) if p)])
+    if holdout_group and not group:
+        raise HumanscapeError(
+            "--holdout-group needs --group", fix="name the region column with --group"
+        )
+    names = models.split(",")
+    table = _census(census, id_column, target, missing, drop, group)
+    if population is not None and population not in table.features.columns:
+        raise HumanscapeError(
+            f"census table has no numeric column '{population}'",
+            path=census,
+            fix="name the population column with --population",
+        )
+    gdf = None
+    if polygons is not None:
+        gdf = read_polygons(polygons, polygon_id or id_column, table.ids.tolist())
+    tiles = None
+    if any("imagery" in n for n in names):
+        if images is None:
+            raise HumanscapeError("imagery models need image tiles", fix="give --images TILES.csv")
+        tiles = _images(images, id_column)
+        tiles.owners_of(table.ids.tolist(), path=str(images), warn=True)
+
+    def make(name: str, s: int) -> Any:
+        return _migration_model(name, epochs, patience, trees, alpha, s)
+
+    holdout = [h.strip() for h in holdout_group.split(",")] if holdout_group else None
+    lines = evaluate_migration(
+        names,
+        make,
+        table,
+        out,
+        images=tiles,
+        polygons=gdf,
+        holdout=holdout,
+        population=population,
+        n_splits=splits,
+        seed=seed,
+        figures=_migration_figures,
+        report=console.print,
+    )
+    for line in lines:
+        console.print(line)
+
+
 @app.command()
 @_friendly_errors
 def demo(

@@ -582,8 +582,12 @@ class SyntheticWorld:
             )
         return gpd.GeoDataFrame(pd.DataFrame(rows), geometry="geometry", crs=self.grid.crs)
 
-    def census(self) -> tuple[pd.DataFrame, dict[str, object]]:
+    def census(self, *, hidden: Sequence[str] = ()) -> tuple[pd.DataFrame, dict[str, object]]:
         """Municipal census table (one row per district) and the known outflow function.
+
+        ``hidden`` columns drive the outflow but are left out of the table: with
+        ``hidden=("urban_share",)`` the built-up share, which the imagery shows, is signal only
+        an imagery model can recover (the synthetic test of Runfola et al.'s imagery branch).
 
         The truth is ``outflow = population * sigmoid(eta)`` with interactions::
 
@@ -643,8 +647,12 @@ class SyntheticWorld:
                 "urban_share",
             ],
             "irrelevant": ["household_size", "noise_var"],
+            "hidden": list(hidden),
         }
-        return frame, truth
+        unknown = [c for c in hidden if c not in frame.columns or c == "municipality"]
+        if unknown:
+            raise HumanscapeError(f"cannot hide unknown census column(s) {', '.join(unknown)}")
+        return frame.drop(columns=list(hidden)), truth
 
     def flows(
         self, *, gamma: float = 2.0, sigma: float = 0.3
@@ -676,3 +684,57 @@ class SyntheticWorld:
             }
         )
         return table, {"gamma": gamma, "sigma": sigma}
+
+
+def write_census_inputs(
+    world: SyntheticWorld,
+    folder: str | Path,
+    *,
+    tile: int = 32,
+    bands: Sequence[str] = ("B02", "B03", "B04", "B08"),
+    hidden: Sequence[str] = ("urban_share",),
+    progress: bool = False,
+) -> dict[str, Path]:
+    """Write a migration test set of ``world`` into ``folder``: census, polygons, image tiles.
+
+    ``census.csv`` (:meth:`SyntheticWorld.census` with ``hidden`` columns left out, plus a
+    ``region`` column: the world's left or right half, for transfer tests), ``municipalities.gpkg``
+    (the Voronoi polygons, ``municipality`` ids), ``scene.tif`` and ``tiles/chips.csv`` (``tile`` px
+    tiles every ``tile / 2`` px, a quarter of each inside the municipality; a ``municipality``
+    column).
+    """
+    from humanscape.data.chips import chip_districts
+    from humanscape.geo.raster import open_scene
+    from humanscape.geo.vector import write_vector
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    table, _ = world.census(hidden=hidden)
+    districts = world.districts()
+    middle = world.origin[0] + world.width * world.pixel_size / 2
+    table = table.drop(columns=["rate"])  # the truth behind the target, not a census variable
+    table.insert(1, "region", np.where(districts["x"].to_numpy() < middle, "west", "east"))
+    table.to_csv(folder / "census.csv", index=False)
+    polygons = gpd.GeoDataFrame(
+        {"municipality": table["municipality"].to_numpy()},
+        geometry=districts.geometry.to_numpy(),
+        crs=districts.crs,
+    )
+    write_vector(polygons, folder / "municipalities.gpkg")
+    scene = world.write_scene(folder / "scene.tif", bands=bands)
+    chip_districts(
+        open_scene(scene, sensor=world.sensor),
+        polygons,
+        folder / "tiles",
+        column="municipality",
+        size=tile,
+        stride=max(1, tile // 2),
+        min_overlap=0.25,
+        progress=progress,
+    )
+    return {
+        "census": folder / "census.csv",
+        "polygons": folder / "municipalities.gpkg",
+        "scene": scene,
+        "tiles": folder / "tiles" / "chips.csv",
+    }

@@ -28,8 +28,11 @@ class MunicipalImages:
     bands: list[str]
     source: str = ""
 
-    def owners_of(self, ids: list[str], *, path: str = "") -> list[np.ndarray]:
-        """Per census id, the indices of its tiles; a municipality without tiles is refused."""
+    def owners_of(self, ids: list[str], *, path: str = "", warn: bool = False) -> list[np.ndarray]:
+        """Per census id, the indices of its tiles; a municipality without tiles is refused.
+
+        With ``warn``, tile ids that are not among ``ids`` are counted in a warning.
+        """
         by_id: dict[str, list[int]] = {}
         for k, m in enumerate(self.owner):
             by_id.setdefault(str(m), []).append(k)
@@ -42,7 +45,7 @@ class MunicipalImages:
                 path=self.source or None,
                 fix="give tiles cut for these municipalities, with the same ids as --id",
             )
-        if unmatched:
+        if unmatched and warn:
             log.warning(
                 "%s: %d municipality id(s) of the tiles are not in the census table, ignored",
                 self.source,

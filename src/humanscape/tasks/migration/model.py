@@ -50,6 +50,12 @@ MODEL_KINDS = (*NET_KINDS, *TREE_KINDS)
 #: The model ``--model`` uses when not told: the best one measured on the real table
 #: (docs/benchmarks.md, migration section).
 DEFAULT_MODEL = "hgb"
+#: Types a saved tree model may hold besides scikit-learn's own estimators (skops allow-list).
+SKOPS_TRUSTED = (
+    "numpy.dtype",
+    "sklearn.tree._tree.Tree",
+    "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
+)
 
 
 def _split(n: int, shares: list[float], seed: int) -> list[np.ndarray]:
@@ -77,6 +83,8 @@ class MigrationModel:
         One of :data:`MODEL_KINDS`.
     epochs, patience, batch_size, lr
         Network training (paper: 250 epochs, batch 64, learning rate 0.001, Adam betas 0.5, 0.9).
+    blueprint_lr
+        Learning rate of the signature blueprint (see :mod:`~humanscape.tasks.migration.nets`).
     tau, tau_end, anneal_share
         Blueprint temperature from ``tau`` to ``tau_end`` over ``anneal_share`` of the epochs.
     trees
@@ -99,6 +107,7 @@ class MigrationModel:
         patience: int = 40,
         batch_size: int = 64,
         lr: float = 1e-3,
+        blueprint_lr: float = 0.02,
         tau: float = 3.0,
         tau_end: float = 0.05,
         anneal_share: float = 0.4,
@@ -115,6 +124,7 @@ class MigrationModel:
             )
         self.model = model
         self.epochs, self.patience, self.batch_size, self.lr = epochs, patience, batch_size, lr
+        self.blueprint_lr = blueprint_lr
         self.tau, self.tau_end, self.anneal_share = tau, tau_end, anneal_share
         self.trees, self.alpha = trees, alpha
         self.calibration, self.validation = calibration, validation
@@ -122,7 +132,7 @@ class MigrationModel:
 
     def get_params(self) -> dict[str, Any]:
         keys = (
-            "model epochs patience batch_size lr tau tau_end anneal_share trees alpha "
+            "model epochs patience batch_size lr blueprint_lr tau tau_end anneal_share trees alpha "
             "calibration validation max_tiles seed"
         ).split()
         return {k: getattr(self, k) for k in keys}
@@ -240,6 +250,7 @@ class MigrationModel:
             tau_end=self.tau_end,
             anneal_epochs=anneal,
             lr=self.lr,
+            blueprint_lr=self.blueprint_lr,
             max_tiles=self.max_tiles,
         )
 
@@ -353,7 +364,9 @@ class MigrationModel:
         if model.model in TREE_KINDS:
             from humanscape.models.sklearn_io import load_skops
 
-            model.estimator_ = load_skops(folder / "model.skops", trusted=["numpy.dtype"], refit=REFIT)
+            model.estimator_ = load_skops(
+                folder / "model.skops", trusted=SKOPS_TRUSTED, refit=REFIT
+            )
         else:
             model.net_ = model._build(len(model.variables_), in_chans)
             state = read_weights(folder / "weights.safetensors", load_file, REFIT)

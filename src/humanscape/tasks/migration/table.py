@@ -183,12 +183,12 @@ def read_census(
                 path=path,
                 fix="give census variables as numeric columns",
             )
-    for note in notes:
-        log.warning("%s: %s", path.name, note)
     groups = None
     if group_column is not None:
         groups = table[group_column].astype(str).str.strip()
-    return CensusTable(ids.reset_index(drop=True), features.reset_index(drop=True), y, groups, notes)
+    return CensusTable(
+        ids.reset_index(drop=True), features.reset_index(drop=True), y, groups, notes
+    )
 
 
 class Standardiser:
