@@ -1746,12 +1746,17 @@ def _migration_model(
     )
 
 
-def _images(path: Path | None, id_column: str, bands: list[str] | None = None) -> Any:
+def _images(
+    path: Path | None, id_column: str, ids: list[str], bands: list[str] | None = None
+) -> Any:
+    """Tiles of the census municipalities; ids are checked before any tile is read."""
     if path is None:
         return None
     from humanscape.tasks.migration.imagery import read_municipal_images
 
-    return read_municipal_images(path, id_column=id_column, bands=bands)
+    tiles = read_municipal_images(path, id_column=id_column, bands=bands, expect_ids=ids)
+    tiles.owners_of(ids, path=str(path), warn=True)
+    return tiles
 
 
 @migration_app.command("fit")
@@ -1797,9 +1802,7 @@ def migration_fit(
     if polygons is not None:
         read_polygons(polygons, polygon_id or id_column, table.ids.tolist())
     estimator = _migration_model(model, epochs, patience, trees, alpha, seed)
-    tiles = _images(images, id_column) if estimator.uses_images else None
-    if tiles is not None:
-        tiles.owners_of(table.ids.tolist(), path=str(images), warn=True)
+    tiles = _images(images, id_column, table.ids.tolist()) if estimator.uses_images else None
     if images is not None and not estimator.uses_images:
         console.print(f"warning: model '{model}' does not read imagery; --images ignored")
     for line in fit_migration(estimator, table, out, images=tiles, figures=_migration_figures):
@@ -1823,7 +1826,11 @@ def migration_predict(
     _check_outputs(files=[out], inputs=[census, model, *(p for p in (images,) if p)])
     fitted = MigrationModel.load(model)
     table = _census(census, id_column, None, missing, False, columns=fitted.standardiser_.columns_)
-    tiles = _images(images, id_column, fitted.bands_) if fitted.uses_images else None
+    tiles = (
+        _images(images, id_column, table.ids.tolist(), fitted.bands_)
+        if fitted.uses_images
+        else None
+    )
     if fitted.uses_images and tiles is None:
         raise HumanscapeError(
             f"model '{fitted.model}' reads imagery", fix="give --images TILES.csv"
@@ -1892,8 +1899,7 @@ def migration_evaluate(
     if any("imagery" in n for n in names):
         if images is None:
             raise HumanscapeError("imagery models need image tiles", fix="give --images TILES.csv")
-        tiles = _images(images, id_column)
-        tiles.owners_of(table.ids.tolist(), path=str(images), warn=True)
+        tiles = _images(images, id_column, table.ids.tolist())
 
     def make(name: str, s: int) -> Any:
         return _migration_model(name, epochs, patience, trees, alpha, s)

@@ -179,7 +179,7 @@ def transfer(
     for k, held in enumerate(tests):
         test = np.flatnonzero(np.isin(groups, held))
         train = np.flatnonzero(~np.isin(groups, held))
-        if len(train) < 20:
+        if len(train) < 10:
             raise HumanscapeError(
                 f"only {len(train)} municipalities outside {', '.join(held)} to fit on",
                 fix="hold out fewer regions",

@@ -36,15 +36,7 @@ class MunicipalImages:
         by_id: dict[str, list[int]] = {}
         for k, m in enumerate(self.owner):
             by_id.setdefault(str(m), []).append(k)
-        known = set(ids)
-        unmatched = [m for m in by_id if m not in known]
-        if len(unmatched) == len(by_id):
-            raise HumanscapeError(
-                f"none of the {len(by_id)} municipality ids of the tiles matches a census id "
-                f"(first tile id '{unmatched[0]}', first census id '{ids[0] if ids else ''}')",
-                path=self.source or None,
-                fix="give tiles cut for these municipalities, with the same ids as --id",
-            )
+        unmatched = check_tile_ids(list(by_id), ids, self.source)
         if unmatched and warn:
             log.warning(
                 "%s: %d municipality id(s) of the tiles are not in the census table, ignored",
@@ -61,18 +53,38 @@ class MunicipalImages:
         return [np.asarray(by_id[i], dtype=np.int64) for i in ids]
 
 
+def check_tile_ids(tile_ids: list[str], ids: list[str], source: str = "") -> list[str]:
+    """Tile ids not among the census ``ids``; refused when none of them is."""
+    known = set(ids)
+    unmatched = [m for m in tile_ids if m not in known]
+    if tile_ids and len(unmatched) == len(tile_ids):
+        raise HumanscapeError(
+            f"none of the {len(tile_ids)} municipality ids of the tiles matches a census id "
+            f"(first tile id '{unmatched[0]}', first census id '{ids[0] if ids else ''}')",
+            path=source or None,
+            fix="give tiles cut for these municipalities, with the same ids as --id",
+        )
+    return unmatched
+
+
 def read_municipal_images(
     chip_table: str | Path,
     *,
     id_column: str,
     bands: list[str] | None = None,
     progress: bool = True,
+    expect_ids: list[str] | None = None,
 ) -> MunicipalImages:
     """Read every tile of a chip table with a municipality ``id_column`` (bands by name).
 
-    Without ``bands`` the bands of the first tile are used (all of them but QA bands).
+    Without ``bands`` the bands of the first tile are used (all of them but QA bands). With
+    ``expect_ids`` (the census ids), tiles whose ids match none of them are refused before any
+    tile is read.
     """
     table = read_chip_table(chip_table, required=[id_column])
+    if expect_ids is not None:
+        names = table[id_column].astype(str).str.strip().unique().tolist()
+        check_tile_ids(names, expect_ids, str(chip_table))
     if bands is None:
         from humanscape.data.chiptable import read_chip
 

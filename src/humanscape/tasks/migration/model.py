@@ -174,7 +174,7 @@ class MigrationModel:
         self.image_mean_: list[float] = []
         self.image_std_: list[float] = []
         if self.model in TREE_KINDS:
-            self.estimator_ = self._tree()
+            self.estimator_ = self._tree(len(fit_rows))
             self.estimator_.fit(x[fit_rows], y[fit_rows])
         else:
             self._fit_net(table, x, y, images, fit_rows, val_rows, work_dir, progress)
@@ -186,12 +186,17 @@ class MigrationModel:
         self.calibration_ids_ = table.ids.iloc[calib_rows].tolist()
         return self
 
-    def _tree(self) -> Any:
+    def _tree(self, n_rows: int) -> Any:
         if self.model == "hgb":
             from sklearn.ensemble import HistGradientBoostingRegressor
 
             return HistGradientBoostingRegressor(
-                loss="poisson", max_iter=self.trees, learning_rate=0.05, random_state=self.seed
+                loss="poisson",
+                max_iter=self.trees,
+                learning_rate=0.05,
+                # scikit-learn's 20 rows per leaf allow no split in a table of 40 municipalities
+                min_samples_leaf=max(2, min(20, n_rows // 10)),
+                random_state=self.seed,
             )
         from sklearn.ensemble import RandomForestRegressor
 
