@@ -254,6 +254,59 @@ def _econ_tiles(tmp: Path) -> Path:
     return tmp / "tiles.csv"
 
 
+def _mig_census(tmp: Path, **change: object) -> Path:
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame(
+        {
+            "id": [f"m{i}" for i in range(30)],
+            "pop": rng.integers(100, 5000, 30),
+            "income": rng.normal(1000, 100, 30),
+            "migrants": rng.integers(0, 50, 30),
+        }
+    )
+    for column, value in change.items():
+        frame[column] = value
+    path = tmp / "census.csv"
+    frame.to_csv(path, index=False)
+    return path
+
+
+def _mig_fit(tmp: Path, census: Path, *extra: str) -> list[str]:
+    return ["migration", "fit", str(census), "--id", "id", "--target", "migrants",
+            "--out", str(tmp / "mig"), *extra]  # fmt: skip
+
+
+def _mig_tiles(tmp: Path) -> Path:
+    chips = samples.eurosat_ms().head(2)[["image"]].assign(id=["zz1", "zz2"])
+    chips.to_csv(tmp / "tiles.csv", index=False)
+    return tmp / "tiles.csv"
+
+
+def _mig_polygons(tmp: Path) -> Path:
+    import geopandas as gpd
+    from shapely.geometry import box
+
+    gdf = gpd.GeoDataFrame({"id": ["p1", "p2"]}, geometry=[box(0, 0, 1, 1), box(1, 0, 2, 1)])
+    gdf.set_crs("EPSG:4326").to_file(tmp / "munis.gpkg")
+    return tmp / "munis.gpkg"
+
+
+def _mig_predict_missing(tmp: Path) -> list[str]:
+    model = _mig_model(tmp)
+    census = pd.read_csv(tmp / "census.csv").drop(columns=["income"])
+    census.to_csv(tmp / "new.csv", index=False)
+    return ["migration", "predict", "--model", str(model), str(tmp / "new.csv"), "--id", "id",
+            "--out", str(tmp / "p.csv")]  # fmt: skip
+
+
+def _mig_model(tmp: Path) -> Path:
+    from humanscape.tasks.migration.model import MigrationModel
+    from humanscape.tasks.migration.table import read_census
+
+    table = read_census(_mig_census(tmp), id_column="id", target="migrants")
+    return MigrationModel("hgb", trees=5).fit(table).save(tmp / "model")
+
+
 def _econ_districts(
     tmp: Path, names: tuple[str, ...] = ("d0", "d1", "d2", "d3"), **cols: object
 ) -> Path:
@@ -821,6 +874,49 @@ CASES: list[Case] = [
             str(t / "d.csv"),
         ],  # fmt: skip
         "not an economy model folder",
+    ),
+    # migration (Runfola et al.)
+    Case(
+        "migration: duplicate municipality id",
+        lambda t: _mig_fit(t, _mig_census(t, id=["m0", "m0"] + [f"m{i}" for i in range(2, 30)])),
+        "1 duplicate id(s) in 'id', first 'm0'",
+    ),
+    Case(
+        "migration: negative target",
+        lambda t: _mig_fit(t, _mig_census(t, migrants=[-3] + [1] * 29)),
+        "1 negative value(s)",
+    ),
+    Case(
+        "migration: non-numeric column",
+        lambda t: _mig_fit(t, _mig_census(t, state=["north"] * 30)),
+        "1 non-numeric column(s): state",
+    ),
+    Case(
+        "migration: target names no column",
+        lambda t: ["migration", "fit", str(_mig_census(t)), "--id", "id", "--target", "leavers",
+                   "--out", str(t / "mig")],  # fmt: skip
+        "census table has no column 'leavers'",
+    ),
+    Case(
+        "migration: tile ids match no municipality",
+        lambda t: _mig_fit(t, _mig_census(t), "--model", "imagery", "--images", str(_mig_tiles(t))),
+        "none of the 2 municipality ids of the tiles matches a census id",
+    ),
+    Case(
+        "migration: polygons without a matching id",
+        lambda t: _mig_fit(t, _mig_census(t), "--polygons", str(_mig_polygons(t))),
+        "none of the 2 polygon ids matches a census id",
+    ),
+    Case(
+        "migration: predict on a table lacking a fitted column",
+        _mig_predict_missing,
+        "lacks 1 column(s) the model was fitted on: income",
+    ),
+    Case(
+        "migration: --holdout-group without --group",
+        lambda t: ["migration", "evaluate", str(_mig_census(t)), "--id", "id", "--target",
+                   "migrants", "--holdout-group", "north", "--out", str(t / "rep")],  # fmt: skip
+        "--holdout-group needs --group",
     ),
 ]
 
