@@ -893,8 +893,17 @@ CASES: list[Case] = [
     ),
     Case(
         "migration: target names no column",
-        lambda t: ["migration", "fit", str(_mig_census(t)), "--id", "id", "--target", "leavers",
-                   "--out", str(t / "mig")],  # fmt: skip
+        lambda t: [
+            "migration",
+            "fit",
+            str(_mig_census(t)),
+            "--id",
+            "id",
+            "--target",
+            "leavers",
+            "--out",
+            str(t / "mig"),
+        ],  # fmt: skip
         "census table has no column 'leavers'",
     ),
     Case(
@@ -914,8 +923,19 @@ CASES: list[Case] = [
     ),
     Case(
         "migration: --holdout-group without --group",
-        lambda t: ["migration", "evaluate", str(_mig_census(t)), "--id", "id", "--target",
-                   "migrants", "--holdout-group", "north", "--out", str(t / "rep")],  # fmt: skip
+        lambda t: [
+            "migration",
+            "evaluate",
+            str(_mig_census(t)),
+            "--id",
+            "id",
+            "--target",
+            "migrants",
+            "--holdout-group",
+            "north",
+            "--out",
+            str(t / "rep"),
+        ],  # fmt: skip
         "--holdout-group needs --group",
     ),
 ]

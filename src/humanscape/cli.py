@@ -1658,7 +1658,7 @@ migration_app = typer.Typer(
 )
 app.add_typer(migration_app, name="migration")
 
-MIGRATION_MODELS = ("signature+imagery", "signature", "dense", "imagery", "hgb", "rf")
+MIGRATION_MODELS = ("ensemble", "signature+imagery", "signature", "dense", "imagery", "hgb", "rf")
 IdOpt = Annotated[str, typer.Option("--id", help="Municipality id column.")]
 TargetOpt = Annotated[str, typer.Option(help="Outflow column (migrants).")]
 MissingOpt = Annotated[
@@ -1774,7 +1774,7 @@ def migration_fit(
             help="Model: " + ", ".join(MIGRATION_MODELS) + " (default: best measured).",
             callback=_one_of(*MIGRATION_MODELS),
         ),
-    ] = "hgb",
+    ] = "ensemble",
     images: ImagesOpt = None,
     polygons: Annotated[
         Path | None, typer.Option(help="Municipality polygons: ids checked against the table.")
@@ -1852,7 +1852,7 @@ def migration_evaluate(
             help="Comma-separated models; the first gets importance, Moran's I, plots.",
             callback=_model_names,
         ),
-    ] = "hgb,signature,dense,rf",
+    ] = "ensemble,signature,dense,hgb,rf",
     images: ImagesOpt = None,
     polygons: Annotated[
         Path | None, typer.Option(help="Municipality polygons: Moran's I of residuals.")

@@ -286,7 +286,7 @@ def test_morans_i_of_a_checkerboard_by_hand_and_of_a_clustered_pattern():
 # -- the estimator --------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("kind", ["hgb", "rf", "dense", "signature"])
+@pytest.mark.parametrize("kind", ["ensemble", "hgb", "rf", "dense", "signature"])
 def test_a_saved_model_reloads_and_predicts_the_same(kind, tmp_path):
     table = _planted_table(120)
     model = MigrationModel(kind, epochs=3, trees=20, seed=1).fit(table, progress=False)
@@ -304,3 +304,18 @@ def test_conformal_intervals_cover_about_the_level_on_new_rows():
     pred = model.predict(test)
     inside = ((test.target >= pred["lower"]) & (test.target <= pred["upper"])).mean()
     assert 0.82 <= inside <= 0.98
+
+
+def test_the_ensemble_averages_boosting_and_a_glm_clamped_to_its_training_range():
+    table = _planted_table(200)
+    model = MigrationModel("ensemble", trees=50).fit(table)
+    far = table.features.iloc[:3].copy()
+    far["strong"] = [50.0, -50.0, 0.0]  # far outside the training rows
+    ids = ["a", "b", "c"]
+    x = model.standardiser_.transform(far)
+    hgb = model.estimator_.predict(x)
+    eta = x @ model.glm_.coef_ + model.glm_.intercept_
+    low, high = model.eta_range_
+    expected = 0.5 * (hgb + np.exp(np.clip(eta, low, high)))
+    assert np.allclose(model.predict_features(far, ids), expected)
+    assert eta[0] > high and eta[1] < low  # the clamp was needed on both sides

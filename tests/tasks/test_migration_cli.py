@@ -35,16 +35,16 @@ def test_fit_and_predict_the_default_model_with_intervals(world):
     out = _ok(
         [
             "migration", "fit", census, "--id", "municipality", "--target", "outflow", "--drop",
-            "--polygons", str(p["polygons"]), "--out", str(folder / "hgb"),
+            "--polygons", str(p["polygons"]), "--out", str(folder / "default"),
         ]
     )  # fmt: skip
     assert "dropped 1 non-numeric column(s): region" in out
-    config = json.loads((folder / "hgb" / "config.json").read_text())
-    assert config["params"]["model"] == "hgb" and "outflow" not in config["variables"]
-    assert not (folder / ".hgb.checkpoints").exists()
+    config = json.loads((folder / "default" / "config.json").read_text())
+    assert config["params"]["model"] == "ensemble" and "outflow" not in config["variables"]
+    assert not (folder / ".default.checkpoints").exists()
     _ok(
         [
-            "migration", "predict", "--model", str(folder / "hgb"), census, "--id",
+            "migration", "predict", "--model", str(folder / "default"), census, "--id",
             "municipality", "--out", str(folder / "pred.csv"),
         ]
     )  # fmt: skip
@@ -87,12 +87,12 @@ def test_evaluate_reports_metrics_importance_moran_transfer_and_plots(world):
     out = _ok(
         [
             "migration", "evaluate", str(p["census"]), "--id", "municipality", "--target",
-            "outflow", "--models", "hgb,dense", "--epochs", "3", "--splits", "3",
+            "outflow", "--models", "ensemble,dense", "--epochs", "3", "--splits", "3",
             "--polygons", str(p["polygons"]), "--group", "region", "--out", str(report),
         ]
     )  # fmt: skip
     summary = pd.read_csv(report / "summary.csv")
-    assert list(summary["model"]) == ["hgb", "dense"]
+    assert list(summary["model"]) == ["ensemble", "dense"]
     for column in ("r2", "r2_std", "mae", "within_500", "within_1000", "coverage", "transfer_r2"):
         assert column in summary.columns, column
     assert len(pd.read_csv(report / "metrics.csv")) == 6
@@ -111,4 +111,4 @@ def test_evaluate_reports_metrics_importance_moran_transfer_and_plots(world):
     assert set(pd.read_csv(report / "transfer.csv")["held_out"]) == {"east", "west"}
     for name in ("importance.png", "error_vs_population.png"):
         assert (report / name).exists(), name
-    assert "residual Moran's I (hgb" in out
+    assert "residual Moran's I (ensemble" in out
