@@ -1710,30 +1710,10 @@ def _census(
     return table
 
 
-def _migration_figures(kind: str, data: dict[str, Any], folder: Path) -> None:
-    """Draw the migration figures into ``folder`` (called inside the atomic output folder)."""
-    import numpy as np
+def _draw_migration(kind: str, data: dict[str, Any], folder: Path) -> None:
+    from humanscape.report.migration import draw_migration_figures
 
-    from humanscape.report import migration as fig
-
-    model = data["model"]
-    if model.layouts_:
-        names = model.variables_
-        strength = None
-        table = data.get("table")
-        if table is not None:
-            z = model.standardiser_.transform(table.features[model.standardiser_.columns_])
-            strength = np.abs(z).mean(axis=0)
-        fig.signature_png(model.layouts_[-1], names, folder / "signature.png", strength=strength)
-        pop = next((n for n in names if "pop" in n.lower()), None)
-        fig.signature_epochs_png(
-            model.layouts_, names, folder / "signature_epochs.png", highlight=pop
-        )
-    if kind == "evaluate":
-        if data.get("importance") is not None:
-            fig.importance_png(data["importance"], folder / "importance.png")
-        if data.get("population") is not None:
-            fig.error_png(data["population"], data["error"], folder / "error_vs_population.png")
+    draw_migration_figures(kind, data, folder)
 
 
 def _migration_model(
@@ -1805,7 +1785,7 @@ def migration_fit(
     tiles = _images(images, id_column, table.ids.tolist()) if estimator.uses_images else None
     if images is not None and not estimator.uses_images:
         console.print(f"warning: model '{model}' does not read imagery; --images ignored")
-    for line in fit_migration(estimator, table, out, images=tiles, figures=_migration_figures):
+    for line in fit_migration(estimator, table, out, images=tiles, figures=_draw_migration):
         console.print(line)
 
 
@@ -1916,7 +1896,7 @@ def migration_evaluate(
         population=population,
         n_splits=splits,
         seed=seed,
-        figures=_migration_figures,
+        figures=_draw_migration,
         report=console.print,
     )
     for line in lines:

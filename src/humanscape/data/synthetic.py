@@ -691,6 +691,7 @@ def write_census_inputs(
     folder: str | Path,
     *,
     tile: int = 32,
+    stride: int | None = None,
     bands: Sequence[str] = ("B02", "B03", "B04", "B08"),
     hidden: Sequence[str] = ("urban_share",),
     progress: bool = False,
@@ -700,7 +701,7 @@ def write_census_inputs(
     ``census.csv`` (:meth:`SyntheticWorld.census` with ``hidden`` columns left out, plus a
     ``region`` column: the world's left or right half, for transfer tests), ``municipalities.gpkg``
     (the Voronoi polygons, ``municipality`` ids), ``scene.tif`` and ``tiles/chips.csv`` (``tile`` px
-    tiles every ``tile / 2`` px, a quarter of each inside the municipality; a ``municipality``
+    tiles every ``stride`` px (default ``tile / 2``), a quarter of each inside the municipality; a ``municipality``
     column).
     """
     from humanscape.data.chips import chip_districts
@@ -728,7 +729,7 @@ def write_census_inputs(
         folder / "tiles",
         column="municipality",
         size=tile,
-        stride=max(1, tile // 2),
+        stride=stride or max(1, tile // 2),
         min_overlap=0.25,
         progress=progress,
     )

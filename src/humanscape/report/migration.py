@@ -15,6 +15,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import matplotlib
 
@@ -176,6 +177,8 @@ def error_png(
     x = np.asarray(population, dtype=float)
     e = np.asarray(error, dtype=float)
     r = float(np.corrcoef(x, e)[0, 1] ** 2) if np.std(x) > 0 and np.std(e) > 0 else float("nan")
+    shown = x > 0  # a log axis cannot show empty municipalities; r2 counts them
+    x, e = x[shown], e[shown]
     fig, ax = plt.subplots(figsize=(6.5, 4.5))
     ax.scatter(x, e, s=8, alpha=0.6)
     ax.axhline(0, color="k", lw=0.8)
@@ -184,3 +187,26 @@ def error_png(
     ax.set_ylabel("estimate - observed (migrants)")
     ax.set_title(title or f"Error versus population (r2 = {r:.2f})")
     return _save(fig, Path(path))
+
+
+def draw_migration_figures(kind: str, data: dict[str, Any], folder: Path) -> None:
+    """The figures of a fit (``kind="signature"``) or an evaluation (``"evaluate"``) into ``folder``.
+
+    Called by ``migration fit`` / ``evaluate`` inside their atomic output folders.
+    """
+    model = data["model"]
+    if model.layouts_:
+        names = model.variables_
+        strength = None
+        table = data.get("table")
+        if table is not None:
+            z = model.standardiser_.transform(table.features[model.standardiser_.columns_])
+            strength = np.abs(z).mean(axis=0)
+        signature_png(model.layouts_[-1], names, folder / "signature.png", strength=strength)
+        pop = next((n for n in names if "pop" in n.lower()), None)
+        signature_epochs_png(model.layouts_, names, folder / "signature_epochs.png", highlight=pop)
+    if kind == "evaluate":
+        if data.get("importance") is not None:
+            importance_png(data["importance"], folder / "importance.png")
+        if data.get("population") is not None:
+            error_png(data["population"], data["error"], folder / "error_vs_population.png")

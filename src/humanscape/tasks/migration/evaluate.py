@@ -130,11 +130,15 @@ def cross_fit(
 def summarise(folds: pd.DataFrame) -> dict[str, float]:
     """Mean and standard deviation over splits of each metric (``r2``, ``r2_std``, ...)."""
     out: dict[str, float] = {}
-    for column in folds.columns:
-        if column in ("fold", "n", "model", "seed"):
-            continue
-        out[column] = float(folds[column].mean())
-        out[f"{column}_std"] = float(folds[column].std(ddof=0))
+    with np.errstate(invalid="ignore"):  # infinite widths (too few calibration rows) stay inf
+        for column in folds.columns:
+            if column in ("fold", "n", "model", "seed"):
+                continue
+            values = folds[column].to_numpy(np.float64)
+            out[column] = float(values.mean())
+            out[f"{column}_std"] = (
+                float(values.std()) if np.isfinite(values).all() else float("nan")
+            )
     return out
 
 
