@@ -66,14 +66,15 @@ def real(models: list[str], epochs: int, skip_transfer: bool) -> None:
         t0 = time.time()
 
         def make(s: int, name: str = name) -> MigrationModel:
-            return MigrationModel(name, epochs=epochs, patience=30, seed=s)
+            return MigrationModel(name, epochs=epochs, patience=20, seed=s)
 
-        fit = cross_fit(make, table, n_splits=5, seed=0, importance=name == "hgb")
+        fit = cross_fit(make, table, n_splits=5, seed=0, importance=name == "ensemble")
         s = summarise(fit.folds)
         print(_line(name, s), f"({time.time() - t0:.0f} s)", flush=True)
         result = {"random": s, "folds": fit.folds.to_dict("records"), "seconds": time.time() - t0}
         if fit.importance is not None:
             result["importance_top10"] = fit.importance.head(10).to_dict("records")
+        _save("real", name, result)
         if not skip_transfer:
             tr = transfer(make, table, n_splits=5, seed=0)
             ts = summarise(tr.drop(columns=["held_out"]))
@@ -90,7 +91,8 @@ def synthetic(seeds: list[int], models: list[str], epochs: int, size: int, n: in
     for seed in seeds:
         folder = OUT / f"migration_world_{seed}_{size}_{n}"
         if not (folder / "tiles" / "chips.csv").exists():
-            write_census_inputs(SyntheticWorld(size, size, seed=seed, n_districts=n), folder)
+            world = SyntheticWorld(size, size, seed=seed, n_districts=n)
+            write_census_inputs(world, folder, tile=16, stride=16)
         table = read_census(
             folder / "census.csv",
             id_column="municipality",
@@ -151,18 +153,18 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--part", choices=["real", "synthetic", "blueprint"], default="real")
     parser.add_argument("--models", default=None, help="comma-separated models")
-    parser.add_argument("--epochs", type=int, default=150)
+    parser.add_argument("--epochs", type=int, default=100)
     parser.add_argument("--seeds", default="0,1")
-    parser.add_argument("--size", type=int, default=1024)
-    parser.add_argument("--municipalities", type=int, default=150)
+    parser.add_argument("--size", type=int, default=640)
+    parser.add_argument("--municipalities", type=int, default=100)
     parser.add_argument("--no-transfer", action="store_true")
     args = parser.parse_args()
     seeds = [int(s) for s in args.seeds.split(",")]
     if args.part == "real":
-        models = (args.models or "hgb,rf,dense,signature").split(",")
+        models = (args.models or "ensemble,hgb,rf,dense,signature").split(",")
         real(models, args.epochs, args.no_transfer)
     elif args.part == "synthetic":
-        models = (args.models or "hgb,dense,signature,imagery,signature+imagery").split(",")
+        models = (args.models or "ensemble,dense,signature,imagery,signature+imagery").split(",")
         synthetic(seeds, models, args.epochs, args.size, args.municipalities)
     else:
         blueprint(seeds, args.epochs)
