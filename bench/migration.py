@@ -8,9 +8,11 @@ baselines (hgb, rf) in one run: r2 (coefficient of determination) mean and std, 
 MAE, shares within 500 / 1000 migrants, coverage of the 90 % conformal intervals. Then transfer
 between states: the 15 states (municipality code // 1000) dealt into 5 groups, each held out once.
 
-Part ``synthetic``: synthetic worlds (seeds 0 and 1) whose census table hides the built-up share
-that drives the outflow (known function with interactions) while the imagery shows it: the four
-models of Table 2, where imagery is real signal.
+Part ``synthetic``: synthetic worlds (seeds 0 and 1; 640 x 640 px, 100 municipalities, 16 px
+tiles) whose census table hides the built-up share that drives the outflow (known function with
+interactions) while the imagery shows it: the four models of Table 2, where imagery is real signal,
+and the default model. With 20 test municipalities per split and a heavy-tailed target, per-split
+r2 swings widely; the r2 of all 100 out-of-sample estimates pooled is reported beside it.
 
 Part ``blueprint``: does the learned layout put interacting variables closer than chance? 36
 standard-normal variables, the target a sum of four pairwise products plus main effects; the
@@ -33,7 +35,7 @@ from pathlib import Path
 
 import numpy as np
 
-from humanscape.tasks.migration.evaluate import cross_fit, summarise, transfer
+from humanscape.tasks.migration.evaluate import cross_fit, outflow_metrics, summarise, transfer
 from humanscape.tasks.migration.model import MigrationModel
 from humanscape.tasks.migration.table import read_census
 
@@ -70,8 +72,15 @@ def real(models: list[str], epochs: int, skip_transfer: bool) -> None:
 
         fit = cross_fit(make, table, n_splits=5, seed=0, importance=name == "ensemble")
         s = summarise(fit.folds)
-        print(_line(name, s), f"({time.time() - t0:.0f} s)", flush=True)
-        result = {"random": s, "folds": fit.folds.to_dict("records"), "seconds": time.time() - t0}
+        p = fit.predictions
+        pooled = outflow_metrics(p["observed"], p["prediction"], p["lower"], p["upper"])
+        print(_line(name, s), f"pooled r2 {pooled['r2']:.3f}", f"({time.time() - t0:.0f} s)")
+        result = {
+            "random": s,
+            "pooled": pooled,
+            "folds": fit.folds.to_dict("records"),
+            "seconds": time.time() - t0,
+        }
         if fit.importance is not None:
             result["importance_top10"] = fit.importance.head(10).to_dict("records")
         _save("real", name, result)
@@ -112,8 +121,19 @@ def synthetic(seeds: list[int], models: list[str], epochs: int, size: int, n: in
 
             fit = cross_fit(make, table, images if "imagery" in name else None, n_splits=5)
             s = summarise(fit.folds)
-            print(_line(f"w{seed} {name}", s), f"({time.time() - t0:.0f} s)", flush=True)
-            _save("synthetic", f"world{seed}_{name}", {"random": s, "seconds": time.time() - t0})
+            p = fit.predictions
+            pooled = outflow_metrics(p["observed"], p["prediction"], p["lower"], p["upper"])
+            print(
+                _line(f"w{seed} {name}", s),
+                f"pooled r2 {pooled['r2']:.3f} r2P {pooled['r2_pearson']:.3f}",
+                f"({time.time() - t0:.0f} s)",
+                flush=True,
+            )
+            _save(
+                "synthetic",
+                f"world{seed}_{name}",
+                {"random": s, "pooled": pooled, "seconds": time.time() - t0},
+            )
 
 
 def blueprint(seeds: list[int], epochs: int) -> None:

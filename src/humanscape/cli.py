@@ -1762,6 +1762,9 @@ def migration_fit(
     polygon_id: Annotated[
         str | None, typer.Option(help="Id column of --polygons (default --id).")
     ] = None,
+    variable_groups: Annotated[
+        Path | None, typer.Option(help="CSV variable,group: signature cells coloured by group.")
+    ] = None,
     missing: MissingOpt = None,
     drop: DropOpt = False,
     epochs: EpochsOpt = 250,
@@ -1775,17 +1778,29 @@ def migration_fit(
     seed: Annotated[int, typer.Option(help="Seed of everything random.")] = 0,
 ) -> None:
     """Fit a migration model on a census table (and image tiles); write the model folder."""
-    from humanscape.tasks.migration.workflow import fit_migration, read_polygons
+    from humanscape.tasks.migration.workflow import (
+        fit_migration,
+        read_polygons,
+        read_variable_groups,
+    )
 
-    _check_outputs(folders=[out], inputs=[census, *(p for p in (images, polygons) if p)])
+    extra = [p for p in (images, polygons, variable_groups) if p]
+    _check_outputs(folders=[out], inputs=[census, *extra])
     table = _census(census, id_column, target, missing, drop)
+    groups = (
+        read_variable_groups(variable_groups, list(table.features.columns))
+        if variable_groups
+        else None
+    )
     if polygons is not None:
         read_polygons(polygons, polygon_id or id_column, table.ids.tolist())
     estimator = _migration_model(model, epochs, patience, trees, alpha, seed)
     tiles = _images(images, id_column, table.ids.tolist()) if estimator.uses_images else None
     if images is not None and not estimator.uses_images:
         console.print(f"warning: model '{model}' does not read imagery; --images ignored")
-    for line in fit_migration(estimator, table, out, images=tiles, figures=_draw_migration):
+    for line in fit_migration(
+        estimator, table, out, images=tiles, figures=_draw_migration, groups=groups
+    ):
         console.print(line)
 
 

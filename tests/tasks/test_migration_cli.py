@@ -61,11 +61,17 @@ def test_fit_and_predict_the_default_model_with_intervals(world):
 def test_signature_with_imagery_writes_its_signature_figures(world):
     folder, p = world
     model = folder / "sig"
+    pd.DataFrame(
+        {
+            "variable": ["population", "income", "unemployment"],
+            "group": ["demographic", "economic", "economic"],
+        }
+    ).to_csv(folder / "groups.csv", index=False)
     _ok(
         [
             "migration", "fit", str(p["census"]), "--id", "municipality", "--target", "outflow",
             "--drop", "--model", "signature+imagery", "--images", str(p["tiles"]), "--epochs", "3",
-            "--out", str(model),
+            "--variable-groups", str(folder / "groups.csv"), "--out", str(model),
         ]
     )  # fmt: skip
     for name in ("config.json", "weights.safetensors", "signature.png", "signature_epochs.png"):

@@ -202,7 +202,12 @@ def draw_migration_figures(kind: str, data: dict[str, Any], folder: Path) -> Non
         if table is not None:
             z = model.standardiser_.transform(table.features[model.standardiser_.columns_])
             strength = np.abs(z).mean(axis=0)
-        signature_png(model.layouts_[-1], names, folder / "signature.png", strength=strength)
+        groups = data.get("groups")
+        if groups:  # a missing-value indicator belongs to its variable's group
+            groups = {n: groups.get(n.removesuffix(" missing"), "other") for n in names}
+        signature_png(
+            model.layouts_[-1], names, folder / "signature.png", groups=groups, strength=strength
+        )
         pop = next((n for n in names if "pop" in n.lower()), None)
         signature_epochs_png(model.layouts_, names, folder / "signature_epochs.png", highlight=pop)
     if kind == "evaluate":

@@ -77,6 +77,29 @@ def read_polygons(path: Path, id_column: str, ids: Sequence[str]) -> gpd.GeoData
     return gpd.GeoDataFrame(out, geometry="geometry", crs=gdf.crs)
 
 
+def read_variable_groups(path: Path, columns: Sequence[str]) -> dict[str, str]:
+    """A ``variable,group`` table; variables that are not census columns are refused by name."""
+    from humanscape.data.chiptable import read_table
+
+    frame = read_table(path, what="variable group table")
+    for column in ("variable", "group"):
+        if column not in frame.columns:
+            raise HumanscapeError(
+                f"variable group table has no column '{column}'",
+                path=path,
+                fix="give a CSV with columns variable,group",
+            )
+    groups = dict(zip(frame["variable"].astype(str), frame["group"].astype(str), strict=True))
+    unknown = [v for v in groups if v not in columns]
+    if unknown:
+        raise HumanscapeError(
+            f"{len(unknown)} variable(s) are not census columns, first '{unknown[0]}'",
+            path=path,
+            fix="name the census columns as in the table's header",
+        )
+    return groups
+
+
 def fit_migration(
     model: MigrationModel,
     table: CensusTable,
@@ -84,9 +107,14 @@ def fit_migration(
     *,
     images: MunicipalImages | None = None,
     figures: Figures | None = None,
+    groups: dict[str, str] | None = None,
     progress: bool = True,
 ) -> list[str]:
-    """Fit on every row and write the model folder (with its signature figures)."""
+    """Fit on every row and write the model folder (with its signature figures).
+
+    ``groups`` maps census columns to variable groups (health, economy ...): the signature cells
+    are coloured by group (Runfola et al. 2022, Figure 7).
+    """
     import shutil
 
     lines = [*table.notes]
@@ -97,7 +125,7 @@ def fit_migration(
         model.fit(table, images, work_dir=work, progress=progress)
         model.write_into(tmp)
         if figures is not None and model.layouts_:
-            figures("signature", {"model": model, "table": table}, tmp)
+            figures("signature", {"model": model, "table": table, "groups": groups}, tmp)
     shutil.rmtree(checkpoints, ignore_errors=True)
     lines.append(
         f"fitted '{model.model}' on {model.n_fit_} municipalities, {len(model.variables_)} "
