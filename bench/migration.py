@@ -19,9 +19,10 @@ standard-normal variables, the target a sum of four pairwise products plus main 
 signature network trained with the annealed SoftSort blueprint; the permutation test of
 :func:`humanscape.models.signature.layout_permutation_test` on the final layout, for several seeds.
 
-    .venv/bin/python bench/migration.py --part real
-    .venv/bin/python bench/migration.py --part synthetic
-    .venv/bin/python bench/migration.py --part blueprint
+    .venv/bin/python bench/migration.py --part real --models ensemble,hgb,rf,dense
+    .venv/bin/python bench/migration.py --part real --models signature --epochs 60 --no-transfer
+    .venv/bin/python bench/migration.py --part synthetic --epochs 40 --seeds 0
+    .venv/bin/python bench/migration.py --part blueprint --epochs 30 --rows 1000 --seeds 0,1,2
 
 Results go to ``bench/out/migration_<part>.json`` (updated after each model).
 """
@@ -136,14 +137,14 @@ def synthetic(seeds: list[int], models: list[str], epochs: int, size: int, n: in
             )
 
 
-def blueprint(seeds: list[int], epochs: int) -> None:
+def blueprint(seeds: list[int], epochs: int, n: int) -> None:
     import torch
 
     from humanscape.models.signature import layout_permutation_test, pair_distance
     from humanscape.models.training import fit_module
     from humanscape.tasks.migration.nets import MigrationNet, RowDataset
 
-    a, n = 36, 2000
+    a = 36
     pairs = [(0, 1), (2, 3), (4, 5), (6, 7)]
     rng = np.random.default_rng(0)
     x = rng.normal(size=(n, a)).astype(np.float32)
@@ -178,6 +179,7 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=640)
     parser.add_argument("--municipalities", type=int, default=100)
     parser.add_argument("--no-transfer", action="store_true")
+    parser.add_argument("--rows", type=int, default=2000, help="rows of the blueprint test")
     args = parser.parse_args()
     seeds = [int(s) for s in args.seeds.split(",")]
     if args.part == "real":
@@ -187,7 +189,7 @@ def main() -> None:
         models = (args.models or "ensemble,dense,signature,imagery,signature+imagery").split(",")
         synthetic(seeds, models, args.epochs, args.size, args.municipalities)
     else:
-        blueprint(seeds, args.epochs)
+        blueprint(seeds, args.epochs, args.rows)
 
 
 if __name__ == "__main__":
