@@ -41,7 +41,7 @@ def test_fit_and_predict_the_default_model_with_intervals(world):
     assert "dropped 1 non-numeric column(s): region" in out
     config = json.loads((folder / "default" / "config.json").read_text())
     assert config["params"]["model"] == "ensemble" and "outflow" not in config["variables"]
-    assert not (folder / ".default.checkpoints").exists()
+    assert not (folder / "default.checkpoints").exists()
     _ok(
         [
             "migration", "predict", "--model", str(folder / "default"), census, "--id",
@@ -76,6 +76,7 @@ def test_signature_with_imagery_writes_its_signature_figures(world):
     )  # fmt: skip
     for name in ("config.json", "weights.safetensors", "signature.png", "signature_epochs.png"):
         assert (model / name).exists(), name
+    assert not (folder / "sig.checkpoints").exists()  # removed once the model is written
     config = json.loads((model / "config.json").read_text())
     assert len(config["layouts"]) == 3 and config["bands"] == ["B02", "B03", "B04", "B08"]
     _ok(

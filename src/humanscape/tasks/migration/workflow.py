@@ -21,6 +21,7 @@ from humanscape.evaluate.spatial import morans_i
 from humanscape.tasks.migration.evaluate import cross_fit, summarise, transfer
 from humanscape.tasks.migration.imagery import MunicipalImages
 from humanscape.tasks.migration.model import MigrationModel
+from humanscape.tasks.migration.nets import NET_KINDS
 from humanscape.tasks.migration.table import CensusTable
 
 log = logging.getLogger(__name__)
@@ -118,10 +119,11 @@ def fit_migration(
     import shutil
 
     lines = [*table.notes]
-    # checkpoints live beside the output: an interrupted fit resumes from them when run again
-    checkpoints = out.with_name(f".{out.name}.checkpoints")
+    # checkpoints every epoch in <out>.checkpoints/ (as population and economy fits): an
+    # interrupted fit started again with the same --out resumes; removed once the model is written
+    checkpoints = out.with_name(out.name + ".checkpoints")
     with atomic_folder(out, marker="config.json") as tmp:
-        work = checkpoints if model.model not in ("hgb", "rf") else None
+        work = checkpoints if model.model in NET_KINDS else None
         model.fit(table, images, work_dir=work, progress=progress)
         model.write_into(tmp)
         if figures is not None and model.layouts_:
