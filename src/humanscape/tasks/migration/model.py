@@ -196,7 +196,6 @@ class MigrationModel:
         self.conformal_ = SplitConformal(self.alpha, inverse=np.expm1).fit(
             np.log1p(y[calib_rows]), np.log1p(predicted)
         )
-        self.calibration_ids_ = table.ids.iloc[calib_rows].tolist()
         return self
 
     def _tree(self, n_rows: int) -> Any:
@@ -238,7 +237,6 @@ class MigrationModel:
             self.bands_ = list(images.bands)
             in_chans = len(self.bands_)
         self.net_ = self._build(x.shape[1], in_chans)
-        anneal = max(1, int(round(self.anneal_share * self.epochs)))
         if self.uses_images and images is not None:
             self.net_.attach_tiles(self._normalised(images.tiles), owners)
         fit_module(
@@ -252,13 +250,17 @@ class MigrationModel:
             drop_last=False,
             val_dataset=RowDataset(x, y / self.scale_, val_rows),
             patience=self.patience,
-            min_epochs=anneal + 1 if "signature" in self.model else None,
+            min_epochs=self._anneal_epochs + 1 if "signature" in self.model else None,
         )
         self.net_.eval()
         self.layouts_ = list(self.net_.layouts)
 
+    @property
+    def _anneal_epochs(self) -> int:
+        """Epochs over which the blueprint temperature falls to ``tau_end``."""
+        return max(1, int(round(self.anneal_share * self.epochs)))
+
     def _build(self, n_variables: int, in_chans: int) -> MigrationNet:
-        anneal = max(1, int(round(self.anneal_share * self.epochs)))
         return MigrationNet(
             self.model,
             n_variables,
@@ -266,7 +268,7 @@ class MigrationModel:
             seed=self.seed,
             tau=self.tau,
             tau_end=self.tau_end,
-            anneal_epochs=anneal,
+            anneal_epochs=self._anneal_epochs,
             lr=self.lr,
             blueprint_lr=self.blueprint_lr,
             max_tiles=self.max_tiles,

@@ -178,10 +178,6 @@ class MigrationNet(pl.LightningModule):
         rows, x, y = batch
         self.log("val_loss", (self(rows, x) - y).abs().mean(), prog_bar=True)
 
-    def predict_step(self, batch: tuple, batch_idx: int) -> torch.Tensor:
-        rows, x, _ = batch
-        return self(rows, x)
-
     def on_train_epoch_start(self) -> None:
         if self.signature is not None:
             tau = annealed_temperature(
