@@ -1918,6 +1918,234 @@ def migration_evaluate(
         console.print(line)
 
 
+flows_app = typer.Typer(
+    help="Origin-destination commuting flows from region features and imagery (Imagery2Flow).",
+    no_args_is_help=True,
+)
+app.add_typer(flows_app, name="flows")
+
+FLOW_MODELS = ("gnn", "gravity", "radiation", "deepgravity", "gbrt")
+CommutingOpt = Annotated[
+    list[Path] | None,
+    typer.Option(
+        "--commuting-od",
+        help="CommutingODGen county folder(s): --commuting-od DIR [DIR ...].",
+    ),
+]
+MoreFoldersArg = Annotated[
+    list[Path] | None,
+    typer.Argument(help="More county folders after --commuting-od.", show_default=False),
+]
+RegionsOpt = Annotated[
+    Path | None, typer.Option(help="Regions file (GeoPackage ...) with 'id' and feature columns.")
+]
+EmbeddingsOpt = Annotated[
+    Path | None, typer.Option(help="Region embeddings table ('flows embed'): image features.")
+]
+MarginsOpt = Annotated[
+    str,
+    typer.Option(
+        help="Origin/destination totals of models that need them: estimated from the regions' "
+        "features (a city with no survey) or observed (from the city's own flows).",
+        callback=_one_of("estimated", "observed"),
+    ),
+]
+
+
+def _county_folders(first: list[Path] | None, more: list[Path] | None) -> list[Path]:
+    folders = [*(first or []), *(more or [])]
+    if more and not first:
+        raise HumanscapeError(
+            f"unexpected argument {more[0]}", fix="county folders follow --commuting-od"
+        )
+    return folders
+
+
+def _draw_flow_map(city: Any, predicted: Any, path: Path) -> None:
+    from humanscape.report.flows import flow_map_png
+
+    flow_map_png(city, predicted, path)
+
+
+def _draw_flow_plots(city: Any, predicted: Any, by_distance: Any, folder: Path) -> None:
+    from humanscape.report.flows import draw_evaluation
+
+    draw_evaluation(city, predicted, by_distance, folder)
+
+
+@flows_app.command("fit")
+@_friendly_errors
+def flows_fit(
+    out: Annotated[Path, typer.Option("--out", "-o", help="Model folder to write.")],
+    commuting_od: CommutingOpt = None,
+    folders: MoreFoldersArg = None,
+    regions: RegionsOpt = None,
+    flows: Annotated[
+        Path | None,
+        typer.Option(help="Observed flows CSV: origin,destination,flow (with --regions)."),
+    ] = None,
+    embeddings: EmbeddingsOpt = None,
+    model: Annotated[
+        str,
+        typer.Option(
+            help="Model: "
+            + ", ".join(FLOW_MODELS)
+            + " (default: best measured on held-out counties).",
+            callback=_one_of(*FLOW_MODELS),
+        ),
+    ] = "gravity",
+    constraint: Annotated[
+        str,
+        typer.Option(
+            help="Gravity: none, production (singly) or doubly constrained.",
+            callback=_one_of("none", "production", "doubly"),
+        ),
+    ] = "doubly",
+    deterrence: Annotated[
+        str,
+        typer.Option(
+            help="Gravity distance decay: power (d^-g) or exponential (exp(-g d)).",
+            callback=_one_of("power", "exponential"),
+        ),
+    ] = "exponential",
+    epochs: Annotated[
+        int, typer.Option(help="Most epochs (gnn, deepgravity).", min=1, max=10_000)
+    ] = 300,
+    patience: Annotated[int, typer.Option(help="Early-stopping patience (epochs).", min=1)] = 40,
+    neighbours: Annotated[
+        int, typer.Option(help="GAT: nearest regions linked to each region.", min=0, max=100)
+    ] = 8,
+    seed: Annotated[int, typer.Option(help="Seed of everything random.")] = 0,
+) -> None:
+    """Fit a flow model on cities with observed flows; write the model folder."""
+    from humanscape.tasks.flows.cities import load_cities
+    from humanscape.tasks.flows.model import FlowModel
+    from humanscape.tasks.flows.workflow import fit_flows
+
+    counties = _county_folders(commuting_od, folders)
+    inputs = [*counties, *(p for p in (regions, flows, embeddings) if p)]
+    _check_outputs(folders=[out], inputs=inputs)
+    if regions is not None and flows is None and not counties:
+        raise HumanscapeError(
+            "fitting needs observed flows", fix="give --flows F.csv with --regions"
+        )
+    cities = load_cities(counties, regions=regions, flows=flows, embeddings=embeddings)
+    estimator = FlowModel(
+        model,
+        constraint=constraint,
+        deterrence=deterrence,
+        epochs=epochs,
+        patience=patience,
+        neighbours=neighbours,
+        seed=seed,
+    )
+    for line in fit_flows(estimator, cities, out):
+        console.print(line)
+
+
+@flows_app.command("predict")
+@_friendly_errors
+def flows_predict(
+    model: Annotated[Path, typer.Option(help="Model folder from 'flows fit'.")],
+    out: Annotated[
+        Path, typer.Option("--out", "-o", help="Flows CSV to write (origin,destination,flow).")
+    ],
+    commuting_od: Annotated[
+        Path | None, typer.Option("--commuting-od", help="A CommutingODGen county folder.")
+    ] = None,
+    regions: RegionsOpt = None,
+    embeddings: EmbeddingsOpt = None,
+    map_png: Annotated[
+        Path | None, typer.Option("--map", help="PNG map of the strongest predicted flows.")
+    ] = None,
+    margins: MarginsOpt = "estimated",
+) -> None:
+    """Predict every origin-destination flow of one city (a county folder or a regions file)."""
+    from humanscape.tasks.flows.cities import load_cities
+    from humanscape.tasks.flows.model import FlowModel
+    from humanscape.tasks.flows.workflow import predict_flows
+
+    inputs = [p for p in (model, commuting_od, regions, embeddings) if p]
+    _check_outputs(files=[out, map_png], inputs=inputs)
+    if (commuting_od is None) == (regions is None):
+        raise HumanscapeError("give one city", fix="give --commuting-od DIR or --regions R.gpkg")
+    fitted = FlowModel.load(model)
+    (city,) = load_cities(
+        [commuting_od] if commuting_od else None,
+        regions=regions,
+        embeddings=embeddings,
+        need_flows=margins == "observed" and fitted.needs_margins,
+    )
+    for line in predict_flows(
+        fitted, city, out, margins=margins, map_path=map_png, draw_map=_draw_flow_map
+    ):
+        console.print(line)
+
+
+@flows_app.command("evaluate")
+@_friendly_errors
+def flows_evaluate(
+    model: Annotated[Path, typer.Option(help="Model folder from 'flows fit'.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Report folder to write.")],
+    commuting_od: CommutingOpt = None,
+    folders: MoreFoldersArg = None,
+    regions: RegionsOpt = None,
+    flows: Annotated[Path | None, typer.Option(help="Observed flows CSV (with --regions).")] = None,
+    embeddings: EmbeddingsOpt = None,
+    margins: MarginsOpt = "estimated",
+) -> None:
+    """CPC, CPL, RMSE, MAE, Pearson r per city, CPC by distance band, plots and flow maps."""
+    from humanscape.tasks.flows.cities import load_cities
+    from humanscape.tasks.flows.model import FlowModel
+    from humanscape.tasks.flows.workflow import evaluate_flows
+
+    counties = _county_folders(commuting_od, folders)
+    inputs = [model, *counties, *(p for p in (regions, flows, embeddings) if p)]
+    _check_outputs(folders=[out], inputs=inputs)
+    if regions is not None and flows is None and not counties:
+        raise HumanscapeError(
+            "evaluation needs observed flows", fix="give --flows F.csv with --regions"
+        )
+    fitted = FlowModel.load(model)
+    cities = load_cities(counties, regions=regions, flows=flows, embeddings=embeddings)
+    for line in evaluate_flows(fitted, cities, out, margins=margins, draw_plots=_draw_flow_plots):
+        console.print(line)
+
+
+@flows_app.command("embed")
+@_friendly_errors
+def flows_embed(
+    regions: Annotated[Path, typer.Option(help="Regions file with an 'id' column.")],
+    scene: Annotated[
+        str, typer.Option(help="Scene: multi-band file, folder / glob of band files.")
+    ],
+    encoder: Annotated[
+        str, typer.Option(help="Shipped encoder name ('humanscape encoders') or an encoder folder.")
+    ],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Embeddings table (Parquet) to write.")],
+    tile: Annotated[int, typer.Option(help="Tile size in pixels.", min=8, max=1024)] = 64,
+    sensor: SensorOpt = None,
+    band_names: BandNamesOpt = None,
+    units: UnitsOpt = "auto",
+) -> None:
+    """Step 1: tiles per region -> encoder -> mean and std of the tile embeddings per region."""
+    from humanscape.geo.vector import read_vector
+    from humanscape.models.registry import load_encoder
+    from humanscape.tasks.flows.workflow import embed_flow_regions
+
+    _check_outputs(files=[out], inputs=[regions, scene])
+    polygons = read_vector(regions)
+    if "id" not in polygons.columns:
+        raise HumanscapeError(
+            "regions have no 'id' column", path=regions, fix="name the region id column 'id'"
+        )
+    model = load_encoder(encoder)
+    with _scene(scene, sensor, band_names, units) as s:
+        lines = embed_flow_regions(polygons, s, model, out, size=tile)
+    for line in lines:
+        console.print(line)
+
+
 @app.command()
 @_friendly_errors
 def demo(

@@ -91,15 +91,15 @@ def scalar_quicklook(
     return Path(path)
 
 
-def _scale_bar(ax, span: float) -> None:  # type: ignore[no-untyped-def]
-    """A white scale bar of a round length (1, 2 or 5 x 10^k m, about a quarter of ``span``)."""
+def _scale_bar(ax, span: float, color: str = "white") -> None:  # type: ignore[no-untyped-def]
+    """A scale bar (white by default) of a round length (1, 2 or 5 x 10^k m, about a quarter of ``span``)."""
     from mpl_toolkits.axes_grid1.anchored_artists import AnchoredSizeBar
 
     length = 10 ** np.floor(np.log10(span / 4))
     length *= 5 if span / 4 >= 5 * length else (2 if span / 4 >= 2 * length else 1)
     label = f"{length / 1000:g} km" if length >= 1000 else f"{length:g} m"
     ax.add_artist(
-        AnchoredSizeBar(ax.transData, length, label, "lower left", color="white", frameon=False)
+        AnchoredSizeBar(ax.transData, length, label, "lower left", color=color, frameon=False)
     )
 
 
