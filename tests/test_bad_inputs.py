@@ -307,6 +307,53 @@ def _mig_model(tmp: Path) -> Path:
     return MigrationModel("hgb", trees=5).fit(table).save(tmp / "model")
 
 
+def _county(tmp: Path, drop: str | None = None, **arrays: object) -> Path:
+    import shutil
+
+    folder = tmp / "36093"
+    shutil.copytree(samples.commuting_od("36093"), folder)
+    if drop:
+        (folder / drop).unlink()
+    for name, value in arrays.items():
+        np.save(folder / f"{name}.npy", value)
+    return folder
+
+
+def _flow_regions(tmp: Path, *, hole: bool = False) -> Path:
+    import geopandas as gpd
+    from shapely.geometry import box
+
+    gdf = gpd.GeoDataFrame(
+        {"id": ["a", "b", "c"], "population": [100.0, 50.0, 20.0]},
+        geometry=[box(0, 0, 1000, 1000), box(1000, 0, 2000, 1000), box(0, 1000, 1000, 2000)],
+        crs="EPSG:32633",
+    )
+    if hole:
+        gdf.loc[1, "geometry"] = None
+    gdf.to_file(tmp / "regions.gpkg")
+    return tmp / "regions.gpkg"
+
+
+def _flow_table(tmp: Path, **cols: object) -> Path:
+    frame = pd.DataFrame(
+        {"origin": ["a", "a", "b"], "destination": ["b", "c", "a"], "flow": [5, 3, 2]}
+    )
+    frame.assign(**cols).to_csv(tmp / "flows.csv", index=False)
+    return tmp / "flows.csv"
+
+
+def _flows_fit(tmp: Path, *inputs: str) -> list[str]:
+    return ["flows", "fit", *inputs, "--out", str(tmp / "flowmodel"), "--model", "gravity",
+            "--constraint", "none"]  # fmt: skip
+
+
+def _flows_embeddings_missing(tmp: Path) -> list[str]:
+    regions = _flow_regions(tmp)
+    pd.DataFrame({"id": ["a", "b"], "e000": [0.1, 0.2]}).to_parquet(tmp / "emb.parquet")
+    return _flows_fit(tmp, "--regions", str(regions), "--flows", str(_flow_table(tmp)),
+                      "--embeddings", str(tmp / "emb.parquet"))  # fmt: skip
+
+
 def _econ_districts(
     tmp: Path, names: tuple[str, ...] = ("d0", "d1", "d2", "d3"), **cols: object
 ) -> Path:
@@ -937,6 +984,61 @@ CASES: list[Case] = [
             str(t / "rep"),
         ],  # fmt: skip
         "--holdout-group needs --group",
+    ),
+    # flows (Imagery2Flow)
+    Case(
+        "flows: county folder missing a file",
+        lambda t: _flows_fit(t, "--commuting-od", str(_county(t, drop="adj.npy"))),
+        "CommutingODGen folder lacks adj.npy",
+    ),
+    Case(
+        "flows: arrays of mismatched sizes",
+        lambda t: _flows_fit(t, "--commuting-od", str(_county(t, od=np.zeros((5, 5))))),
+        "array of shape (5, 5), expected (43, 43)",
+    ),
+    Case(
+        "flows: flow origin that is not a region",
+        lambda t: _flows_fit(
+            t,
+            "--regions",
+            str(_flow_regions(t)),
+            "--flows",
+            str(_flow_table(t, origin=["a", "zz", "b"])),
+        ),  # fmt: skip
+        "1 origin/destination id(s) are not regions (first: zz)",
+    ),
+    Case(
+        "flows: negative flows",
+        lambda t: _flows_fit(
+            t, "--regions", str(_flow_regions(t)), "--flows", str(_flow_table(t, flow=[5, -3, 2]))
+        ),  # fmt: skip
+        "1 negative flow(s)",
+    ),
+    Case(
+        "flows: region without geometry",
+        lambda t: _flows_fit(
+            t, "--regions", str(_flow_regions(t, hole=True)), "--flows", str(_flow_table(t))
+        ),  # fmt: skip
+        "1 region(s) without geometry (first: b)",
+    ),
+    Case(
+        "flows: embeddings table missing regions",
+        _flows_embeddings_missing,
+        "1 of 3 regions of regions have no row (first: c)",
+    ),
+    Case(
+        "flows: predict with a folder that is not a flow model",
+        lambda t: [
+            "flows",
+            "predict",
+            "--model",
+            str(t),
+            "--commuting-od",
+            str(_county(t)),
+            "--out",
+            str(t / "f.csv"),
+        ],  # fmt: skip
+        "not a flow model folder (no config.json)",
     ),
 ]
 

@@ -80,6 +80,11 @@ def run_demo(out: str | Path) -> dict[str, Path]:
     outputs.update(_economy(out / "economy"))
     outputs.update(_migration(out / "migration"))
 
+    console.rule(
+        "flows: commuting between census tracts, fitted on two US counties, predicted for a third"
+    )
+    outputs.update(_flows(out / "flows"))
+
     summary = {
         "outputs": {k: str(v) for k, v in outputs.items()},
         "seconds": round(time.perf_counter() - start, 1),
@@ -326,6 +331,36 @@ def _migration(out: Path) -> dict[str, Path]:
         "migration signature by epoch (PNG)": out / "signature_model" / "signature_epochs.png",
         "migration importance (PNG)": out / "report" / "importance.png",
         "migration metrics (CSV)": out / "report" / "summary.csv",
+    }
+
+
+def _flows(out: Path) -> dict[str, Path]:
+    """Imagery2Flow's step 2 with the default flow model on real CommutingODGen counties (LODES
+    commuting, ACS, OSM POIs): fitted on 26021 and 35013, the unseen county 36093 predicted
+    (flows CSV + map) and scored (CPC, CPL, RMSE, Pearson r, CPC by distance band, plots)."""
+    from humanscape.data import samples
+    from humanscape.report.flows import draw_evaluation, flow_map_png
+    from humanscape.tasks.flows.cities import read_commuting_od
+    from humanscape.tasks.flows.model import FlowModel
+    from humanscape.tasks.flows.workflow import evaluate_flows, fit_flows, predict_flows
+
+    train = [read_commuting_od(samples.commuting_od(f)) for f in ("26021", "35013")]
+    test = read_commuting_od(samples.commuting_od("36093"))
+    model = FlowModel()
+    lines = [
+        *fit_flows(model, train, out / "model", progress=False),
+        *predict_flows(
+            model, test, out / "flows_36093.csv", map_path=out / "flows_36093.png",
+            draw_map=flow_map_png,
+        ),
+        *evaluate_flows(model, [test], out / "report", draw_plots=draw_evaluation),
+    ]  # fmt: skip
+    for line in lines:
+        console.print(line)
+    return {
+        "flows predicted for county 36093 (CSV)": out / "flows_36093.csv",
+        "flow map of county 36093 (PNG)": out / "flows_36093.png",
+        "flow metrics of county 36093 (CSV)": out / "report" / "metrics.csv",
     }
 
 

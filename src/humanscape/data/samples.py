@@ -169,35 +169,16 @@ def eurosat_rgb() -> pd.DataFrame:
 # --- commuting flows ---------------------------------------------------------------------------
 
 
-@dataclass
-class CommutingCounty:
-    """One CommutingODGen county: tracts and their arrays (rows follow ``regions`` order)."""
+def commuting_od(fips: str) -> Path:
+    """The folder of one shipped CommutingODGen county (``26021``, ``35013`` or ``36093``).
 
-    fips: str
-    regions: gpd.GeoDataFrame
-    od: np.ndarray
-    demos: np.ndarray
-    pois: np.ndarray
-    distance_m: np.ndarray
-    adjacency: np.ndarray
-
-
-def commuting_od(fips: str) -> CommutingCounty:
-    """Load one shipped county (``26021``, ``35013`` or ``36093``)."""
+    Read it with :func:`humanscape.tasks.flows.cities.read_commuting_od`.
+    """
     if fips not in COMMUTING_COUNTIES:
         raise HumanscapeError(
             f"unknown county '{fips}'", fix=f"use one of {', '.join(COMMUTING_COUNTIES)}"
         )
-    root = sample_path("commuting_od", fips)
-    return CommutingCounty(
-        fips=fips,
-        regions=gpd.read_file(root / "regions.shp"),
-        od=np.load(root / "od.npy"),
-        demos=np.load(root / "demos.npy"),
-        pois=np.load(root / "pois.npy"),
-        distance_m=np.load(root / "dis.npy"),
-        adjacency=np.load(root / "adj.npy"),
-    )
+    return sample_path("commuting_od", fips)
 
 
 # --- time series -------------------------------------------------------------------------------

@@ -87,10 +87,10 @@ class City:
         return _areas_km2(self.regions)
 
     def mass(self) -> np.ndarray:
-        """Residents per region (the gravity mass); the first feature when population is unknown."""
+        """Residents per region (the gravity mass); all ones when the population is unknown."""
         if self.population is not None:
             return np.asarray(self.population, np.float64)
-        return np.nan_to_num(self.features.iloc[:, 0].to_numpy(np.float64)).clip(0)
+        return np.ones(self.n)
 
     def with_features(self, extra: pd.DataFrame, *, source: str) -> City:
         """This city with ``extra`` columns (rows aligned by ``id``) appended to the features.
