@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from humanscape.errors import HumanscapeError
-from humanscape.evaluate.flows import flow_metrics
+from humanscape.evaluate.flows import cpc, flow_metrics
 from humanscape.tasks.flows.cities import City
 from humanscape.tasks.flows.model import FlowModel
 
@@ -42,10 +42,17 @@ def transfer(
     k: int = 4,
     seed: int = 0,
     margins: str = "estimated",
+    observed_margins: bool = False,
     progress: bool = False,
     report: Callable[[str], None] | None = None,
+    predictions: dict[str, np.ndarray] | None = None,
 ) -> pd.DataFrame:
-    """Leave-cities-out scores: one row per held-out city (``fold``, ``city``, metrics, ``fit_s``)."""
+    """Leave-cities-out scores: one row per held-out city (``fold``, ``city``, metrics, ``fit_s``).
+
+    With ``observed_margins`` (models that need margins), the same fitted model is also scored
+    with the held-out city's observed margins (column ``cpc_observed_margins``). ``predictions``,
+    when given, receives each held-out city's predicted matrix by city name.
+    """
     rows = []
     for fold, (train, test) in enumerate(city_folds(len(cities), k, seed)):
         model = make()
@@ -55,8 +62,17 @@ def transfer(
         for i in test:
             city = cities[i]
             assert city.flows is not None
-            scores = flow_metrics(city.flows, model.predict(city, margins=margins))
-            rows.append({"fold": fold, "city": city.name, "regions": city.n, **scores, "fit_s": seconds})
+            predicted = model.predict(city, margins=margins)
+            scores = flow_metrics(city.flows, predicted)
+            if observed_margins and model.needs_margins:
+                scores["cpc_observed_margins"] = cpc(
+                    city.flows, model.predict(city, margins="observed")
+                )
+            if predictions is not None:
+                predictions[city.name] = predicted
+            rows.append(
+                {"fold": fold, "city": city.name, "regions": city.n, **scores, "fit_s": seconds}
+            )
             if report is not None:
                 report(f"{model.label} fold {fold} {city.name}: CPC {scores['cpc']:.3f}")
     return pd.DataFrame(rows)
