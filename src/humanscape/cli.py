@@ -2007,7 +2007,7 @@ def flows_fit(
             help="Gravity distance decay: power (d^-g) or exponential (exp(-g d)).",
             callback=_one_of("power", "exponential"),
         ),
-    ] = "exponential",
+    ] = "power",
     epochs: Annotated[
         int, typer.Option(help="Most epochs (gnn, deepgravity).", min=1, max=10_000)
     ] = 300,

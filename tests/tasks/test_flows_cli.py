@@ -34,7 +34,7 @@ def fitted(tmp_path_factory):
 
 def test_fit_reports_parameters_and_within_city_scores(fitted):
     folder, out = fitted
-    assert "fitted gravity-doubly-exponential on 2 cities (89 regions)" in out
+    assert "fitted gravity-doubly-power on 2 cities (89 regions)" in out
     assert "gamma" in out
     report = pd.read_csv(folder / "model" / "fit_report.csv")
     assert report["city"].astype(str).tolist() == ["26021", "35013"]

@@ -96,27 +96,26 @@ def intervening_population(distance_km: np.ndarray, population: np.ndarray) -> n
     return np.clip(s, 0, None)
 
 
-def pair_features(
-    city: City, nodes: np.ndarray, *, origins: np.ndarray | None = None
-) -> np.ndarray:
-    """``(len(origins) * N, 2F + 5)`` float32 pair features, row ``o * N + d`` for pair ``o -> d``."""
+def pair_descriptors(city: City) -> np.ndarray:
+    """``(N * N, 5)`` float32 descriptors of every pair ``o -> d`` (row ``o * N + d``), see :data:`PAIR_COLUMNS`."""
     n = city.n
-    origins = np.arange(n) if origins is None else np.asarray(origins)
-    d = city.distance_km[origins]
-    mean_distance = city.distance_km[~np.eye(n, dtype=bool)].mean() if n > 1 else 1.0
-    s = intervening_population(city.distance_km, city.mass())[origins]
-    same = (origins[:, None] == np.arange(n)[None]).astype(np.float32)
-    blocks = [
-        np.repeat(nodes[origins], n, axis=0),
-        np.tile(nodes, (len(origins), 1)),
-        np.column_stack(
-            [
-                np.log(np.maximum(d, 1e-3)).ravel(),
-                (d / mean_distance).ravel(),
-                same.ravel(),
-                city.adjacency[origins].astype(np.float32).ravel(),
-                np.log1p(s).ravel(),
-            ]
-        ),
-    ]
-    return np.concatenate(blocks, axis=1).astype(np.float32)
+    d = city.distance_km
+    mean_distance = d[~np.eye(n, dtype=bool)].mean() if n > 1 else 1.0
+    s = intervening_population(d, city.mass())
+    return np.column_stack(
+        [
+            np.log(np.maximum(d, 1e-3)).ravel(),
+            (d / mean_distance).ravel(),
+            np.eye(n).ravel(),
+            city.adjacency.astype(np.float64).ravel(),
+            np.log1p(s).ravel(),
+        ]
+    ).astype(np.float32)
+
+
+def pair_features(city: City, nodes: np.ndarray) -> np.ndarray:
+    """``(N * N, 2F + 5)`` float32: origin features, destination features, pair descriptors."""
+    n = city.n
+    return np.concatenate(
+        [np.repeat(nodes, n, axis=0), np.tile(nodes, (n, 1)), pair_descriptors(city)], axis=1
+    ).astype(np.float32)

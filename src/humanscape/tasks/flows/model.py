@@ -36,7 +36,12 @@ from humanscape.data.standardise import Standardiser
 from humanscape.errors import HumanscapeError
 from humanscape.models.model_folder import config_of, parsing, read_weights
 from humanscape.tasks.flows.cities import City
-from humanscape.tasks.flows.features import fit_scaler, node_features, pair_features
+from humanscape.tasks.flows.features import (
+    fit_scaler,
+    node_features,
+    pair_descriptors,
+    pair_features,
+)
 from humanscape.tasks.flows.gravity import DETERRENCES, Gravity, MarginModel, radiation
 
 log = logging.getLogger(__name__)
@@ -69,7 +74,8 @@ class FlowModel:
     Parameters
     ----------
     model
-        One of :data:`KINDS`.
+        One of :data:`KINDS`; the default is the best measured on held-out counties
+        (docs/benchmarks.md): the doubly constrained gravity model with estimated margins.
     constraint, deterrence
         For ``gravity``: ``none`` / ``production`` / ``doubly`` and ``power`` / ``exponential``.
     epochs, patience
@@ -83,7 +89,7 @@ class FlowModel:
 
     def __init__(
         self,
-        model: str = "gnn",
+        model: str = "gravity",
         *,
         constraint: str = "doubly",
         deterrence: str = "power",
@@ -186,11 +192,12 @@ class FlowModel:
         ).fit(np.concatenate(x), np.concatenate(y))
 
     def _graph(self, city: City, z: np.ndarray, masks: tuple[np.ndarray, ...] | None = None) -> Any:
+        """The city as a graph; the GAT's head reads the pair descriptors, Deep Gravity all pair features."""
         from humanscape.models.flow_nets import make_graph
 
         return make_graph(
             z,
-            pair_features(city, z),
+            pair_descriptors(city) if self.model == "gnn" else pair_features(city, z),
             city.distance_km,
             city.adjacency,
             neighbours=self.neighbours,
@@ -203,7 +210,7 @@ class FlowModel:
         from humanscape.models.flow_nets import DeepGravityNet, GATFlowNet
 
         if self.model == "gnn":
-            return GATFlowNet(in_features, pair_features_ - 2 * in_features, hidden=self.hidden)
+            return GATFlowNet(in_features, pair_features_, hidden=self.hidden)
         return DeepGravityNet(pair_features_)
 
     def _fit_net(
@@ -220,15 +227,9 @@ class FlowModel:
 
         torch.manual_seed(self.seed)
         graphs = [self._graph(c, z, m) for c, z, m in zip(cities, nodes, self.masks_, strict=True)]
-        if self.model == "gnn":  # the head sees the pair descriptors, not the node features twice
-            for g in graphs:
-                g.pairs = g.pairs[:, 2 * g.x.shape[1] :]
-        in_features = nodes[0].shape[1]
-        self.in_features_ = in_features
-        self.pair_features_ = int(graphs[0].pairs.shape[1]) + (
-            2 * in_features if self.model == "gnn" else 0
-        )
-        net = self._build(in_features, self.pair_features_)
+        self.in_features_ = nodes[0].shape[1]
+        self.pair_features_ = int(graphs[0].pairs.shape[1])
+        net = self._build(self.in_features_, self.pair_features_)
         net.attach(graphs)
         fit_module(
             net,
@@ -288,7 +289,6 @@ class FlowModel:
             )
         graph = self._graph(city, z)
         if self.model == "gnn":
-            graph.pairs = graph.pairs[:, 2 * z.shape[1] :]
             return self.net_.predict_city(graph)
         return out[:, None] * self.net_.predict_city(graph)
 
