@@ -365,3 +365,13 @@ def test_observed_margins_reproduce_the_origin_totals(county):
     model = FlowModel("gravity", constraint="production").fit([county])
     out = model.predict(county, margins="observed")
     np.testing.assert_allclose(out.sum(axis=1), county.flows.sum(axis=1), rtol=1e-6)
+
+
+def test_columns_constant_in_training_are_left_out(county):
+    from humanscape.tasks.flows.features import fit_scaler, node_features
+
+    scaler = fit_scaler([county])  # one city: its city-level columns are constant
+    assert "city_population" not in scaler.columns_ and "city_regions" not in scaler.columns_
+    assert "population_share" in scaler.columns_
+    bigger = replace(county, population=county.population * 10)
+    assert np.abs(node_features(bigger, scaler)).max() <= 10.0

@@ -53,8 +53,15 @@ def node_table(city: City) -> pd.DataFrame:
 
 
 def fit_scaler(cities: list[City]) -> Standardiser:
-    """A :class:`Standardiser` fitted on the node tables of ``cities`` pooled."""
-    return Standardiser().fit(pd.concat([node_table(c) for c in cities], ignore_index=True))
+    """A :class:`Standardiser` fitted on the node tables of ``cities`` pooled.
+
+    Columns constant over the training regions are left out: they carry nothing to learn from,
+    and a city-level column (``city_population``) is constant whenever one city is fitted on, so
+    that its z-score in another city would be an arbitrary extreme.
+    """
+    table = pd.concat([node_table(c) for c in cities], ignore_index=True)
+    varying = [c for c in table.columns if table[c].nunique(dropna=False) > 1]
+    return Standardiser().fit(table[varying])
 
 
 def node_features(city: City, scaler: Standardiser) -> np.ndarray:
