@@ -128,10 +128,11 @@ def evaluate_flows(
             cpc_by_distance(city.flows, predicted, city.distance_km).assign(city=city.name)
         )
     table = pd.DataFrame(rows)
-    mean = table.drop(columns=["city"]).mean(numeric_only=True)
-    table = pd.concat(
-        [table, pd.DataFrame([{"city": "mean", **mean.to_dict()}])], ignore_index=True
-    )
+    if len(table) > 1:
+        mean = table.drop(columns=["city"]).mean(numeric_only=True)
+        table = pd.concat(
+            [table, pd.DataFrame([{"city": "mean", **mean.to_dict()}])], ignore_index=True
+        )
     by_distance = pd.concat(bands, ignore_index=True)
     with atomic_folder(out, marker="metrics.csv") as tmp:
         table.to_csv(tmp / "metrics.csv", index=False)
@@ -142,6 +143,7 @@ def evaluate_flows(
     show = table[
         ["city", "regions", "cpc", "cpl", "mass_on_observed_pairs", "rmse", "mae", "pearson_r"]
     ]
+    show = show.assign(regions=show["regions"].round().astype(int))
     return [
         f"{model.label} ({margins} margins)" if model.needs_margins else model.label,
         show.to_string(index=False, float_format=lambda v: f"{v:.3f}"),
