@@ -1961,6 +1961,17 @@ def _county_folders(first: list[Path] | None, more: list[Path] | None) -> list[P
     return folders
 
 
+def _cities(folders: Any, **kwargs: Any) -> list[Any]:
+    """The cities of a flows command; reading notes (ignored columns) printed as warnings."""
+    from humanscape.tasks.flows.cities import load_cities
+
+    cities = load_cities(folders, **kwargs)
+    for city in cities:
+        for note in city.notes:
+            console.print(f"warning: {Path(city.source).name}: {note}")
+    return cities
+
+
 def _draw_flow_map(city: Any, predicted: Any, path: Path) -> None:
     from humanscape.report.flows import flow_map_png
 
@@ -2018,7 +2029,6 @@ def flows_fit(
     seed: Annotated[int, typer.Option(help="Seed of everything random.")] = 0,
 ) -> None:
     """Fit a flow model on cities with observed flows; write the model folder."""
-    from humanscape.tasks.flows.cities import load_cities
     from humanscape.tasks.flows.model import FlowModel
     from humanscape.tasks.flows.workflow import fit_flows
 
@@ -2029,7 +2039,7 @@ def flows_fit(
         raise HumanscapeError(
             "fitting needs observed flows", fix="give --flows F.csv with --regions"
         )
-    cities = load_cities(counties, regions=regions, flows=flows, embeddings=embeddings)
+    cities = _cities(counties, regions=regions, flows=flows, embeddings=embeddings)
     estimator = FlowModel(
         model,
         constraint=constraint,
@@ -2061,7 +2071,6 @@ def flows_predict(
     margins: MarginsOpt = "estimated",
 ) -> None:
     """Predict every origin-destination flow of one city (a county folder or a regions file)."""
-    from humanscape.tasks.flows.cities import load_cities
     from humanscape.tasks.flows.model import FlowModel
     from humanscape.tasks.flows.workflow import predict_flows
 
@@ -2070,7 +2079,7 @@ def flows_predict(
     if (commuting_od is None) == (regions is None):
         raise HumanscapeError("give one city", fix="give --commuting-od DIR or --regions R.gpkg")
     fitted = FlowModel.load(model)
-    (city,) = load_cities(
+    (city,) = _cities(
         [commuting_od] if commuting_od else None,
         regions=regions,
         embeddings=embeddings,
@@ -2095,7 +2104,6 @@ def flows_evaluate(
     margins: MarginsOpt = "estimated",
 ) -> None:
     """CPC, CPL, RMSE, MAE, Pearson r per city, CPC by distance band, plots and flow maps."""
-    from humanscape.tasks.flows.cities import load_cities
     from humanscape.tasks.flows.model import FlowModel
     from humanscape.tasks.flows.workflow import evaluate_flows
 
@@ -2107,7 +2115,7 @@ def flows_evaluate(
             "evaluation needs observed flows", fix="give --flows F.csv with --regions"
         )
     fitted = FlowModel.load(model)
-    cities = load_cities(counties, regions=regions, flows=flows, embeddings=embeddings)
+    cities = _cities(counties, regions=regions, flows=flows, embeddings=embeddings)
     for line in evaluate_flows(fitted, cities, out, margins=margins, draw_plots=_draw_flow_plots):
         console.print(line)
 

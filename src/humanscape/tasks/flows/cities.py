@@ -22,7 +22,6 @@ diagonal (intra-region flows are real: people working where they live).
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -33,8 +32,6 @@ import pandas as pd
 from humanscape.data.chiptable import read_table
 from humanscape.errors import HumanscapeError
 from humanscape.geo.vector import read_vector
-
-log = logging.getLogger(__name__)
 
 #: The files of a CommutingODGen county folder.
 COMMUTING_OD_FILES = ("od.npy", "demos.npy", "pois.npy", "dis.npy", "adj.npy", "regions.shp")

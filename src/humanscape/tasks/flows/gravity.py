@@ -1,6 +1,7 @@
 """Classic spatial-interaction baselines: gravity (unconstrained, singly and doubly constrained) and radiation.
 
-Notation: ``T_ij`` flow from origin ``i`` to destination ``j``, ``m_i`` residents (mass),
+Notation: ``T_ij`` flow from origin ``i`` to destination ``j``, ``m_i`` residents (mass; the
+laws use ``log m`` as ``log(1 + m)`` so that an empty region stays finite),
 ``d_ij`` distance (km, intra-zonal distance on the diagonal), ``f(d) = log d`` (power law) or
 ``f(d) = d`` (exponential law), ``O_i = sum_j T_ij`` and ``D_j = sum_i T_ij`` the margins.
 
@@ -28,7 +29,6 @@ they can be given instead (``margins="observed"``).
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 import numpy as np
@@ -38,8 +38,6 @@ from sklearn.linear_model import PoissonRegressor
 from humanscape.errors import HumanscapeError
 from humanscape.tasks.flows.cities import City
 from humanscape.tasks.flows.features import intervening_population
-
-log = logging.getLogger(__name__)
 
 DETERRENCES = ("power", "exponential")
 

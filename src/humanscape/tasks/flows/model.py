@@ -22,7 +22,6 @@ Imagery2Flow; the validation pairs drive early stopping, the test pairs give the
 from __future__ import annotations
 
 import json
-import logging
 import shutil
 from pathlib import Path
 from typing import Any
@@ -43,8 +42,6 @@ from humanscape.tasks.flows.features import (
     pair_features,
 )
 from humanscape.tasks.flows.gravity import DETERRENCES, Gravity, MarginModel, radiation
-
-log = logging.getLogger(__name__)
 
 KINDS = ("gnn", "gravity", "radiation", "deepgravity", "gbrt")
 CONSTRAINTS = ("none", "production", "doubly")

@@ -7,7 +7,6 @@ atomically: an interrupted run leaves nothing half written.
 
 from __future__ import annotations
 
-import logging
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -20,8 +19,6 @@ from humanscape._atomic import atomic_folder, atomic_output
 from humanscape.evaluate.flows import cpc, cpc_by_distance, flow_metrics
 from humanscape.tasks.flows.cities import City
 from humanscape.tasks.flows.model import FlowModel, remove_checkpoints
-
-log = logging.getLogger(__name__)
 
 #: ``draw(city, predicted, path)``: a flow map PNG.
 MapDrawer = Callable[[City, np.ndarray, Path], None]
