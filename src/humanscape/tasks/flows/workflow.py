@@ -67,8 +67,11 @@ def fit_flows(
     remove_checkpoints(work)
     lines = [
         f"fitted {model.label} on {len(cities)} cities ({sum(c.n for c in cities)} regions) in {seconds:.0f} s",
-        "within-city test pairs (10 %, never used in fitting): CPC "
+        "within-city test pairs (10 %, never used to fit the pair model"
+        + ("; the margins are in-sample" if model.needs_margins else "")
+        + "): CPC "
         + ", ".join(f"{r.city} {r.cpc_test_pairs:.3f}" for r in table.itertuples()),
+        "for a city the model never saw, see 'flows evaluate' and docs/benchmarks.md",
     ]
     if model.model == "gravity":
         lines.append(
