@@ -51,6 +51,7 @@ ENCODER = "simclr_resnet18half_eurosat_ms"
 #: label -> FlowModel arguments
 MODELS = {
     "gnn": {"model": "gnn"},
+    "gnn-cityval": {"model": "gnn", "validation": "cities"},
     "gbrt": {"model": "gbrt"},
     "deepgravity": {"model": "deepgravity"},
     "radiation": {"model": "radiation"},

@@ -375,3 +375,13 @@ def test_columns_constant_in_training_are_left_out(county):
     assert "population_share" in scaler.columns_
     bigger = replace(county, population=county.population * 10)
     assert np.abs(node_features(bigger, scaler)).max() <= 10.0
+
+
+def test_gnn_can_stop_early_on_held_out_training_cities(county, tmp_path):
+    cities = [county, replace(county, name="b"), replace(county, name="c")]
+    model = FlowModel("gnn", epochs=2, hidden=8, validation="cities").fit(cities, progress=False)
+    again = FlowModel.load(model.save(tmp_path / "m"))
+    assert again.validation == "cities"
+    np.testing.assert_allclose(again.predict(county), model.predict(county), rtol=1e-5)
+    with pytest.raises(HumanscapeError, match="unknown validation"):
+        FlowModel("gnn", validation="counties")

@@ -20,6 +20,7 @@ with :meth:`attach` as :class:`FlowGraph` tensors, and the dataset is the list o
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import lightning.pytorch as pl
@@ -90,16 +91,16 @@ def make_graph(
 
 
 class CityIndex(Dataset):
-    """The dataset of a flow network: the indices of the attached cities (one city per step)."""
+    """The dataset of a flow network: indices of attached cities (one city per step)."""
 
-    def __init__(self, n: int) -> None:
-        self.n = n
+    def __init__(self, indices: Sequence[int]) -> None:
+        self.indices = list(indices)
 
     def __len__(self) -> int:
-        return self.n
+        return len(self.indices)
 
     def __getitem__(self, i: int) -> int:
-        return i
+        return self.indices[i]
 
 
 def poisson_nll(log_rate: torch.Tensor, target: torch.Tensor) -> torch.Tensor:

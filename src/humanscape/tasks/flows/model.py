@@ -46,6 +46,9 @@ from humanscape.tasks.flows.gravity import DETERRENCES, Gravity, MarginModel, ra
 KINDS = ("gnn", "gravity", "radiation", "deepgravity", "gbrt")
 CONSTRAINTS = ("none", "production", "doubly")
 MARGINS = ("estimated", "observed")
+#: Early stopping of the networks on held-out pairs of every city (8:1:1, Imagery2Flow) or on
+#: whole held-out training cities (a sixth of them, at least one; needs 3 cities or more).
+VALIDATIONS = ("pairs", "cities")
 WHAT, REFIT = "flow model", "flows fit"
 SKOPS_TRUSTED = ("sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",)
 
@@ -80,6 +83,9 @@ class FlowModel:
         patience on the validation pairs.
     hidden, neighbours
         GAT width, and the nearest regions each region is linked to (besides its neighbours).
+    validation
+        Early stopping of the networks on the validation pairs of every city (``pairs``) or on
+        whole training cities held out (``cities``, see :data:`VALIDATIONS`).
     seed
         Pair split, initialisation and tree seeds.
     """
@@ -94,6 +100,7 @@ class FlowModel:
         patience: int = 40,
         hidden: int = 64,
         neighbours: int = 8,
+        validation: str = "pairs",
         seed: int = 0,
     ) -> None:
         if model not in KINDS:
@@ -115,6 +122,11 @@ class FlowModel:
         self.patience = patience
         self.hidden = hidden
         self.neighbours = neighbours
+        if validation not in VALIDATIONS:
+            raise HumanscapeError(
+                f"unknown validation '{validation}'", fix=f"use one of {', '.join(VALIDATIONS)}"
+            )
+        self.validation = validation
         self.seed = seed
 
     def get_params(self) -> dict[str, Any]:
@@ -126,6 +138,7 @@ class FlowModel:
             "patience": self.patience,
             "hidden": self.hidden,
             "neighbours": self.neighbours,
+            "validation": self.validation,
             "seed": self.seed,
         }
 
@@ -224,14 +237,24 @@ class FlowModel:
 
         torch.manual_seed(self.seed)
         graphs = [self._graph(c, z, m) for c, z, m in zip(cities, nodes, self.masks_, strict=True)]
+        train, val = list(range(len(graphs))), list(range(len(graphs)))
+        if self.validation == "cities" and len(graphs) >= 3:
+            # whole cities held out for early stopping: the score that matters is on unseen cities
+            k = max(1, round(len(graphs) / 6))
+            val = sorted(np.random.default_rng(self.seed).permutation(len(graphs))[:k].tolist())
+            train = [i for i in train if i not in val]
+            for i in train:  # training cities fit on their validation pairs too
+                graphs[i].train = graphs[i].train | graphs[i].val
+            for i in val:
+                graphs[i].val = torch.ones_like(graphs[i].val)
         self.in_features_ = nodes[0].shape[1]
         self.pair_features_ = int(graphs[0].pairs.shape[1])
         net = self._build(self.in_features_, self.pair_features_)
         net.attach(graphs)
         fit_module(
             net,
-            CityIndex(len(graphs)),
-            val_dataset=CityIndex(len(graphs)),
+            CityIndex(train),
+            val_dataset=CityIndex(val),
             epochs=self.epochs,
             batch_size=1,
             patience=self.patience,
