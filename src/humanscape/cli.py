@@ -2026,6 +2026,14 @@ def flows_fit(
     neighbours: Annotated[
         int, typer.Option(help="GAT: nearest regions linked to each region.", min=0, max=100)
     ] = 8,
+    validation: Annotated[
+        str,
+        typer.Option(
+            help="Networks stop early on held-out pairs of every city (pairs, 8:1:1) or on "
+            "held-out training cities (cities: a sixth of them, needs 3 or more).",
+            callback=_one_of("pairs", "cities"),
+        ),
+    ] = "pairs",
     seed: Annotated[int, typer.Option(help="Seed of everything random.")] = 0,
 ) -> None:
     """Fit a flow model on cities with observed flows; write the model folder."""
@@ -2047,6 +2055,7 @@ def flows_fit(
         epochs=epochs,
         patience=patience,
         neighbours=neighbours,
+        validation=validation,
         seed=seed,
     )
     for line in fit_flows(estimator, cities, out):
