@@ -63,3 +63,19 @@ def read_weights(path: Path, reader: Callable[[str], Any], command: str) -> Any:
             path=path,
             fix=f"the file is truncated or corrupt; re-create the model with '{command}'",
         ) from None
+
+
+def load_net_weights(net: Any, path: Path, command: str) -> Any:
+    """Read a safetensors state dict into ``net`` (put in eval mode); a mismatch is refused by name."""
+    from safetensors.torch import load_file
+
+    state = read_weights(path, load_file, command)
+    try:
+        net.load_state_dict(state)
+    except RuntimeError as exc:
+        raise HumanscapeError(
+            f"weights do not fit the network ({str(exc).splitlines()[0][:100]})",
+            path=path,
+            fix=f"re-create the model with '{command}'",
+        ) from None
+    return net.eval()

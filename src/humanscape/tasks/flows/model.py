@@ -33,7 +33,7 @@ from humanscape import __version__
 from humanscape._atomic import atomic_folder
 from humanscape.data.standardise import Standardiser
 from humanscape.errors import HumanscapeError
-from humanscape.models.model_folder import config_of, parsing, read_weights
+from humanscape.models.model_folder import config_of, load_net_weights, parsing
 from humanscape.tasks.flows.cities import City
 from humanscape.tasks.flows.features import (
     fit_scaler,
@@ -383,19 +383,11 @@ class FlowModel:
         if model.model == "gbrt":
             model.gbrt_ = load_skops(folder / "gbrt.skops", trusted=SKOPS_TRUSTED, refit=REFIT)
         if model.model in ("gnn", "deepgravity"):
-            from safetensors.torch import load_file
-
-            model.net_ = model._build(model.in_features_, model.pair_features_)
-            state = read_weights(folder / "weights.safetensors", load_file, REFIT)
-            try:
-                model.net_.load_state_dict(state)
-            except RuntimeError as exc:
-                raise HumanscapeError(
-                    f"weights do not fit the network ({str(exc).splitlines()[0][:100]})",
-                    path=folder / "weights.safetensors",
-                    fix=f"re-create the model with '{REFIT}'",
-                ) from None
-            model.net_.eval()
+            model.net_ = load_net_weights(
+                model._build(model.in_features_, model.pair_features_),
+                folder / "weights.safetensors",
+                REFIT,
+            )
         return model
 
 

@@ -33,14 +33,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import sklearn
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 
 from humanscape import __version__
 from humanscape._atomic import atomic_folder
 from humanscape.errors import HumanscapeError
 from humanscape.evaluate.uncertainty import SplitConformal
 from humanscape.models.heads import band_normalisation
-from humanscape.models.model_folder import config_of, parsing, read_weights
+from humanscape.models.model_folder import config_of, load_net_weights, parsing
 from humanscape.models.training import fit_module
 from humanscape.tasks.migration.imagery import MunicipalImages
 from humanscape.tasks.migration.nets import NET_KINDS, MigrationNet, RowDataset
@@ -400,15 +400,7 @@ class MigrationModel:
             if model.model == "ensemble":
                 model.glm_ = load_skops(folder / "glm.skops", trusted=SKOPS_TRUSTED, refit=REFIT)
         else:
-            model.net_ = model._build(len(model.variables_), in_chans)
-            state = read_weights(folder / "weights.safetensors", load_file, REFIT)
-            try:
-                model.net_.load_state_dict(state)
-            except RuntimeError as exc:
-                raise HumanscapeError(
-                    f"weights do not fit the network ({str(exc).splitlines()[0][:100]})",
-                    path=folder / "weights.safetensors",
-                    fix=f"re-create the model with '{REFIT}'",
-                ) from None
-            model.net_.eval()
+            model.net_ = load_net_weights(
+                model._build(len(model.variables_), in_chans), folder / "weights.safetensors", REFIT
+            )
         return model
