@@ -16,6 +16,7 @@ FORBIDDEN = {
     "data": {"models", "tasks", "report", "cli", "demo"},
     "models": {"tasks", "report", "cli", "demo"},
     "evaluate": {"tasks", "report", "cli", "demo"},
+    "scale": {"tasks", "report", "cli", "demo"},
     "tasks": {"report", "cli", "demo"},
 }
 

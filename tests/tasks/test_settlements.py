@@ -557,7 +557,7 @@ def test_model_and_complement_weight_are_chosen_by_spatial_cv(stack, world):
     best, table = select_model(
         sample, folds.splits(sample["x"].to_numpy(), sample["y"].to_numpy()), base=base
     )
-    assert len(table) == 3 * 3  # lr, svm, rf x complement weight 0, 0.25, 1
+    assert len(table) == 4 * 3  # lr, svm, rf, hgb x complement weight 0, 0.25, 1
     top = table.iloc[0]
     assert best.model == top["model"] and best.complement_weight == top["complement_weight"]
     assert table["mean_test_score"].iloc[0] == table["mean_test_score"].max()

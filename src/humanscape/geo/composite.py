@@ -37,10 +37,9 @@ from typing import Literal
 
 import numpy as np
 from rasterio.windows import Window
-from tqdm.auto import tqdm
 
 from humanscape.errors import CRSMismatchError, EmptyInputError, HumanscapeError
-from humanscape.geo.raster import AlignedRaster, GridSpec, RasterWriter, Scene
+from humanscape.geo.raster import AlignedRaster, GridSpec, RasterSpec, Scene, file_token, write_map
 
 log = logging.getLogger(__name__)
 
@@ -348,6 +347,122 @@ def check_compatible(scenes: Sequence[Scene], bands: Sequence[str]) -> None:
                 )
 
 
+class CompositeMap:
+    """A per-pixel composite of scenes as a :class:`~humanscape.geo.raster.WindowedMap`.
+
+    Output bands: the composited bands, then ``valid_count`` (clear observations per pixel). All
+    scenes must share a CRS (else :class:`CRSMismatchError`); they are aligned to ``grid``
+    (default: the first scene's grid). Mask rasters are opened on the target grid once per process.
+    """
+
+    def __init__(
+        self,
+        scenes: Sequence[Scene],
+        *,
+        method: Method = "median",
+        cloud_mask: CloudMask | None = None,
+        bands: Sequence[str] | None = None,
+        grid: GridSpec | None = None,
+        tags: dict[str, str] | None = None,
+    ) -> None:
+        if not scenes:
+            raise EmptyInputError("no scene to composite", fix="pass at least one scene")
+        check_same_crs(scenes)
+        self.mask = cloud_mask or CloudMask("none")
+        self.method = method
+        grid = grid or scenes[0].grid
+        names = (
+            scenes[0].resolve(bands)
+            if bands
+            else [n for n in scenes[0].band_names if scenes[0].sensor.band(n).kind != "qa"]
+        )
+        qa = [n for n in names if scenes[0].sensor.band(n).kind == "qa"]
+        if qa:
+            raise HumanscapeError(
+                f"band(s) {', '.join(qa)} are quality / class bands; a median of classes means nothing",
+                path=scenes[0].name,
+                fix="composite reflectance bands and use the QA band as --cloud-mask",
+            )
+        check_compatible(scenes, names)
+        self.scenes = [s if s.grid.matches(grid) else s.aligned_to(grid) for s in scenes]
+        for scene in self.scenes:
+            scene.resolve(names)  # every scene must have every band
+        if self.mask.kind in ("raster", "probability") and len(self.mask.paths) != len(scenes):
+            raise HumanscapeError(
+                f"{len(self.mask.paths)} mask files for {len(scenes)} scenes",
+                fix="give one mask file per scene, in order",
+            )
+        self.readers = (
+            [AlignedRaster(p, grid) for p in self.mask.paths]
+            if self.mask.kind in ("raster", "probability")
+            else []
+        )
+        self.names = names
+        meta = {
+            "method": method,
+            "cloud_mask": self.mask.kind,
+            "sensor": scenes[0].sensor.name,
+            "sensors": ",".join(dict.fromkeys(s.sensor.name for s in scenes)),
+            "level": scenes[0].sensor.level,
+            "n_scenes": str(len(scenes)),
+            "dates": ",".join(s.date.isoformat() for s in scenes if s.date),
+            **(tags or {}),
+        }
+        self.spec = RasterSpec(
+            grid,
+            (*names, "valid_count"),
+            ("reflectance",) * len(names) + ("count",),
+            tags=tuple(meta.items()),
+        )
+
+    @property
+    def block(self) -> int:
+        """Window side that keeps the time stack within :data:`STACK_BUDGET_BYTES`."""
+        block = int(np.sqrt(STACK_BUDGET_BYTES / (4 * len(self.scenes) * (len(self.names) + 1))))
+        return block // 256 * 256 if block >= 256 else max(16, block // 16 * 16)
+
+    def compute(self, window: Window) -> np.ndarray:
+        h, w = int(window.height), int(window.width)
+        stack = np.empty((len(self.scenes), len(self.names), h, w), dtype=np.float32)
+        clear = np.empty((len(self.scenes), h, w), dtype=bool)
+        for t, scene in enumerate(self.scenes):
+            stack[t] = scene.read(self.names, window)
+            reader = self.readers[t] if self.readers else None
+            clear[t] = self.mask.clear(scene, t, window, reader)
+        comp, count = composite_array(stack, clear, self.method)
+        return np.concatenate([comp, count[None].astype(np.float32)])
+
+    def sources(self) -> list[str]:
+        files = {str(s.path) for scene in self.scenes for s in scene.sources}
+        return sorted(files | {str(p) for p in self.mask.paths})
+
+    def token(self) -> str:
+        return f"composite {self.method} {self.mask.kind} {file_token(self.sources())}"
+
+    def close(self) -> None:
+        for reader in self.readers:
+            reader.close()
+
+
+def report_empty(path: str | Path) -> int:
+    """Log and return the number of pixels of a written composite with no clear observation."""
+    import rasterio
+
+    empty = 0
+    with rasterio.open(path) as src:
+        for _, window in src.block_windows(src.count):
+            empty += int((src.read(src.count, window=window) == 0).sum())
+        total = src.width * src.height
+    if empty:
+        log.warning(
+            "%s: %d of %d pixels have no clear observation (NaN in the composite)",
+            path,
+            empty,
+            total,
+        )
+    return empty
+
+
 def composite(
     scenes: Sequence[Scene],
     out: str | Path,
@@ -362,91 +477,17 @@ def composite(
 ) -> Path:
     """Composite scenes window by window into a GeoTIFF (bands + ``valid_count``), atomically.
 
-    All scenes must share a CRS (else :class:`CRSMismatchError`); they are aligned to ``grid``
-    (default: the first scene's grid). Memory is bounded by :data:`STACK_BUDGET_BYTES` whatever the
-    scene size. Pixels with no clear observation are NaN and reported in the log.
+    See :class:`CompositeMap`. Memory is bounded by :data:`STACK_BUDGET_BYTES` whatever the scene
+    size. Pixels with no clear observation are NaN and reported in the log.
     """
-    if not scenes:
-        raise EmptyInputError("no scene to composite", fix="pass at least one scene")
-    check_same_crs(scenes)
-    mask = cloud_mask or CloudMask("none")
-    grid = grid or scenes[0].grid
-    names = (
-        scenes[0].resolve(bands)
-        if bands
-        else [n for n in scenes[0].band_names if scenes[0].sensor.band(n).kind != "qa"]
+    job = CompositeMap(
+        scenes, method=method, cloud_mask=cloud_mask, bands=bands, grid=grid, tags=tags
     )
-    qa = [n for n in names if scenes[0].sensor.band(n).kind == "qa"]
-    if qa:
-        raise HumanscapeError(
-            f"band(s) {', '.join(qa)} are quality / class bands; a median of classes means nothing",
-            path=scenes[0].name,
-            fix="composite reflectance bands and use the QA band as --cloud-mask",
-        )
-    check_compatible(scenes, names)
-    aligned = [s if s.grid.matches(grid) else s.aligned_to(grid) for s in scenes]
-    for scene in aligned:
-        scene.resolve(names)  # every scene must have every band
-    if mask.kind in ("raster", "probability") and len(mask.paths) != len(scenes):
-        raise HumanscapeError(
-            f"{len(mask.paths)} mask files for {len(scenes)} scenes",
-            fix="give one mask file per scene, in order",
-        )
-    readers = (
-        [AlignedRaster(p, grid) for p in mask.paths]
-        if mask.kind in ("raster", "probability")
-        else []
-    )
-    block = int(np.sqrt(STACK_BUDGET_BYTES / (4 * len(scenes) * (len(names) + 1))))
-    block = (
-        block // 256 * 256 if block >= 256 else max(16, block // 16 * 16)
-    )  # align to GeoTIFF tiles
-    windows = list(grid.windows(block))
-    empty = 0
-    meta = {
-        "method": method,
-        "cloud_mask": mask.kind,
-        "sensor": scenes[0].sensor.name,
-        "sensors": ",".join(dict.fromkeys(s.sensor.name for s in scenes)),
-        "level": scenes[0].sensor.level,
-        "n_scenes": str(len(scenes)),
-        "dates": ",".join(s.date.isoformat() for s in scenes if s.date),
-        **(tags or {}),
-    }
     try:
-        with RasterWriter(
-            out,
-            grid,
-            count=len(names) + 1,
-            units=["reflectance"] * len(names) + ["count"],
-            dtype="float32",
-            nodata=float("nan"),
-            band_names=[*names, "valid_count"],
-            cog=cog,
-            tags=meta,
-        ) as writer:
-            for window in tqdm(
-                windows, desc=f"composite {Path(out).name}", disable=not progress, unit="win"
-            ):
-                h, w = int(window.height), int(window.width)
-                stack = np.empty((len(aligned), len(names), h, w), dtype=np.float32)
-                clear = np.empty((len(aligned), h, w), dtype=bool)
-                for t, scene in enumerate(aligned):
-                    stack[t] = scene.read(names, window)
-                    clear[t] = mask.clear(scene, t, window, readers[t] if readers else None)
-                comp, count = composite_array(stack, clear, method)
-                empty += int((count == 0).sum())
-                writer.write(np.concatenate([comp, count[None].astype(np.float32)]), window)
+        write_map(job, out, block=job.block, cog=cog, progress=progress, desc="composite")
     finally:
-        for reader in readers:
-            reader.close()
-    if empty:
-        log.warning(
-            "%s: %d of %d pixels have no clear observation (NaN in the composite)",
-            out,
-            empty,
-            grid.width * grid.height,
-        )
+        job.close()
+    report_empty(out)
     return Path(out)
 
 

@@ -16,10 +16,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from tqdm.auto import tqdm
+from rasterio.windows import Window
 
 from humanscape.errors import HumanscapeError, MissingBandError
-from humanscape.geo.raster import DEFAULT_BLOCK, RasterWriter, Scene
+from humanscape.geo.raster import DEFAULT_BLOCK, RasterSpec, Scene, file_token, write_map
 
 Bands = Mapping[str, np.ndarray]
 
@@ -164,6 +164,41 @@ def compute_indices(bands: Bands, names: Sequence[str] | None = None) -> np.ndar
     return np.stack([INDICES[n].func(bands) for n in chosen]).astype(np.float32)
 
 
+class IndicesMap:
+    """The indices of a scene as a :class:`~humanscape.geo.raster.WindowedMap` (per pixel, no halo).
+
+    Bands are looked up by role on the scene's sensor; a missing band raises a
+    :class:`MissingBandError` naming the scene before anything is computed.
+    """
+
+    def __init__(self, scene: Scene, names: Sequence[str] | None = None) -> None:
+        self.scene = scene
+        self.names = index_names(names)
+        self.roles = required_roles(self.names)
+        missing = [r for r in self.roles if not scene.has(r)]
+        if missing:
+            raise MissingBandError(
+                f"indices {', '.join(self.names)} need band roles {', '.join(missing)} "
+                f"(scene has {', '.join(scene.band_names)})",
+                path=scene.name,
+                fix="add the missing band files or choose other indices with --index",
+            )
+        self.band_names = scene.resolve(self.roles)
+        self.spec = RasterSpec(
+            scene.grid, tuple(self.names), "index", tags=(("source", scene.name),)
+        )
+
+    def compute(self, window: Window) -> np.ndarray:
+        data = self.scene.read(self.band_names, window)
+        return compute_indices(dict(zip(self.roles, data, strict=True)), self.names)
+
+    def sources(self) -> list[str]:
+        return sorted({str(s.path) for s in self.scene.sources})
+
+    def token(self) -> str:
+        return f"indices {','.join(self.names)} of {file_token(self.sources())}"
+
+
 def scene_indices(
     scene: Scene,
     out: str | Path,
@@ -173,37 +208,6 @@ def scene_indices(
     cog: bool = False,
     progress: bool = True,
 ) -> Path:
-    """Write the indices of a scene to a GeoTIFF, window by window (flat memory), atomically.
-
-    Bands are looked up by role on the scene's sensor; a missing band raises a
-    :class:`MissingBandError` naming the scene before anything is written.
-    """
-    chosen = index_names(names)
-    roles = required_roles(chosen)
-    missing = [r for r in roles if not scene.has(r)]
-    if missing:
-        raise MissingBandError(
-            f"indices {', '.join(chosen)} need band roles {', '.join(missing)} "
-            f"(scene has {', '.join(scene.band_names)})",
-            path=scene.name,
-            fix="add the missing band files or choose other indices with --index",
-        )
-    band_names = scene.resolve(roles)
-    windows = list(scene.windows(block))
-    with RasterWriter(
-        out,
-        scene.grid,
-        count=len(chosen),
-        units="index",
-        dtype="float32",
-        nodata=float("nan"),
-        band_names=chosen,
-        cog=cog,
-        tags={"source": scene.name},
-    ) as writer:
-        for window in tqdm(
-            windows, desc=f"indices {Path(out).name}", disable=not progress, unit="win"
-        ):
-            data = scene.read(band_names, window)
-            writer.write(compute_indices(dict(zip(roles, data, strict=True)), chosen), window)
-    return Path(out)
+    """Write the indices of a scene to a GeoTIFF, window by window (flat memory), atomically."""
+    job = IndicesMap(scene, names)
+    return write_map(job, out, block=block, cog=cog, progress=progress, desc="indices")

@@ -22,6 +22,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 import rasterio
@@ -293,6 +294,16 @@ class Scene:
             ds.close()
         self._vrts.clear()
         self._datasets.clear()
+
+    def __getstate__(self) -> dict[str, object]:
+        """Pickle the recipe (band files, sensor, grid), never the open datasets.
+
+        A scene shipped to a Dask worker reopens its files there on first read, so the files must be
+        readable on the worker (a shared path or an object-store URL GDAL can open).
+        """
+        state = dict(self.__dict__)
+        state["_datasets"], state["_vrts"] = {}, {}
+        return state
 
     def __enter__(self) -> Scene:
         return self
@@ -777,6 +788,7 @@ class AlignedRaster:
         self.path = Path(path)
         self.grid = grid
         self.band = band
+        self.resampling = resampling
         self._ds = _open_raster(self.path)
         if self._ds.crs is None:
             raise CRSMismatchError("raster has no CRS", path=self.path, fix="assign a CRS")
@@ -821,6 +833,10 @@ class AlignedRaster:
             )
         )
 
+    def __reduce__(self) -> tuple[object, ...]:
+        """Pickle as the recipe; the copy reopens the file (e.g. on a Dask worker)."""
+        return (_aligned_raster, (self.path, self.grid, self.band, self.resampling))
+
     def read(self, window: Window | None = None) -> np.ndarray:
         """Stored values on the target grid for ``window`` (whole grid if ``None``)."""
         return self._reader.read(
@@ -837,6 +853,10 @@ class AlignedRaster:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _aligned_raster(path: Path, grid: GridSpec, band: int, resampling: Resampling) -> AlignedRaster:
+    return AlignedRaster(path, grid, band=band, resampling=resampling)
 
 
 # --- writing -----------------------------------------------------------------------------------
@@ -857,6 +877,96 @@ def creation_options(compress: str = "deflate", dtype: str = "float32") -> dict[
     elif compress == "zstd":
         opts["zstd_level"] = 1
     return opts
+
+
+@dataclass(frozen=True)
+class RasterSpec:
+    """What a map raster holds: its grid, bands, units, data type, nodata and tags.
+
+    The output description shared by the windowed writers (:func:`write_map`) and the tiled,
+    distributed engine (:mod:`humanscape.scale`).
+    """
+
+    grid: GridSpec
+    band_names: tuple[str, ...]
+    units: str | tuple[str, ...]
+    dtype: str = "float32"
+    nodata: float | None = float("nan")
+    tags: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def count(self) -> int:
+        return len(self.band_names)
+
+    def writer(self, path: str | Path, *, cog: bool = False) -> RasterWriter:
+        """A :class:`RasterWriter` for this raster at ``path``."""
+        return RasterWriter(
+            path,
+            self.grid,
+            count=self.count,
+            units=self.units,
+            dtype=self.dtype,
+            nodata=self.nodata,
+            band_names=self.band_names,
+            cog=cog,
+            tags=dict(self.tags),
+        )
+
+
+class WindowedMap(Protocol):
+    """A map computed window by window: ``spec`` describes the output, ``compute`` fills a window.
+
+    ``compute(window)`` returns ``(spec.count, window.height, window.width)`` for a window of the
+    output grid; it reads whatever context it needs around the window (a halo for texture or CNN
+    chips) itself, so the result never depends on how the grid is cut. ``sources()`` names the
+    files it reads (checked on every Dask worker before a distributed run) and ``token()`` says
+    what the result depends on (inputs, model, options: a changed token restarts a resumed run).
+    Implementations must pickle (they are shipped to the workers once).
+    """
+
+    spec: RasterSpec
+
+    def compute(self, window: Window) -> np.ndarray: ...
+
+    def sources(self) -> list[str]: ...
+
+    def token(self) -> str: ...
+
+
+def file_token(paths: Sequence[str | Path]) -> str:
+    """Path, size and modification time of each file: what a resumed run must find unchanged."""
+    parts = []
+    for path in paths:
+        try:
+            st = Path(path).stat()
+            parts.append(f"{path}:{st.st_size}:{st.st_mtime_ns}")
+        except OSError:
+            parts.append(str(path))
+    return ";".join(parts)
+
+
+def write_map(
+    job: WindowedMap,
+    out: str | Path,
+    *,
+    block: int = DEFAULT_BLOCK,
+    cog: bool = False,
+    progress: bool = True,
+    desc: str | None = None,
+) -> Path:
+    """Compute ``job`` window by window in this process and write it atomically (flat memory).
+
+    The in-process writer of the library functions (:func:`humanscape.geo.indices.scene_indices`,
+    :func:`humanscape.geo.composite.composite`); the CLI runs the same jobs through the resumable,
+    distributed engine :func:`humanscape.scale.run_map`.
+    """
+    from tqdm.auto import tqdm
+
+    windows = list(job.spec.grid.windows(block))
+    with job.spec.writer(out, cog=cog) as writer:
+        for window in tqdm(windows, desc=desc or Path(out).name, disable=not progress, unit="win"):
+            writer.write(job.compute(window), window)
+    return Path(out)
 
 
 class RasterWriter:

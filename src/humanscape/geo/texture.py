@@ -39,8 +39,14 @@ def quantize(band: np.ndarray, lo: float, hi: float, levels: int = 16) -> np.nda
 
 
 def _box_sum(values: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """Sum over a box of ``size`` anchored as scipy's uniform filter (zero outside the array)."""
-    return ndimage.uniform_filter(values, size, mode="constant", cval=0.0) * (size[0] * size[1])
+    """Sum over a box of ``size`` anchored as scipy's uniform filter (zero outside the array).
+
+    Two direct 1-D correlations, not the running sums of ``uniform_filter``: each output is summed
+    in the same order wherever the array starts, so a tile read with its halo gives bit for bit the
+    values of the whole raster (running sums carry rounding along the line, ~1e-16 apart).
+    """
+    rows = ndimage.correlate1d(values, np.ones(size[0]), axis=0, mode="constant", cval=0.0)
+    return ndimage.correlate1d(rows, np.ones(size[1]), axis=1, mode="constant", cval=0.0)
 
 
 def local_variance(band: np.ndarray, window: int = 7) -> np.ndarray:

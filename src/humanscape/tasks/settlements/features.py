@@ -22,7 +22,6 @@ from pathlib import Path
 import numpy as np
 import rasterio
 from rasterio.windows import Window
-from tqdm.auto import tqdm
 
 from humanscape.errors import EmptyInputError, HumanscapeError
 from humanscape.geo.composite import CloudMask, Period, composite, scenes_in_period
@@ -31,10 +30,12 @@ from humanscape.geo.indices import INDICES, compute_indices
 from humanscape.geo.raster import (
     DEFAULT_BLOCK,
     GridSpec,
-    RasterWriter,
+    RasterSpec,
     Scene,
+    file_token,
     open_scene,
     overview_grid,
+    write_map,
 )
 from humanscape.geo.texture import TEXTURE_FEATURES, halo, texture_stack
 
@@ -83,6 +84,109 @@ def feature_units(
     return per_period * len(periods) + ["texture"] * (len(texture_bands) * len(TEXTURE_FEATURES))
 
 
+class FeatureStack:
+    """The feature stack of one composite (or scene) per period, as a windowed map.
+
+    ``compute(window)`` reads the window (plus a halo of :func:`~humanscape.geo.texture.halo`
+    pixels for texture) and returns every feature of :func:`feature_names`; the texture's
+    quantisation bounds (2-98 % of each band over an overview of the latest period) are fixed when
+    the stack is built, so a tile's features never depend on how the scene is cut.
+    """
+
+    def __init__(
+        self,
+        composites: Sequence[Scene],
+        periods: Sequence[str],
+        *,
+        texture: bool = False,
+        texture_bands: Sequence[str] = DEFAULT_TEXTURE_BANDS,
+        texture_window: int = 7,
+    ) -> None:
+        if len(composites) != len(periods):
+            raise HumanscapeError(f"{len(composites)} composites for {len(periods)} periods")
+        if not composites:
+            raise EmptyInputError("no period to build features from")
+        self.periods = list(periods)
+        grid = composites[0].grid
+        first = composites[0]
+        self.bands = feature_bands(first)
+        self.indices = available_indices(first)
+        missing = [n for n in INDICES if n not in self.indices]
+        if missing:
+            log.warning(
+                "%s: bands for indices %s are missing; those indices are left out",
+                first.name,
+                ", ".join(missing),
+            )
+        self.scenes = [c if c.grid.matches(grid) else c.aligned_to(grid) for c in composites]
+        for c in self.scenes:
+            c.resolve(self.bands)
+        self.texture = texture
+        self.texture_window = texture_window
+        self.tex_names = [first.sensor.band(b).name for b in texture_bands] if texture else []
+        if texture:
+            first.resolve(self.tex_names)
+            self.bounds = _quantisation_bounds(self.scenes[-1], self.tex_names)
+        self.names = feature_names(self.periods, self.bands, self.indices, self.tex_names)
+        roles = sorted({r for n in self.indices for r in INDICES[n].roles})
+        self.role_index = {r: self.bands.index(first.sensor.band(r).name) for r in roles}
+        if len(self.periods) == 1:
+            log.warning(
+                "only one period (%s): the temporal part of the features degenerates",
+                self.periods[0],
+            )
+        temporal = (
+            "multi-period"
+            if len(self.periods) > 1
+            else "single period: no temporal change features (degenerate)"
+        )
+        tags = {
+            "periods": ",".join(self.periods),
+            "sensor": first.sensor.name,
+            "temporal": temporal,
+            "n_features": str(len(self.names)),
+            "texture": f"window {texture_window}" if texture else "none",
+        }
+        units = feature_units(self.periods, self.bands, self.indices, self.tex_names)
+        self.spec = RasterSpec(grid, tuple(self.names), tuple(units), tags=tuple(tags.items()))
+
+    @property
+    def halo(self) -> int:
+        """Pixels of context read around each window (texture only)."""
+        return halo(self.texture_window) if self.texture else 0
+
+    def compute(self, window: Window) -> np.ndarray:
+        parts = []
+        for scene in self.scenes:
+            data = scene.read(self.bands, window)
+            parts.append(data)
+            if self.indices:
+                parts.append(
+                    compute_indices({r: data[i] for r, i in self.role_index.items()}, self.indices)
+                )
+        if self.texture:
+            parts.append(
+                _texture_block(
+                    self.scenes[-1],
+                    window,
+                    self.tex_names,
+                    self.bounds,
+                    self.texture_window,
+                    self.halo,
+                )
+            )
+        return np.concatenate(parts)
+
+    def sources(self) -> list[str]:
+        return sorted({str(s.path) for scene in self.scenes for s in scene.sources})
+
+    def token(self) -> str:
+        return (
+            f"features {','.join(self.names)} texture {self.texture_window if self.texture else 0} "
+            f"{file_token(self.sources())}"
+        )
+
+
 def stack_features(
     composites: Sequence[Scene],
     periods: Sequence[str],
@@ -95,76 +199,14 @@ def stack_features(
     progress: bool = True,
 ) -> Path:
     """Write the feature stack of one composite (or scene) per period, window by window."""
-    if len(composites) != len(periods):
-        raise HumanscapeError(f"{len(composites)} composites for {len(periods)} periods")
-    if not composites:
-        raise EmptyInputError("no period to build features from")
-    grid = composites[0].grid
-    first = composites[0]
-    bands = feature_bands(first)
-    indices = available_indices(first)
-    missing = [n for n in INDICES if n not in indices]
-    if missing:
-        log.warning(
-            "%s: bands for indices %s are missing; those indices are left out",
-            first.name,
-            ", ".join(missing),
-        )
-    aligned = [c if c.grid.matches(grid) else c.aligned_to(grid) for c in composites]
-    for c in aligned:
-        c.resolve(bands)
-    tex_names = [first.sensor.band(b).name for b in texture_bands] if texture else []
-    if texture:
-        first.resolve(tex_names)
-        bounds = _quantisation_bounds(aligned[-1], tex_names)
-    names = feature_names(periods, bands, indices, tex_names)
-    roles = sorted({r for n in indices for r in INDICES[n].roles})
-    role_index = {r: bands.index(first.sensor.band(r).name) for r in roles}
-    temporal = (
-        "multi-period"
-        if len(periods) > 1
-        else "single period: no temporal change features (degenerate)"
+    job = FeatureStack(
+        composites,
+        periods,
+        texture=texture,
+        texture_bands=texture_bands,
+        texture_window=texture_window,
     )
-    if len(periods) == 1:
-        log.warning(
-            "only one period (%s): the temporal part of the features degenerates", periods[0]
-        )
-    pad = halo(texture_window) if texture else 0
-    tags = {
-        "periods": ",".join(periods),
-        "sensor": first.sensor.name,
-        "temporal": temporal,
-        "n_features": str(len(names)),
-        "texture": f"window {texture_window}" if texture else "none",
-    }
-    windows = list(grid.windows(block))
-    with RasterWriter(
-        out,
-        grid,
-        count=len(names),
-        units=feature_units(periods, bands, indices, tex_names),
-        dtype="float32",
-        nodata=float("nan"),
-        band_names=names,
-        tags=tags,
-    ) as writer:
-        for window in tqdm(
-            windows, desc=f"features {Path(out).name}", disable=not progress, unit="win"
-        ):
-            parts = []
-            for scene in aligned:
-                data = scene.read(bands, window)
-                parts.append(data)
-                if indices:
-                    parts.append(
-                        compute_indices({r: data[i] for r, i in role_index.items()}, indices)
-                    )
-            if texture:
-                parts.append(
-                    _texture_block(aligned[-1], window, tex_names, bounds, texture_window, pad)
-                )
-            writer.write(np.concatenate(parts), window)
-    return Path(out)
+    return write_map(job, out, block=block, progress=progress, desc="features")
 
 
 def _quantisation_bounds(scene: Scene, bands: Sequence[str]) -> dict[str, tuple[float, float]]:

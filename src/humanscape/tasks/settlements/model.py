@@ -5,7 +5,12 @@
   spatial folds (groups of ``calibration_block`` metres) so that calibration pixels are never the
   neighbours of the pixels the SVM was fitted on;
 - ``rf``: random forest with the authors' tuned setting: 800 trees, max_depth 12,
-  min_samples_split 15, min_samples_leaf 2.
+  min_samples_split 15, min_samples_leaf 2;
+- ``hgb`` (beyond the paper): scikit-learn's histogram gradient boosting (``max_iter`` rounds of
+  31-leaf trees, learning rate 0.1, missing values handled natively). Predicting a pixel walks
+  ``max_iter`` shallow trees over binned features instead of 800 deep ones, which is what makes
+  country-scale maps affordable; its accuracy against the forest is measured in
+  ``bench/settlements.py --part models`` (docs/benchmarks.md).
 
 :class:`SettlementClassifier` is a scikit-learn estimator (``BaseEstimator``): ``clone``,
 ``GridSearchCV`` and pipelines work, and :func:`select_model` chooses the classifier (and the
@@ -32,7 +37,7 @@ import pandas as pd
 import sklearn
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.calibration import CalibratedClassifierCV
-from sklearn.ensemble import RandomForestClassifier
+from sklearn.ensemble import HistGradientBoostingClassifier, RandomForestClassifier
 from sklearn.impute import SimpleImputer
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import average_precision_score
@@ -47,7 +52,7 @@ from humanscape.errors import HumanscapeError
 
 log = logging.getLogger(__name__)
 
-MODELS = ("lr", "svm", "rf")
+MODELS = ("lr", "svm", "rf", "hgb")
 #: Bookkeeping columns of a pixel sample (everything else is a feature).
 META_COLUMNS = ("row", "col", "label", "kind", "settlement", "group", "x", "y")
 #: Sample kinds drawn at random from blocks without positives (the paper's negatives).
@@ -72,6 +77,8 @@ class SettlementClassifier(ClassifierMixin, BaseEstimator):
         Feature names to use (default: all feature columns of ``X`` at fit time).
     n_estimators, max_depth, min_samples_split, min_samples_leaf
         Random forest settings (default: the authors' tuned values).
+    max_iter, learning_rate
+        Boosting rounds and shrinkage of ``hgb``.
     C
         Inverse regularisation of ``lr`` and ``svm``.
     complement_weight
@@ -94,6 +101,8 @@ class SettlementClassifier(ClassifierMixin, BaseEstimator):
         max_depth: int | None = 12,
         min_samples_split: int = 15,
         min_samples_leaf: int = 2,
+        max_iter: int = 300,
+        learning_rate: float = 0.1,
         C: float = 1.0,
         complement_weight: float = 1.0,
         calibration_folds: int = 3,
@@ -107,6 +116,8 @@ class SettlementClassifier(ClassifierMixin, BaseEstimator):
         self.max_depth = max_depth
         self.min_samples_split = min_samples_split
         self.min_samples_leaf = min_samples_leaf
+        self.max_iter = max_iter
+        self.learning_rate = learning_rate
         self.C = C
         self.complement_weight = complement_weight
         self.calibration_folds = calibration_folds
@@ -153,6 +164,15 @@ class SettlementClassifier(ClassifierMixin, BaseEstimator):
                     method="sigmoid",
                     cv=calibration_cv,
                 ),
+            )
+        if self.model == "hgb":
+            return make_pipeline(
+                HistGradientBoostingClassifier(
+                    max_iter=int(self.max_iter),
+                    learning_rate=self.learning_rate,
+                    early_stopping=False,
+                    random_state=self.seed,
+                )
             )
         return make_pipeline(
             impute,
@@ -346,6 +366,12 @@ SKOPS_TRUSTED = (
     "sklearn.tree._tree.Tree",
     "sklearn.calibration._CalibratedClassifier",
     "sklearn.calibration._SigmoidCalibration",
+    "sklearn.ensemble._hist_gradient_boosting.binning._BinMapper",
+    "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
+    "sklearn._loss.loss.HalfBinomialLoss",
+    "sklearn._loss.link.LogitLink",
+    "sklearn._loss.link.Interval",
+    "sklearn.utils._bunch.Bunch",
 )
 
 

@@ -22,12 +22,11 @@ import pandas as pd
 import rasterio
 from rasterio.windows import Window
 from shapely.geometry import box
-from tqdm.auto import tqdm
 
 from humanscape.errors import HumanscapeError
-from humanscape.geo.raster import DEFAULT_BLOCK, RasterWriter, open_grid
+from humanscape.geo.raster import DEFAULT_BLOCK, RasterSpec, file_token, open_grid, write_map
 from humanscape.geo.vector import polygonize, write_vector
-from humanscape.tasks.settlements.features import read_feature_names
+from humanscape.tasks.settlements.features import FeatureStack, read_feature_names
 from humanscape.tasks.settlements.model import SettlementClassifier
 
 log = logging.getLogger(__name__)
@@ -46,68 +45,116 @@ def _early_static(matrix: np.ndarray, names: list[str], periods: list[str]) -> n
     return out
 
 
+class SettlementMap:
+    """p(settlement) per pixel (and with ``change`` the ``new_score`` band) as a windowed map.
+
+    ``features`` is a feature stack written by ``settlements features`` (read window by window),
+    or a :class:`~humanscape.tasks.settlements.features.FeatureStack` over the composites, whose
+    features (texture with its halo included) are computed tile by tile and never written: the
+    fused path of country-scale maps. Random forests predict with one thread per tile (the engine
+    runs tiles in parallel, and a forest's multi-threaded sum over trees is not bit-reproducible).
+    """
+
+    def __init__(
+        self,
+        model: SettlementClassifier,
+        features: str | Path | FeatureStack,
+        *,
+        change: bool = False,
+    ) -> None:
+        self.model = _single_threaded(model)
+        self.change = change
+        if isinstance(features, FeatureStack):
+            self.stack: FeatureStack | None = features
+            self.path: Path | None = None
+            names, periods, grid = features.names, features.periods, features.spec.grid
+            label = "the composites"
+        else:
+            self.stack, self.path = None, Path(features)
+            names = read_feature_names(features)
+            with rasterio.open(features) as src:
+                periods = src.tags().get("periods", "").split(",")
+            grid = open_grid(features)
+            label = str(features)
+        wanted = model.feature_names_
+        missing = [n for n in wanted if n not in names]
+        if missing:
+            raise HumanscapeError(
+                f"{label} lack {len(missing)} feature(s) the model needs, first: {missing[0]}",
+                path=self.path or (features.scenes[0].name if self.stack else None),
+                fix="build the features with the same periods and options as for training",
+            )
+        self.take = [names.index(n) for n in wanted]
+        self.periods = periods
+        if change and len(periods) < 2:
+            log.warning(
+                "%s: one period only, so new_score is 0 everywhere (no temporal change to see)",
+                label,
+            )
+        band_names = ("probability", "new_score") if change else ("probability",)
+        self.spec = RasterSpec(
+            grid, band_names, "probability", tags=(("model", model.model), ("features", label))
+        )
+        self._src: rasterio.io.DatasetReader | None = None
+
+    def __getstate__(self) -> dict[str, object]:
+        return {**self.__dict__, "_src": None}
+
+    def features(self, window: Window) -> np.ndarray:
+        """The model's features over ``window``, ``(n_features, rows, cols)``."""
+        if self.stack is not None:
+            return self.stack.compute(window)[self.take]
+        if self._src is None:
+            self._src = rasterio.open(self.path)
+        return self._src.read([i + 1 for i in self.take], window=window)
+
+    def compute(self, window: Window) -> np.ndarray:
+        data = self.features(window)
+        h, w = data.shape[1:]
+        matrix = data.reshape(len(self.take), -1).T
+        valid = np.isfinite(matrix).any(axis=1)
+        result = np.full((self.spec.count, h * w), np.nan, np.float32)
+        if valid.any():
+            p = self.model.predict_proba(matrix[valid])[:, 1]
+            result[0, valid] = p
+            if self.change:
+                early = _early_static(matrix[valid], self.model.feature_names_, self.periods)
+                result[1, valid] = p - self.model.predict_proba(early)[:, 1]
+        return result.reshape(self.spec.count, h, w)
+
+    def sources(self) -> list[str]:
+        return self.stack.sources() if self.stack is not None else [str(self.path)]
+
+    def token(self) -> str:
+        inputs = self.stack.token() if self.stack is not None else file_token([self.path])
+        return f"settlements {self.model.get_params()} {self.model.feature_names_} {self.change} {inputs}"
+
+
+def _single_threaded(model: SettlementClassifier) -> SettlementClassifier:
+    """A copy of ``model`` whose forest predicts with one thread (bit-reproducible sums)."""
+    import copy
+
+    model = copy.copy(model)
+    estimator = getattr(model, "estimator_", None)
+    if estimator is not None and "n_jobs" in estimator.steps[-1][1].get_params():
+        model.estimator_ = copy.deepcopy(estimator)
+        model.estimator_.steps[-1][1].set_params(n_jobs=1)
+    return model
+
+
 def predict_probability(
     model: SettlementClassifier,
-    features: str | Path,
+    features: str | Path | FeatureStack,
     out: str | Path,
     *,
     change: bool = False,
     block: int = DEFAULT_BLOCK,
     progress: bool = True,
 ) -> Path:
-    """Write p(settlement) (and with ``change`` the ``new_score`` band) for every pixel, tile by tile."""
-    names = read_feature_names(features)
-    wanted = model.feature_names_
-    missing = [n for n in wanted if n not in names]
-    if missing:
-        raise HumanscapeError(
-            f"feature stack lacks {len(missing)} feature(s) the model needs, first: {missing[0]}",
-            path=features,
-            fix="build the features with the same periods and options as for training",
-        )
-    take = [names.index(n) + 1 for n in wanted]
-    with rasterio.open(features) as src:
-        periods = src.tags().get("periods", "").split(",")
-    if change and len(periods) < 2:
-        log.warning(
-            "%s: one period only, so new_score is 0 everywhere (no temporal change to see)",
-            features,
-        )
-    grid = open_grid(features)
-    band_names = ["probability", "new_score"] if change else ["probability"]
-    with (
-        rasterio.open(features) as src,
-        RasterWriter(
-            out,
-            grid,
-            count=len(band_names),
-            units="probability",
-            dtype="float32",
-            nodata=float("nan"),
-            band_names=band_names,
-            tags={"model": model.model, "features": str(features)},
-        ) as dst,
-    ):
-        for window in tqdm(
-            list(grid.windows(block)),
-            desc=f"predict {Path(out).name}",
-            disable=not progress,
-            unit="win",
-        ):
-            data = src.read(take, window=window)
-            h, w = data.shape[1:]
-            matrix = data.reshape(len(take), -1).T
-            valid = np.isfinite(matrix).any(axis=1)
-            result = np.full((len(band_names), h * w), np.nan, np.float32)
-            if valid.any():
-                p = model.predict_proba(matrix[valid])[:, 1]
-                result[0, valid] = p
-                if change:
-                    result[1, valid] = (
-                        p - model.predict_proba(_early_static(matrix[valid], wanted, periods))[:, 1]
-                    )
-            dst.write(result.reshape(len(band_names), h, w), window)
-    return Path(out)
+    """Write p(settlement) (and with ``change`` the ``new_score`` band) for every pixel, in this
+    process, window by window; the CLI runs :class:`SettlementMap` on the tiled engine."""
+    job = SettlementMap(model, features, change=change)
+    return write_map(job, out, block=block, progress=progress, desc="predict")
 
 
 def ranked_grid(
