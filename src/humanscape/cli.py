@@ -338,6 +338,42 @@ UnitsOpt = Annotated[
     ),
 ]
 
+WorkersOpt = Annotated[
+    int | None,
+    typer.Option(
+        help="Dask worker processes on this machine (0: run in this process; default: one per core).",
+        min=0,
+    ),
+]
+SchedulerOpt = Annotated[
+    str | None,
+    typer.Option(
+        help="Address of a running Dask scheduler (tcp://host:8786) to run the tiles on instead."
+    ),
+]
+MapTileOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--tile",
+        help="Tile side in output pixels: the unit of work, resume and memory (default 1024).",
+        min=16,
+    ),
+]
+
+
+def _folder_token(folder: Path) -> str:
+    """What a resumed map must find unchanged in a model folder: its files' sizes and times."""
+    from humanscape.geo.raster import file_token
+
+    return file_token(sorted(str(p) for p in Path(folder).glob("*") if p.is_file()))
+
+
+def _execution(workers: int | None, scheduler: str | None, tile: int | None = None) -> Any:
+    """How the map commands run their tiles (:class:`humanscape.scale.Execution`)."""
+    from humanscape.scale import Execution
+
+    return Execution(workers=workers, scheduler=scheduler, tile=tile)
+
 
 @app.command()
 def version() -> None:
@@ -405,13 +441,17 @@ def indices(
         typer.Option(help="Target pixel size (default finest band).", callback=_positive),
     ] = None,
     cog: Annotated[bool, typer.Option(help="Write a Cloud-Optimised GeoTIFF.")] = False,
+    workers: WorkersOpt = None,
+    scheduler: SchedulerOpt = None,
+    tile: MapTileOpt = None,
 ) -> None:
     """Spectral indices (NDVI, SAVI, MNDWI, NDBI, UI, NBI, BRBA, NBAI, MBI, BAEI) of a scene."""
-    from humanscape.geo.indices import scene_indices
+    from humanscape.geo.indices import IndicesMap
 
     _check_outputs(files=[out], inputs=[scene])
     with _scene(scene, sensor, band_names, units, resolution=resolution) as s:
-        path = scene_indices(s, out, index, cog=cog)
+        job = IndicesMap(s, index)
+        path = _execution(workers, scheduler, tile).run(job, out, desc="indices", cog=cog)
     console.print(f"wrote {path}")
 
 
@@ -447,11 +487,19 @@ def composite(
     sensor: SensorOpt = None,
     units: UnitsOpt = "auto",
     cog: Annotated[bool, typer.Option(help="Write a Cloud-Optimised GeoTIFF.")] = False,
+    workers: WorkersOpt = None,
+    scheduler: SchedulerOpt = None,
+    tile: MapTileOpt = None,
 ) -> None:
     """Median (or minimum) composite of clear observations over dated scenes."""
     from humanscape.errors import EmptyInputError
-    from humanscape.geo.composite import CloudMask, Period, scenes_in_period
-    from humanscape.geo.composite import composite as run_composite
+    from humanscape.geo.composite import (
+        CloudMask,
+        CompositeMap,
+        Period,
+        report_empty,
+        scenes_in_period,
+    )
 
     _check_outputs(files=[out], inputs=[*scenes, *(mask_file or [])])
     mask = CloudMask.parse(cloud_mask, mask_file or [], probability_max=cloud_probability_max)
@@ -468,15 +516,19 @@ def composite(
         opened = [opened[i] for i in keep]
         masks = [masks[i] for i in keep] if masks else masks
     mask.paths = masks
-    path = run_composite(
+    job = CompositeMap(
         opened,
-        out,
         method=method,  # type: ignore[arg-type]
         cloud_mask=mask,
         bands=band,
-        cog=cog,
         tags={"period": period or ""},
     )
+    try:
+        run = _execution(workers, scheduler, min(tile or job.block, job.block))
+        path = run.run(job, out, desc="composite", cog=cog)
+    finally:
+        job.close()
+    report_empty(path)
     console.print(f"wrote {path} from {len(opened)} scenes")
 
 
@@ -553,6 +605,97 @@ def embed(
         else:
             frame.to_parquet(tmp, index=False)
     console.print(f"wrote {len(frame)} embeddings of {model.num_features} dimensions to {out}")
+
+
+def _chip_predictor(encoder: str | None, model: Path | None, batch_size: int) -> Any:
+    """The predictor of ``predict-chips``: an encoder's embeddings or a chip model's predictions."""
+    if (encoder is None) == (model is None):
+        raise HumanscapeError(
+            "give either --encoder (embeddings) or --model (a chip model's predictions)",
+            fix="e.g. --encoder resnet18-s2-simclr, or --model population_model/",
+        )
+    if encoder is not None:
+        from humanscape.models.registry import load_encoder
+        from humanscape.scale.chips import EncoderChips
+
+        net = load_encoder(encoder)
+        if net.units != "reflectance":
+            raise HumanscapeError(
+                f"encoder '{encoder}' takes 8-bit RGB images, a scene holds reflectance",
+                path=encoder,
+                fix="choose a Sentinel-2 encoder (humanscape encoders lists the units)",
+            )
+        return EncoderChips(net, batch_size=batch_size, name=str(encoder))
+    assert model is not None
+    config = model / "config.json"
+    try:
+        kind = json.loads(config.read_text()).get("kind")
+    except (OSError, ValueError):
+        kind = None
+    token = _folder_token(model)
+    if kind == "humanscape.population":
+        from humanscape.tasks.population.mapping import PopulationChips
+        from humanscape.tasks.population.model import PopulationModel
+
+        return PopulationChips(PopulationModel.load(model), token)
+    if kind == "humanscape.economy.score":
+        from humanscape.tasks.economy.score import ScoreModel
+        from humanscape.tasks.economy.workflow import ScoreChips
+
+        return ScoreChips(ScoreModel.load(model), token)
+    raise HumanscapeError(
+        f"not a chip model folder (kind {kind!r})",
+        path=model,
+        fix="give a folder from 'population fit' or 'economy fit-score', or use --encoder",
+    )
+
+
+@app.command("predict-chips")
+@_friendly_errors
+def predict_chips(
+    scene: Annotated[str, typer.Argument(help="Scene: multi-band file, band folder, .SAFE.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Output GeoTIFF: one pixel per chip.")],
+    encoder: Annotated[
+        str | None,
+        typer.Option(help="Shipped encoder name or encoder folder: embeddings per chip."),
+    ] = None,
+    model: Annotated[
+        Path | None,
+        typer.Option(help="Chip model folder ('population fit', 'economy fit-score')."),
+    ] = None,
+    chip: Annotated[int, typer.Option(help="Chip side in pixels.", min=1, max=8192)] = 256,
+    stride: Annotated[
+        int | None,
+        typer.Option(help="Distance between chips = output pixel size (default: --chip).", min=1),
+    ] = None,
+    batch_size: Annotated[int, typer.Option(help="Chips per forward pass.", min=1)] = 32,
+    min_valid: Annotated[
+        float, typer.Option(help="Least share of valid pixels in a chip.", min=0, max=1)
+    ] = 0.5,
+    sensor: SensorOpt = None,
+    band_names: BandNamesOpt = None,
+    units: UnitsOpt = "auto",
+    workers: WorkersOpt = None,
+    scheduler: SchedulerOpt = None,
+    tile: Annotated[
+        int | None,
+        typer.Option(help="Chips per tile side (default: about 2048 scene pixels a tile).", min=1),
+    ] = None,
+) -> None:
+    """Run a CNN over every chip of a scene: embeddings or predictions as a georeferenced grid."""
+    from humanscape.scale.chips import ChipMap
+
+    _check_outputs(files=[out], inputs=[scene, *([model] if model else [])])
+    predictor = _chip_predictor(encoder, model, batch_size)
+    with _scene(scene, sensor, band_names, units) as s:
+        job = ChipMap(s, predictor, chip=chip, stride=stride or chip, min_valid=min_valid)
+        _execution(workers, scheduler, tile).run(job, out, desc="chips", tile=job.default_tile())
+    grid = job.spec.grid
+    console.print(
+        f"wrote {out}: {grid.height} x {grid.width} chips of {chip} px, "
+        f"{job.spec.count} band(s) ({', '.join(job.spec.band_names[:3])}"
+        f"{', ...' if job.spec.count > 3 else ''})"
+    )
 
 
 @app.command()
@@ -714,6 +857,9 @@ def settlements_features(
     ] = 7,
     sensor: SensorOpt = None,
     units: UnitsOpt = "auto",
+    workers: WorkersOpt = None,
+    scheduler: SchedulerOpt = None,
+    tile: MapTileOpt = None,
 ) -> None:
     """Per-pixel features: per period 12 bands + 10 indices (66 for three periods)."""
     from humanscape.geo.composite import CloudMask, parse_periods
@@ -727,9 +873,12 @@ def settlements_features(
     mask = CloudMask.parse(cloud_mask, mask_file or [], probability_max=cloud_probability_max)
     chosen = parse_periods(periods) if periods else None
     opened = [_scene(s, sensor, None, units) for s in scenes]
+    run = _execution(workers, scheduler, tile)
     if composites:
         names = [p.name for p in chosen] if chosen else [Path(p).stem for p in scenes]
-        path = stack_features(opened, names, out, texture=texture, texture_window=texture_window)
+        path = stack_features(
+            opened, names, out, texture=texture, texture_window=texture_window, execution=run
+        )
     else:
         path = settlement_features(
             opened,
@@ -738,6 +887,7 @@ def settlements_features(
             cloud_mask=mask,
             texture=texture,
             texture_window=texture_window,
+            execution=run,
         )
     console.print(f"wrote {path} with {len(read_feature_names(path))} features")
 
@@ -780,6 +930,7 @@ def settlements_fit(
     --model auto).
     """
     from humanscape.tasks.settlements.evaluate import make_folds
+    from humanscape.tasks.settlements.features import feature_recipe
     from humanscape.tasks.settlements.model import MODELS, SettlementClassifier, select_model
 
     _check_outputs(folders=[out], inputs=[features, labels])
@@ -817,6 +968,7 @@ def settlements_fit(
     clf.save(
         out,
         extra={
+            **feature_recipe(features),
             "features_file": str(features),
             "labels": str(labels),
             "label_column": label_column,
@@ -837,7 +989,13 @@ def settlements_fit(
 @settlements_app.command("predict")
 @_friendly_errors
 def settlements_predict(
-    features: Annotated[Path, typer.Argument(help="Feature stack built like the training one.")],
+    inputs: Annotated[
+        list[str],
+        typer.Argument(
+            help="The feature stack from 'settlements features', or one composite per period of "
+            "the model (features computed tile by tile, never written)."
+        ),
+    ],
     model: Annotated[Path, typer.Option(help="Model folder from 'settlements fit'.")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Probability GeoTIFF (10 m).")],
     grid_out: Annotated[Path | None, typer.Option(help="Ranked 500 m grid GeoPackage.")] = None,
@@ -859,12 +1017,22 @@ def settlements_predict(
     change: Annotated[
         bool, typer.Option(help="Add band new_score: probability minus the earliest-period look.")
     ] = False,
+    periods: Annotated[
+        str | None,
+        typer.Option(help="Period names of the composites, in order (default: the model's)."),
+    ] = None,
+    sensor: SensorOpt = None,
+    units: UnitsOpt = "auto",
+    workers: WorkersOpt = None,
+    scheduler: SchedulerOpt = None,
+    tile: MapTileOpt = None,
     trust_pickle: Annotated[
         bool,
         typer.Option(help="Read an old model.joblib (a pickle runs code: only your own models)."),
     ] = False,
 ) -> None:
     """Probability map (tile by tile), ranked validation grid and candidate polygons."""
+    from humanscape.tasks.settlements.features import FeatureStack, is_feature_stack
     from humanscape.tasks.settlements.model import SettlementClassifier
     from humanscape.tasks.settlements.predict import (
         candidate_polygons,
@@ -872,9 +1040,35 @@ def settlements_predict(
         ranked_grid,
     )
 
-    _check_outputs(files=[out, grid_out, polygons_out], inputs=[features, model])
+    _check_outputs(files=[out, grid_out, polygons_out], inputs=[*inputs, model])
     clf = SettlementClassifier.load(model, trust_pickle=trust_pickle)
-    predict_probability(clf, features, out, change=change)
+    run = _execution(workers, scheduler, tile)
+    if len(inputs) == 1 and is_feature_stack(inputs[0]):
+        predict_probability(clf, inputs[0], out, change=change, execution=run)
+    else:
+        recipe = getattr(clf, "recipe_", {})
+        names = periods.split(",") if periods else recipe.get("periods")
+        if not names:
+            raise HumanscapeError(
+                "the model folder does not record its periods (fitted by an older humanscape)",
+                path=model,
+                fix="give --periods NAME,NAME,... in the order of the composites",
+            )
+        if len(names) != len(inputs):
+            raise HumanscapeError(
+                f"{len(inputs)} composite(s) given for the model's {len(names)} period(s) "
+                f"({', '.join(names)})",
+                path=inputs[0],
+                fix="give one composite per period, in order (or the feature stack)",
+            )
+        window = recipe.get("texture_window")
+        stack = FeatureStack(
+            [_scene(s, sensor, None, units) for s in inputs],
+            names,
+            texture=window is not None,
+            texture_window=window or 7,
+        )
+        predict_probability(clf, stack, out, change=change, execution=run)
     console.print(f"wrote {out}")
     if grid_out:
         grid = ranked_grid(out, grid_out, cell=cell)
@@ -1146,6 +1340,11 @@ def population_predict(
     sensor: SensorOpt = None,
     band_names: BandNamesOpt = None,
     units: UnitsOpt = "auto",
+    workers: WorkersOpt = None,
+    scheduler: SchedulerOpt = None,
+    tile: Annotated[
+        int | None, typer.Option(help="Cells per tile side of the map (default: ~2048 px).", min=1)
+    ] = None,
 ) -> None:
     """Predict people per chip (CSV) or a population map of a scene (GeoTIFF)."""
     from humanscape.tasks.population.model import PopulationModel
@@ -1177,6 +1376,8 @@ def population_predict(
             grid=grid,
             districts=districts,
             total_column=total_column,
+            execution=_execution(workers, scheduler, tile),
+            model_token=_folder_token(model),
         )
     for line in lines:
         console.print(line)
@@ -1326,8 +1527,13 @@ def economy_score(
     sensor: SensorOpt = None,
     band_names: BandNamesOpt = None,
     units: UnitsOpt = "auto",
+    workers: WorkersOpt = None,
+    scheduler: SchedulerOpt = None,
 ) -> None:
-    """Score tiles: CSV image, score, class (+ GeoPackage), or a score map of a scene (GeoTIFF)."""
+    """Score tiles: CSV image, score, class (+ GeoPackage), or a score map of a scene (GeoTIFF).
+
+    --tile is the scored tile (Park et al.'s hyperlocal tile); the map runs on the tiled engine in
+    blocks of such tiles, on --workers / --scheduler."""
     from humanscape.tasks.economy.score import ScoreModel
     from humanscape.tasks.economy.workflow import score_scene, score_table
 
@@ -1347,7 +1553,14 @@ def economy_score(
             console.print(line)
         return
     with _scene(scene, sensor, band_names, units) as s:  # type: ignore[arg-type]
-        lines, _, _ = score_scene(fitted, s, out, tile=tile)
+        lines, _, _ = score_scene(
+            fitted,
+            s,
+            out,
+            tile=tile,
+            execution=_execution(workers, scheduler),
+            model_token=_folder_token(model),
+        )
     for line in lines:
         console.print(line)
     if png is not None:

@@ -8,6 +8,6 @@
   predictions) over every chip of a scene as such a map.
 """
 
-from humanscape.scale.engine import DEFAULT_TILE, run_map, tile_folder
+from humanscape.scale.engine import DEFAULT_TILE, IN_PROCESS, Execution, run_map, tile_folder
 
-__all__ = ["DEFAULT_TILE", "run_map", "tile_folder"]
+__all__ = ["DEFAULT_TILE", "IN_PROCESS", "Execution", "run_map", "tile_folder"]

@@ -33,6 +33,7 @@ import logging
 import os
 import shutil
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -53,6 +54,41 @@ DEFAULT_TILE = 1024
 #: Tiles in flight per worker thread: enough to keep workers busy while the client writes.
 IN_FLIGHT_PER_THREAD = 2
 MANIFEST = "manifest.json"
+
+
+@dataclass(frozen=True)
+class Execution:
+    """How a command runs its maps: ``workers`` (0 = this process, ``None`` = one Dask worker per
+    core), an existing Dask ``scheduler``, the ``tile`` side (``None``: the job's default)."""
+
+    workers: int | None = 0
+    scheduler: str | None = None
+    tile: int | None = None
+    progress: bool = True
+
+    def run(
+        self,
+        job: WindowedMap,
+        out: str | Path,
+        *,
+        desc: str,
+        tile: int | None = None,
+        cog: bool = False,
+    ) -> Path:
+        """:func:`run_map` with these settings (``tile``: the job's default when not set here)."""
+        return run_map(
+            job,
+            out,
+            tile=self.tile or tile or DEFAULT_TILE,
+            workers=self.workers,
+            scheduler=self.scheduler,
+            progress=self.progress,
+            desc=desc,
+            cog=cog,
+        )
+
+
+IN_PROCESS = Execution()
 
 
 def tile_folder(out: str | Path) -> Path:

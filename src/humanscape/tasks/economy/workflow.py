@@ -15,12 +15,12 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from tqdm.auto import tqdm
 
 from humanscape._atomic import atomic_folder, atomic_output
 from humanscape.data.chiptable import read_chip_table, read_chips, read_table
 from humanscape.errors import HumanscapeError, NoOverlapError
-from humanscape.geo.raster import GridSpec, Scene, write_raster
+from humanscape.geo.raster import GridSpec, Scene
+from humanscape.scale import Execution
 from humanscape.tasks.economy.district import DistrictRegressor, DistrictStats, district_stats
 from humanscape.tasks.economy.evaluate import (
     random_splits,
@@ -140,16 +140,46 @@ def score_table(
     return lines
 
 
+class ScoreChips:
+    """The hyperlocal score model as a chip predictor: score and level (eq. 4) per tile."""
+
+    outputs = ("score", "level")
+    units = ("score", "level")
+
+    def __init__(self, model: ScoreModel, token: str = "") -> None:
+        self.model = model
+        self.bands = list(model.bands)
+        self._token = token
+
+    def __call__(self, chips: np.ndarray) -> np.ndarray:
+        from humanscape.scale.chips import set_worker_threads
+
+        set_worker_threads()
+        scores = self.model.predict(chips)
+        return np.stack([scores, classify(scores, self.model.thresholds)], axis=1)
+
+    def token(self) -> str:
+        return f"score {self._token or id(self.model)} {self.model.thresholds}"
+
+
 def score_scene(
-    model: ScoreModel, scene: Scene, out: Path, *, tile: int = 64, progress: bool = True
+    model: ScoreModel,
+    scene: Scene,
+    out: Path,
+    *,
+    tile: int = 64,
+    progress: bool = True,
+    execution: Execution | None = None,
+    model_token: str = "",
 ) -> tuple[list[str], np.ndarray, GridSpec]:
     """A score map of ``scene``: one score per ``tile`` x ``tile`` px block (GeoTIFF: score, level).
 
-    Read window by window (memory stays flat); blocks with less than half valid pixels are NaN.
+    Run on the tiled engine (``execution``: Dask workers, scheduler; default this process); blocks
+    with less than half valid pixels are NaN.
     """
-    from rasterio.windows import Window
+    import rasterio
 
-    from humanscape.geo.grid import read_padded, regular_grid
+    from humanscape.scale.chips import ChipMap
 
     missing = [b for b in model.bands if b not in scene.band_names]
     if missing:
@@ -164,48 +194,32 @@ def score_scene(
             path=scene.name,
             fix="train the score model on multispectral chips (economy fit-score --bands B02,B03,B04,B08)",
         )
-    grid = regular_grid(scene.grid, tile * scene.grid.res[0])
-    scores = np.full((grid.n_rows, grid.n_cols), np.nan, np.float32)
-    cells = [(r, c) for r in range(grid.n_rows) for c in range(grid.n_cols)]
-    bar = tqdm(total=len(cells), desc="score", unit="tile", disable=not progress)
-    for start in range(0, len(cells), 64):
-        batch, where = [], []
-        for r, c in cells[start : start + 64]:
-            chip = read_padded(scene, Window(c * tile, r * tile, tile, tile), model.bands)
-            if np.isfinite(chip).all(axis=0).mean() >= 0.5:
-                batch.append(chip)
-                where.append((r, c))
-        if batch:
-            rows, cols = np.array(where).T
-            scores[rows, cols] = model.predict(np.stack(batch))
-        bar.update(len(cells[start : start + 64]))
-    bar.close()
-    if not np.isfinite(scores).any():
-        raise NoOverlapError("no tile of the scene has data", path=scene.name)
-    levels = np.where(
-        np.isfinite(scores), classify(np.nan_to_num(scores), model.thresholds), np.nan
-    )
-    cell_grid = GridSpec(grid.crs, grid.transform, grid.n_cols, grid.n_rows)
-    write_raster(
-        out,
-        np.stack([scores, levels]).astype(np.float32),
-        cell_grid,
-        units=["score", "level"],
-        nodata=float("nan"),
-        band_names=["score", "level"],
+    job = ChipMap(
+        scene,
+        ScoreChips(model, model_token),
+        chip=tile,
+        stride=tile,
         tags={"levels": "0 uninhabited, 1 rural, 2 urban", "tile_px": str(tile)},
     )
+    run = execution or Execution(progress=progress)
+    run.run(job, out, desc="score", tile=job.default_tile())
+    with rasterio.open(out) as src:
+        scores, levels = src.read()
+    if not np.isfinite(scores).any():
+        out.unlink()
+        raise NoOverlapError("no tile of the scene has data", path=scene.name)
     share = (
         np.bincount(levels[np.isfinite(levels)].astype(int), minlength=3)
         / np.isfinite(levels).sum()
     )
+    grid = job.spec.grid
     return (
         [
-            f"wrote {out}: {grid.n_rows} x {grid.n_cols} tiles of {tile} px; "
+            f"wrote {out}: {grid.height} x {grid.width} tiles of {tile} px; "
             + ", ".join(f"{name} {100 * s:.0f} %" for name, s in zip(LEVELS, share, strict=True))
         ],
         scores,
-        cell_grid,
+        grid,
     )
 
 

@@ -2,9 +2,9 @@
 
 For each cell the model sees what it was trained on: a chip of the training chips' size in
 pixels centred on the cell centre (EuroSAT chips are 64 px = 640 m inside their 1 km census
-cell; chips cut by ``humanscape chip --neighbors n`` are the n x n block of cells). Cells are read
-batch by batch with :func:`~humanscape.geo.grid.read_padded` (windowed reads: memory holds one
-batch of chips plus the cell-level output, never the scene).
+cell; chips cut by ``humanscape chip --neighbors n`` are the n x n block of cells). The map is a
+:class:`~humanscape.scale.chips.ChipMap`: the CLI runs it on the tiled engine (one windowed read
+per tile of cells, resumable, on Dask workers), :func:`predict_map` in this process.
 
 The output GeoTIFF is on the cell grid (cell in metres, arc-seconds, or the grid of a reference
 raster), units ``count`` (people per cell), bands ``population``, ``lower``, ``upper`` (the
@@ -23,13 +23,13 @@ import geopandas as gpd
 import numpy as np
 import rasterio
 from affine import Affine
-from rasterio.windows import Window
 from tqdm.auto import tqdm
 
 from humanscape.errors import HumanscapeError, NoOverlapError
-from humanscape.geo.grid import CellGrid, read_padded
+from humanscape.geo.grid import CellGrid
 from humanscape.geo.raster import GridSpec, Scene, write_raster
 from humanscape.geo.vector import rasterize
+from humanscape.scale.chips import ChipMap
 from humanscape.tasks.population.census import dasymetric_rescale
 from humanscape.tasks.population.model import PopulationModel
 
@@ -69,59 +69,89 @@ def reference_grid(path: str | Path, *, pixel_m: float = PIXEL_M) -> CellGrid:
     return CellGrid(pixels, cell_px)
 
 
+class PopulationChips:
+    """A population model as a chip predictor: people per chip with its conformal interval."""
+
+    outputs = ("population", "lower", "upper")
+    units = "count"
+
+    def __init__(self, model: PopulationModel, token: str = "") -> None:
+        self.model = model
+        self.bands = list(model.input_bands)
+        self._token = token
+
+    def __call__(self, chips: np.ndarray) -> np.ndarray:
+        from humanscape.scale.chips import set_worker_threads
+
+        set_worker_threads()
+        return np.stack(self.model.predict_interval(chips), axis=1).astype(np.float32)
+
+    def token(self) -> str:
+        return f"population {self._token or self.model.get_params()}"
+
+
+def population_job(
+    model: PopulationModel,
+    scene: Scene,
+    grid: CellGrid,
+    chip_px: tuple[int, int],
+    *,
+    min_valid: float = 0.5,
+    token: str = "",
+    tags: dict[str, str] | None = None,
+) -> ChipMap:
+    """The population map of ``scene`` on ``grid`` as a windowed map for the tiled engine."""
+    return ChipMap(
+        scene,
+        PopulationChips(model, token),
+        chip=chip_px,
+        cells=grid,
+        min_valid=min_valid,
+        tags=tags,
+    )
+
+
 def predict_map(
     model: PopulationModel,
     scene: Scene,
     grid: CellGrid,
     chip_px: tuple[int, int],
     *,
-    batch_size: int = 64,
     min_valid: float = 0.5,
     progress: bool = True,
 ) -> PopulationMap:
-    """Predict people per cell of ``grid`` over ``scene`` (see the module docstring).
+    """Predict people per cell of ``grid`` over ``scene`` in this process (see the module docstring).
 
     Cells whose chip has less than ``min_valid`` valid pixels stay NaN; if no cell has enough,
     :class:`NoOverlapError` is raised.
     """
-    pixel_scene = scene if scene.grid.matches(grid.pixels) else scene.aligned_to(grid.pixels)
-    missing = [b for b in model.input_bands if b not in pixel_scene.band_names]
-    if missing:
-        raise HumanscapeError(
-            f"the scene has no band {', '.join(missing)} (bands: {', '.join(pixel_scene.band_names)})",
-            path=scene.name,
-            fix="give a scene with the model's bands",
-        )
-    shape = (grid.n_rows, grid.n_cols)
-    out = {k: np.full(shape, np.nan, np.float32) for k in ("population", "lower", "upper")}
-    h, w = chip_px
-    cells = [(r, c) for r in range(grid.n_rows) for c in range(grid.n_cols)]
-    bar = tqdm(total=len(cells), desc="population", unit="cell", disable=not progress)
-    for start in range(0, len(cells), batch_size):
-        batch, where = [], []
-        for r, c in cells[start : start + batch_size]:
-            cy, cx = (r + 0.5) * grid.cell_px, (c + 0.5) * grid.cell_px
-            window = Window(round(cx - w / 2), round(cy - h / 2), w, h)
-            chip = read_padded(pixel_scene, window, model.input_bands)
-            if np.isfinite(chip).all(axis=0).mean() >= min_valid:
-                batch.append(chip)
-                where.append((r, c))
-        if batch:
-            pred, lower, upper = model.predict_interval(np.stack(batch))
-            rows, cols = np.array(where).T
-            out["population"][rows, cols] = pred
-            out["lower"][rows, cols] = lower
-            out["upper"][rows, cols] = upper
-        bar.update(len(cells[start : start + batch_size]))
-    bar.close()
-    if not np.isfinite(out["population"]).any():
+    job = population_job(model, scene, grid, chip_px, min_valid=min_valid)
+    out = np.full((3, grid.n_rows, grid.n_cols), np.nan, np.float32)
+    windows = list(job.spec.grid.windows(job.default_tile()))
+    for window in tqdm(windows, desc="population", unit="tile", disable=not progress):
+        rows, cols = window.toslices()
+        out[:, rows, cols] = job.compute(window)
+    check_overlap(out[0], scene.name)
+    return PopulationMap(out[0], out[1], out[2], job.spec.grid)
+
+
+def check_overlap(population: np.ndarray, scene: str) -> None:
+    """Refuse a map in which no cell has imagery."""
+    if not np.isfinite(population).any():
         raise NoOverlapError(
             "no cell of the grid has imagery (the scene does not overlap the requested grid)",
-            path=scene.name,
+            path=scene,
             fix="give a grid (--grid, --cell) over the scene",
         )
-    cell_grid = GridSpec(grid.crs, grid.transform, grid.n_cols, grid.n_rows)
-    return PopulationMap(out["population"], out["lower"], out["upper"], cell_grid)
+
+
+def read_map(path: str | Path) -> PopulationMap:
+    """A population map written by :func:`write_map` or the tiled engine, back in memory."""
+    with rasterio.open(path) as src:
+        data = src.read()
+        grid = GridSpec(src.crs, src.transform, src.width, src.height)
+    model = data[3] if data.shape[0] > 3 else None
+    return PopulationMap(data[0], data[1], data[2], grid, model_population=model)
 
 
 def census_consistent(

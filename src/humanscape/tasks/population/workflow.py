@@ -16,6 +16,7 @@ from humanscape.data.chiptable import write_chip_table
 from humanscape.data.splits import Split
 from humanscape.errors import HumanscapeError
 from humanscape.geo.raster import Scene
+from humanscape.scale import Execution
 from humanscape.tasks.population.chips import PopulationChips, load_chips
 from humanscape.tasks.population.evaluate import metrics_table, write_report
 from humanscape.tasks.population.model import PopulationModel
@@ -166,13 +167,22 @@ def map_population(
     grid: Path | None = None,
     districts: Path | None = None,
     total_column: str = "pop",
+    execution: Execution | None = None,
+    model_token: str = "",
 ) -> list[str]:
-    """A population GeoTIFF of ``scene`` on a cell grid; census-consistent when ``districts`` given."""
+    """A population GeoTIFF of ``scene`` on a cell grid; census-consistent when ``districts`` given.
+
+    Cells are predicted tile by tile on the tiled engine (``execution``: Dask workers, scheduler,
+    tile; default this process); the census rescaling then works on the cell-level map.
+    """
     from humanscape.geo.grid import arcsec_grid, regular_grid
     from humanscape.geo.vector import read_vector
+    from humanscape.scale import IN_PROCESS
     from humanscape.tasks.population.mapping import (
         census_consistent,
-        predict_map,
+        check_overlap,
+        population_job,
+        read_map,
         reference_grid,
         write_map,
     )
@@ -195,16 +205,30 @@ def map_population(
             path=districts,
             fix="give the column of district population totals (--total-column)",
         )
-    result = predict_map(model, scene, cells, model.chip_shape_)
+    job = population_job(
+        model, scene, cells, model.chip_shape_, token=model_token,
+        tags={"model": str(model.get_params())},
+    )  # fmt: skip
+    (execution or IN_PROCESS).run(job, out, desc="population", tile=job.default_tile())
+    result = read_map(out)
+    try:
+        check_overlap(result.population, scene.name)
+    except HumanscapeError:
+        out.unlink()
+        raise
     lines = []
     if district_frame is not None:
         before = float(np.nansum(result.population))
-        result = census_consistent(result, district_frame, total_column, source=districts or "")
+        try:
+            result = census_consistent(result, district_frame, total_column, source=districts or "")
+        except HumanscapeError:
+            out.unlink()  # no map that is not what was asked for
+            raise
         lines.append(
             f"census-consistent: {before:,.0f} people estimated, {np.nansum(result.population):,.0f} "
             f"after rescaling to the district totals"
         )
-    write_map(result, out, tags={"model": str(model.get_params())})
+        write_map(result, out, tags={"model": str(model.get_params())})
     lines.append(
         f"wrote {out}: {result.grid.height} x {result.grid.width} cells, "
         f"{np.nansum(result.population):,.0f} people"

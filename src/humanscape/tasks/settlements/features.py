@@ -24,7 +24,7 @@ import rasterio
 from rasterio.windows import Window
 
 from humanscape.errors import EmptyInputError, HumanscapeError
-from humanscape.geo.composite import CloudMask, Period, composite, scenes_in_period
+from humanscape.geo.composite import CloudMask, CompositeMap, Period, report_empty, scenes_in_period
 from humanscape.geo.grid import read_padded
 from humanscape.geo.indices import INDICES, compute_indices
 from humanscape.geo.raster import (
@@ -35,9 +35,9 @@ from humanscape.geo.raster import (
     file_token,
     open_scene,
     overview_grid,
-    write_map,
 )
 from humanscape.geo.texture import TEXTURE_FEATURES, halo, texture_stack
+from humanscape.scale import Execution
 
 log = logging.getLogger(__name__)
 
@@ -197,8 +197,10 @@ def stack_features(
     texture_window: int = 7,
     block: int = DEFAULT_BLOCK,
     progress: bool = True,
+    execution: Execution | None = None,
 ) -> Path:
-    """Write the feature stack of one composite (or scene) per period, window by window."""
+    """Write the feature stack of one composite (or scene) per period, tile by tile, on the tiled
+    engine (``execution``: Dask workers, scheduler, tile; default this process)."""
     job = FeatureStack(
         composites,
         periods,
@@ -206,7 +208,8 @@ def stack_features(
         texture_bands=texture_bands,
         texture_window=texture_window,
     )
-    return write_map(job, out, block=block, progress=progress, desc="features")
+    run = execution or Execution(progress=progress)
+    return run.run(job, out, desc="features", tile=block)
 
 
 def _quantisation_bounds(scene: Scene, bands: Sequence[str]) -> dict[str, tuple[float, float]]:
@@ -250,8 +253,11 @@ def settlement_features(
     texture: bool = False,
     texture_window: int = 7,
     progress: bool = True,
+    execution: Execution | None = None,
 ) -> Path:
     """Composite dated scenes per period, then write the feature stack (see module docstring).
+
+    Composites and features run on the tiled engine (``execution``; default this process).
 
     Without ``periods`` each scene is its own period, named by its date (or its position). A period
     with no scene is an error; pixels with no clear observation in a period are NaN and counted in
@@ -281,6 +287,7 @@ def settlement_features(
             fix="give --periods to composite dates together, or drop the duplicate scene",
         )
     grid: GridSpec = inputs[0].grid
+    run = execution or Execution(progress=progress)
     with tempfile.TemporaryDirectory(prefix=".hs_composites_", dir=Path(out).parent or ".") as tmp:
         per_period = []
         for name, group in zip(names, groups, strict=True):
@@ -294,26 +301,18 @@ def settlement_features(
             sub_mask = CloudMask(
                 mask.kind, [mask.paths[i] for i in group] if mask.paths else [], mask.threshold
             )
-            composite(
-                scenes,
-                path,
-                cloud_mask=sub_mask,
-                grid=grid,
-                progress=progress,
-                tags={"period": name},
-            )
-            with rasterio.open(path) as src:
-                count = src.read(src.count)
-            empty = int((count == 0).sum())
+            job = CompositeMap(scenes, cloud_mask=sub_mask, grid=grid, tags={"period": name})
+            run.run(job, path, desc=f"composite {name}", tile=job.block)
+            empty, size = report_empty(path), grid.width * grid.height
             if empty:
                 log.warning(
                     "period %s: %d of %d pixels (%.1f%%) have no clear observation; their features are NaN",
                     name,
                     empty,
-                    count.size,
-                    100 * empty / count.size,
+                    size,
+                    100 * empty / size,
                 )
-            if empty == count.size:
+            if empty == size:
                 raise EmptyInputError(
                     f"period {name} has no clear observation at all (all clouds or nodata)",
                     fix="widen the period or relax the cloud mask",
@@ -325,7 +324,7 @@ def settlement_features(
             out,
             texture=texture,
             texture_window=texture_window,
-            progress=progress,
+            execution=run,
         )
 
 
@@ -340,3 +339,25 @@ def read_feature_names(path: str | Path) -> list[str]:
             fix="build it with 'humanscape settlements features'",
         )
     return names
+
+
+def feature_recipe(path: str | Path) -> dict[str, object]:
+    """How a feature stack was built: ``periods`` (names, in order) and ``texture_window`` (or
+    ``None``), from its tags; recorded in a model folder so that ``settlements predict`` can
+    compute the same features from composites."""
+    with rasterio.open(path) as src:
+        tags = src.tags()
+    texture = tags.get("texture", "none")
+    return {
+        "periods": [p for p in tags.get("periods", "").split(",") if p],
+        "texture_window": int(texture.split()[-1]) if texture.startswith("window") else None,
+    }
+
+
+def is_feature_stack(path: str | Path) -> bool:
+    """Whether ``path`` is a feature stack written by humanscape (not a composite or a scene)."""
+    try:
+        with rasterio.open(path) as src:
+            return "n_features" in src.tags()
+    except rasterio.errors.RasterioError:
+        return False

@@ -77,8 +77,8 @@ class SettlementClassifier(ClassifierMixin, BaseEstimator):
         Feature names to use (default: all feature columns of ``X`` at fit time).
     n_estimators, max_depth, min_samples_split, min_samples_leaf
         Random forest settings (default: the authors' tuned values).
-    max_iter, learning_rate
-        Boosting rounds and shrinkage of ``hgb``.
+    max_iter, learning_rate, max_leaf_nodes
+        Boosting rounds, shrinkage and leaves per tree of ``hgb``.
     C
         Inverse regularisation of ``lr`` and ``svm``.
     complement_weight
@@ -103,6 +103,7 @@ class SettlementClassifier(ClassifierMixin, BaseEstimator):
         min_samples_leaf: int = 2,
         max_iter: int = 300,
         learning_rate: float = 0.1,
+        max_leaf_nodes: int = 31,
         C: float = 1.0,
         complement_weight: float = 1.0,
         calibration_folds: int = 3,
@@ -118,6 +119,7 @@ class SettlementClassifier(ClassifierMixin, BaseEstimator):
         self.min_samples_leaf = min_samples_leaf
         self.max_iter = max_iter
         self.learning_rate = learning_rate
+        self.max_leaf_nodes = max_leaf_nodes
         self.C = C
         self.complement_weight = complement_weight
         self.calibration_folds = calibration_folds
@@ -170,6 +172,7 @@ class SettlementClassifier(ClassifierMixin, BaseEstimator):
                 HistGradientBoostingClassifier(
                     max_iter=int(self.max_iter),
                     learning_rate=self.learning_rate,
+                    max_leaf_nodes=int(self.max_leaf_nodes),
                     early_stopping=False,
                     random_state=self.seed,
                 )
@@ -324,6 +327,10 @@ class SettlementClassifier(ClassifierMixin, BaseEstimator):
             config = json.loads(config_path.read_text())
             model = cls(**config["params"])
             model.feature_names_ = list(config["feature_names"])
+            model.recipe_ = {
+                "periods": config.get("periods"),
+                "texture_window": config.get("texture_window"),
+            }
         except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError) as exc:
             raise HumanscapeError(
                 f"not a settlement model configuration ({type(exc).__name__}: {exc})",

@@ -24,8 +24,9 @@ from rasterio.windows import Window
 from shapely.geometry import box
 
 from humanscape.errors import HumanscapeError
-from humanscape.geo.raster import DEFAULT_BLOCK, RasterSpec, file_token, open_grid, write_map
+from humanscape.geo.raster import DEFAULT_BLOCK, RasterSpec, file_token, open_grid
 from humanscape.geo.vector import polygonize, write_vector
+from humanscape.scale import Execution
 from humanscape.tasks.settlements.features import FeatureStack, read_feature_names
 from humanscape.tasks.settlements.model import SettlementClassifier
 
@@ -150,11 +151,12 @@ def predict_probability(
     change: bool = False,
     block: int = DEFAULT_BLOCK,
     progress: bool = True,
+    execution: Execution | None = None,
 ) -> Path:
-    """Write p(settlement) (and with ``change`` the ``new_score`` band) for every pixel, in this
-    process, window by window; the CLI runs :class:`SettlementMap` on the tiled engine."""
+    """Write p(settlement) (and with ``change`` the ``new_score`` band) for every pixel, tile by
+    tile on the tiled engine (``execution``: Dask workers, scheduler, tile; default this process)."""
     job = SettlementMap(model, features, change=change)
-    return write_map(job, out, block=block, progress=progress, desc="predict")
+    return (execution or Execution(progress=progress)).run(job, out, desc="predict", tile=block)
 
 
 def ranked_grid(
