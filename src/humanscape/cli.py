@@ -910,10 +910,11 @@ def settlements_fit(
     model: Annotated[
         str,
         typer.Option(
-            callback=_one_of("rf", "lr", "svm", "auto"),
-            help="rf (the paper's best), lr, svm, or auto (chosen among them by spatial CV).",
+            callback=_one_of("hgb", "rf", "lr", "svm", "auto"),
+            help="hgb (gradient boosting: as accurate as the paper's forest, ~15x faster maps), "
+            "rf (the paper's best), lr, svm, or auto (chosen among them by spatial CV).",
         ),
-    ] = "rf",
+    ] = "hgb",
     n_estimators: TreesOpt = 800,
     negatives: NegativesOpt = 30_000,
     labelled_negatives: LabelledNegativesOpt = None,
@@ -1097,7 +1098,9 @@ def settlements_evaluate(
     landuse: LanduseOpt = None,
     landuse_column: LanduseColumnOpt = None,
     formal: FormalOpt = None,
-    models: Annotated[str, typer.Option(help="Comma-separated: lr,svm,rf,auto.")] = "lr,svm,rf",
+    models: Annotated[
+        str, typer.Option(help="Comma-separated: lr,svm,rf,hgb,auto.")
+    ] = "lr,svm,rf,hgb",
     n_estimators: TreesOpt = 800,
     block_km: BlockOpt = 2.0,
     folds: FoldsOpt = 4,
@@ -1121,7 +1124,8 @@ def settlements_evaluate(
     unknown = [m for m in chosen if m not in (*MODELS, "auto")]
     if unknown or not chosen:
         raise HumanscapeError(
-            f"unknown model(s) {', '.join(unknown) or '(none)'}", fix="use --models lr,svm,rf,auto"
+            f"unknown model(s) {', '.join(unknown) or '(none)'}",
+            fix="use --models lr,svm,rf,hgb,auto",
         )
     _check_outputs(folders=[out], inputs=[features, labels])
     spec, rasters, sample = _prepare(
