@@ -90,7 +90,22 @@ def _interrupted() -> None:
     """Say once that the run was interrupted (Ctrl-C or SIGTERM)."""
     if not _STATE.get("interrupted"):
         _STATE["interrupted"] = True
-        _say("error: interrupted (nothing was left half written)", fresh=True)
+        kept = _kept_tiles()
+        if kept:
+            _say(
+                f"error: interrupted (no output was written; the finished tiles are kept in "
+                f"{kept}: run the same command again to resume)",
+                fresh=True,
+            )
+        else:
+            _say("error: interrupted (nothing was left half written)", fresh=True)
+
+
+def _kept_tiles() -> str:
+    """The tile folders an interrupted map left for a resume (only if the engine was loaded)."""
+    engine = sys.modules.get("humanscape.scale.engine")
+    folders = [str(p) for p in getattr(engine, "KEPT", []) if p.exists()]
+    return ", ".join(dict.fromkeys(folders))
 
 
 def _usage_line(exc: click_errors.UsageError) -> str:

@@ -4,6 +4,7 @@ End-to-end checks run on the synthetic world, where settlements appear between p
 truth; real-data checks (Berlin, OSM residential) are in bench/settlements.py and the demo.
 """
 
+import json
 import logging
 import os
 
@@ -283,7 +284,10 @@ def test_cli_chain_features_fit_predict_evaluate(world, tmp_path):
         assert result.exit_code == 0, result.output
         return result.output
 
-    ok("features", *scenes, "--periods", "2015-2016,2019-2020", "--out", tmp_path / "f.tif")
+    ok(
+        "features", *scenes, "--periods", "2015-2016,2019-2020", "--texture", "--out",
+        tmp_path / "f.tif",
+    )  # fmt: skip
     ok(
         "fit",
         tmp_path / "f.tif",
@@ -314,6 +318,16 @@ def test_cli_chain_features_fit_predict_evaluate(world, tmp_path):
         3,
     )
     assert "cells ranked" in out and gpd.read_file(tmp_path / "c.gpkg").shape[0] <= 3
+    # the fused path: the same map from the period scenes, features computed tile by tile on two
+    # Dask workers (texture halo included), never written
+    ok(
+        "predict", *scenes, "--model", tmp_path / "run", "--out", tmp_path / "fused.tif",
+        "--workers", 2, "--tile", 64,
+    )  # fmt: skip
+    with rasterio.open(tmp_path / "p.tif") as a, rasterio.open(tmp_path / "fused.tif") as b:
+        np.testing.assert_array_equal(a.read(), b.read())
+    config = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert config["periods"] == ["2015-2016", "2019-2020"] and config["texture_window"] == 7
     ok(
         "evaluate",
         tmp_path / "f.tif",

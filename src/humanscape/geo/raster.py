@@ -255,9 +255,10 @@ class Scene:
         names = self.resolve(bands)
         window = window or Window(0, 0, self.width, self.height)
         out = np.empty((len(names), int(window.height), int(window.width)), dtype=np.float32)
-        for i, name in enumerate(names):
-            source = self._source(name)
-            raw = self._read_source(source, window)
+        sources = [self._source(name) for name in names]
+        for i, (source, raw) in enumerate(
+            zip(sources, self._read_many(sources, window), strict=True)
+        ):
             data = raw.astype(np.float32)
             if source.nodata is not None and not np.isnan(source.nodata):
                 data[raw == source.nodata] = np.nan
@@ -322,6 +323,39 @@ class Scene:
         if path not in self._datasets:
             self._datasets[path] = _open_raster(path)
         return self._datasets[path]
+
+    def _read_many(self, sources: Sequence[BandSource], window: Window) -> list[np.ndarray]:
+        """Stored values of several bands: one read per file (and resampling) for all its bands.
+
+        A multi-band GeoTIFF is usually pixel-interleaved: read band by band, every block would be
+        decompressed once per band.
+        """
+        groups: dict[tuple[Path, object], list[int]] = {}
+        for i, source in enumerate(sources):
+            ds = self._dataset(source.path)
+            direct = GridSpec(ds.crs, ds.transform, ds.width, ds.height).matches(self.grid)
+            key = (
+                source.path,
+                None if direct else resampling_for(source.band, ds.res[0], self.grid.res[0]),
+            )
+            groups.setdefault(key, []).append(i)
+        out: list[np.ndarray] = [np.empty(0)] * len(sources)
+        for (path, resampling), members in groups.items():
+            if len(members) == 1:
+                out[members[0]] = self._read_source(sources[members[0]], window)
+                continue
+            reader = self._dataset(path) if resampling is None else self._vrt(sources[members[0]])
+            try:
+                block = reader.read([sources[i].index for i in members], window=window)
+            except RasterioIOError as exc:
+                raise NotARasterError(
+                    f"could not read bands {', '.join(sources[i].band.name for i in members)}: {exc}",
+                    path=path,
+                    fix="the file may be truncated or corrupt; re-download it",
+                ) from exc
+            for k, i in enumerate(members):
+                out[i] = block[k]
+        return out
 
     def _read_source(self, source: BandSource, window: Window) -> np.ndarray:
         ds = self._dataset(source.path)
@@ -393,6 +427,8 @@ def _open_raster(path: Path) -> rasterio.io.DatasetReader:
             "is a folder, not a raster file", path=path, fix="point at a GeoTIFF / JPEG2000 file"
         )
     try:
+        if path.suffix.lower() in (".tif", ".tiff"):
+            return rasterio.open(path, num_threads=_decode_threads())
         return rasterio.open(path)
     except (RasterioIOError, OSError) as exc:
         raise NotARasterError(
@@ -400,6 +436,18 @@ def _open_raster(path: Path) -> rasterio.io.DatasetReader:
             path=path,
             fix="check that the file is a complete raster; re-download or re-export it",
         ) from exc
+
+
+def _decode_threads() -> str:
+    """Threads GDAL may use to decompress the blocks of one windowed read (GTiff ``NUM_THREADS``).
+
+    All cores in a plain process; on a Dask worker the cores it was given (the nanny sets
+    ``OMP_NUM_THREADS``), so that workers do not oversubscribe the machine.
+    """
+    import os
+
+    given = os.environ.get("OMP_NUM_THREADS", "")
+    return given if given.isdigit() else "ALL_CPUS"
 
 
 def _folder_rasters(folder: Path) -> list[Path]:

@@ -81,7 +81,7 @@ def connect(
         threads_per_worker=1,
         processes=True,
         dashboard_address=None,
-        silence_logs=logging.ERROR,
+        silence_logs=logging.CRITICAL,  # shutdown races between nanny and scheduler are noise
     )
     client = Client(cluster, set_as_default=False)
     try:

@@ -91,6 +91,15 @@ class Execution:
 IN_PROCESS = Execution()
 
 
+#: Tile folders that runs of this process left behind for a resume (the CLI names them).
+KEPT: list[Path] = []
+
+
+def _keep(store: TileStore) -> None:
+    if store.folder.exists() and any(store.folder.glob("*.tif")):
+        KEPT.append(store.folder)
+
+
 def tile_folder(out: str | Path) -> Path:
     """Where the finished tiles of ``out`` are kept until the map is assembled."""
     out = Path(out)
@@ -223,10 +232,8 @@ def run_map(
 ) -> Path:
     """Compute ``job`` tile by tile (resumable, on Dask) and write ``out``; see the module docstring."""
     out = Path(out)
-    if tile < 16:
-        raise HumanscapeError(
-            f"--tile must be at least 16 pixels, got {tile}", fix="use e.g. --tile 1024"
-        )
+    if tile < 1:
+        raise HumanscapeError(f"--tile must be at least 1, got {tile}", fix="use e.g. --tile 1024")
     spec = job.spec
     windows = list(spec.grid.windows(tile))
     store = TileStore(out, spec, fingerprint(job, tile))
@@ -258,8 +265,12 @@ def run_map(
             else:
                 _run_on_dask(client, job, todo, store, bar)
     except OSError as exc:
+        _keep(store)
         if exc.errno == errno.ENOSPC:
             raise _disk_error(exc, out, bar.n if bar is not None else 0) from None
+        raise
+    except BaseException:  # interrupted (Ctrl-C, SIGTERM) or failed: the tiles stay for a resume
+        _keep(store)
         raise
     finally:
         if bar is not None:
