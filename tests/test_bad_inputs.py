@@ -1040,7 +1040,71 @@ CASES: list[Case] = [
         ],  # fmt: skip
         "not a flow model folder (no config.json)",
     ),
+    # country-scale maps (humanscape.scale)
+    Case(
+        "a Dask scheduler that does not answer",
+        lambda t: [
+            "indices",
+            str(_scene(t)),
+            "-o",
+            str(t / "i.tif"),
+            "--scheduler",
+            _dead_address(),
+        ],
+        "no Dask scheduler answers at this address",
+    ),
+    Case(
+        "predict-chips without --encoder or --model",
+        lambda t: ["predict-chips", str(_scene(t)), "-o", str(t / "g.tif")],
+        "give either --encoder (embeddings) or --model",
+    ),
+    Case(
+        "predict-chips with a model that is not a chip model",
+        lambda t: [
+            "predict-chips",
+            str(_scene(t)),
+            "--model",
+            str(_model_folder(t)),
+            "-o",
+            str(t / "g.tif"),
+        ],
+        "not a chip model folder",
+    ),
+    Case(
+        "predict-chips with an encoder whose bands the scene lacks",
+        lambda t: [
+            "predict-chips",
+            str(make_band_folder(t / "s", bands=("B02", "B03", "B08"))),
+            "--encoder",
+            str(_encoder_folder(t)),
+            "--chip",
+            "8",
+            "-o",
+            str(t / "g.tif"),
+        ],  # fmt: skip
+        "the scene has no band B04",
+    ),
+    Case(
+        "a folder the user owns in the place of the tile folder",
+        lambda t: ["indices", str(_scene(t)), "-o", str(_foreign_tiles(t))],
+        "not a humanscape tile folder",
+    ),
 ]
+
+
+def _dead_address() -> str:
+    """A local address where nothing listens (a port that was free a moment ago)."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return f"tcp://127.0.0.1:{s.getsockname()[1]}"
+
+
+def _foreign_tiles(tmp: Path) -> Path:
+    (tmp / "i.tif.tiles").mkdir()
+    (tmp / "i.tif.tiles" / "notes.txt").write_text("mine")
+    return tmp / "i.tif"
 
 
 def _rgb_table(tmp: Path) -> Path:

@@ -356,7 +356,8 @@ UnitsOpt = Annotated[
 WorkersOpt = Annotated[
     int | None,
     typer.Option(
-        help="Dask worker processes on this machine (0: run in this process; default: one per core).",
+        help="Dask worker processes on this machine (0: this process; default: one per core; "
+        "CNN chip maps: this process, PyTorch on every core).",
         min=0,
     ),
 ]

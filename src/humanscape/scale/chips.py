@@ -44,12 +44,17 @@ class ChipPredictor(Protocol):
 
 
 def set_worker_threads() -> None:
-    """Let PyTorch use the threads the process was given (``OMP_NUM_THREADS`` on Dask workers)."""
+    """Let PyTorch use the threads the process was given: ``OMP_NUM_THREADS`` on a Dask worker,
+    else every core of the machine (PyTorch's own default is the physical cores, which on
+    virtual machines can be half of them)."""
     import torch
 
-    threads = os.environ.get("OMP_NUM_THREADS")
-    if threads and threads.isdigit() and torch.get_num_threads() != int(threads):
-        torch.set_num_threads(int(threads))
+    from humanscape.scale.cluster import available_cores
+
+    given = os.environ.get("OMP_NUM_THREADS", "")
+    threads = int(given) if given.isdigit() else available_cores()
+    if torch.get_num_threads() != threads:
+        torch.set_num_threads(threads)
 
 
 def prepare_for_inference(net: Any) -> Any:
@@ -186,12 +191,28 @@ class ChipMap:
             ),
         )
 
+    #: Run in this process (PyTorch on every core) unless workers are asked for: on one machine
+    #: one process with N threads beats N single-threaded workers, which compete for memory
+    #: bandwidth with their own copies of the activations (bench/scale.py, docs/scale.md).
+    in_process_by_default = True
+
     def default_tile(self, read_px: int = 2048) -> int:
         """Cells per tile side so that a tile's read is about ``read_px`` scene pixels a side."""
         return max(16, read_px // self.cells.cell_px)
 
-    def read_chips(self, window: Window) -> np.ndarray:
-        """The chips of the cells in ``window`` (cell units): ``(rows, cols, bands, h, w)`` views."""
+    def compute(self, window: Window) -> np.ndarray:
+        data = self._read(window)
+        rows, cols = int(window.height), int(window.width)
+        share = self._valid_share(np.isfinite(data).all(axis=0), rows, cols).ravel()
+        valid = share >= self.min_valid
+        out = np.full((rows * cols, self.spec.count), np.nan, np.float32)
+        if valid.any():
+            chips = self._chips(data, rows, cols)  # one contiguous copy: (cells, bands, h, w)
+            out[valid] = self.predictor(chips if valid.all() else chips[valid])
+        return out.T.reshape(self.spec.count, rows, cols)
+
+    def _read(self, window: Window) -> np.ndarray:
+        """The scene pixels under every chip of the cells in ``window`` (cell units), one read."""
         step = self.cells.cell_px
         (ch, cw), (oy, ox) = self.chip, self.offset
         rows, cols = int(window.height), int(window.width)
@@ -201,19 +222,29 @@ class ChipMap:
             (cols - 1) * step + cw,
             (rows - 1) * step + ch,
         )
-        data = read_padded(self.scene, read, self.bands)
-        views = sliding_window_view(data, (ch, cw), axis=(1, 2))[:, ::step, ::step]
-        return views.transpose(1, 2, 0, 3, 4)
+        return read_padded(self.scene, read, self.bands)
 
-    def compute(self, window: Window) -> np.ndarray:
-        chips = self.read_chips(window)
-        rows, cols = chips.shape[:2]
-        flat = chips.reshape(rows * cols, *chips.shape[2:])
-        valid = np.isfinite(flat).all(axis=1).mean(axis=(1, 2)) >= self.min_valid
-        out = np.full((rows * cols, self.spec.count), np.nan, np.float32)
-        if valid.any():
-            out[valid] = self.predictor(np.ascontiguousarray(flat[valid]))
-        return out.T.reshape(self.spec.count, rows, cols)
+    def _chips(self, data: np.ndarray, rows: int, cols: int) -> np.ndarray:
+        step = self.cells.cell_px
+        ch, cw = self.chip
+        if (ch, cw) == (step, step):  # cells side by side: a reshape, no window view
+            b = data.shape[0]
+            blocks = data.reshape(b, rows, ch, cols, cw).transpose(1, 3, 0, 2, 4)
+        else:
+            blocks = sliding_window_view(data, (ch, cw), axis=(1, 2))[:, ::step, ::step]
+            blocks = blocks.transpose(1, 2, 0, 3, 4)
+        return np.ascontiguousarray(blocks).reshape(rows * cols, data.shape[0], ch, cw)
+
+    def _valid_share(self, mask: np.ndarray, rows: int, cols: int) -> np.ndarray:
+        """Share of valid pixels in each cell's chip, from a summed-area table of ``mask``."""
+        step = self.cells.cell_px
+        ch, cw = self.chip
+        table = np.zeros((mask.shape[0] + 1, mask.shape[1] + 1), np.int64)
+        table[1:, 1:] = mask.cumsum(axis=0).cumsum(axis=1)
+        r0 = np.arange(rows)[:, None] * step
+        c0 = np.arange(cols)[None, :] * step
+        counts = table[r0 + ch, c0 + cw] - table[r0, c0 + cw] - table[r0 + ch, c0] + table[r0, c0]
+        return counts / (ch * cw)
 
     def sources(self) -> list[str]:
         return sorted({str(s.path) for s in self.scene.sources})

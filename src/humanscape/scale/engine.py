@@ -230,7 +230,13 @@ def run_map(
     desc: str | None = None,
     connect_timeout: float | None = None,
 ) -> Path:
-    """Compute ``job`` tile by tile (resumable, on Dask) and write ``out``; see the module docstring."""
+    """Compute ``job`` tile by tile (resumable, on Dask) and write ``out``; see the module docstring.
+
+    ``workers``: 0 runs the tiles in this process; N starts a LocalCluster of N single-threaded
+    workers; ``None`` (default) is one worker per core, except for jobs that declare
+    ``in_process_by_default`` (CNN chip maps: PyTorch uses every core of this process).
+    ``scheduler``: the address of an existing Dask cluster (``workers`` is then ignored).
+    """
     out = Path(out)
     if tile < 1:
         raise HumanscapeError(f"--tile must be at least 1, got {tile}", fix="use e.g. --tile 1024")
@@ -247,6 +253,8 @@ def run_map(
             len(windows),
         )
     kwargs = {} if connect_timeout is None else {"timeout": connect_timeout}
+    if workers is None and scheduler is None and getattr(job, "in_process_by_default", False):
+        workers = 0
     bar = None
     try:
         with connect(workers, scheduler, tasks=len(todo), **kwargs) as client:

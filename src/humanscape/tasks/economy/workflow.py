@@ -159,7 +159,11 @@ class ScoreChips:
         return np.stack([scores, classify(scores, self.model.thresholds)], axis=1)
 
     def token(self) -> str:
-        return f"score {self._token or id(self.model)} {self.model.thresholds}"
+        if not self._token:  # a model not read from a folder: hash the fitted model itself
+            import joblib
+
+            self._token = joblib.hash(self.model)
+        return f"score {self._token} {self.model.thresholds}"
 
 
 def score_scene(

@@ -87,7 +87,11 @@ class PopulationChips:
         return np.stack(self.model.predict_interval(chips), axis=1).astype(np.float32)
 
     def token(self) -> str:
-        return f"population {self._token or self.model.get_params()}"
+        if not self._token:  # a model not read from a folder: hash the fitted model itself
+            import joblib
+
+            self._token = joblib.hash(self.model)
+        return f"population {self._token}"
 
 
 def population_job(
