@@ -1195,7 +1195,7 @@ def test_a_real_bug_says_so_in_one_line_and_shows_its_traceback_with_verbose(tmp
     def broken(*args, **kwargs):
         raise ZeroDivisionError("a bug")
 
-    monkeypatch.setattr(indices, "scene_indices", broken)
+    monkeypatch.setattr(indices.IndicesMap, "compute", broken)
     args = ["indices", str(_scene(tmp_path)), "-o", str(tmp_path / "i.tif")]
     quiet = CliRunner().invoke(app, args)
     assert quiet.exit_code == 1 and error_lines(quiet.output)[0].startswith("error: internal error")
