@@ -16,8 +16,14 @@ pooled 512-d output), input ``DN / 10000`` in every pipeline:
 Every pipeline's embeddings are compared on the same chip grid (max absolute difference). The read
 path alone (no CNN) is timed for each.
 
-Part ``memory``: peak resident memory of ``predict-chips --workers 0`` (a 4-band scene, a small CNN)
-on scenes of 1x, 4x and 16x the area (2,048^2, 4,096^2, 8,192^2 px), each in a fresh process.
+Part ``onnx``: the CNN alone on 256 random chips, PyTorch as is, PyTorch as humanscape prepares it,
+and ONNX Runtime (``torch.onnx`` export; 1 and 2 threads), to decide whether ONNX Runtime earns a
+place (it does not: see docs/benchmarks.md).
+
+Part ``memory``: peak resident memory of ``predict-chips --workers 0 --tile 8`` (a 4-band scene,
+a ResNet-18 on 64 px chips, tiles of 512 px) on scenes of 1x, 4x and 16x the area (2,048^2,
+4,096^2, 8,192^2 px), each in a fresh process, with humanscape's GDAL block cache (256 MB) and
+with ``GDAL_CACHEMAX=64``: the cache is the one allowance that fills as more of a scene is read.
 
 Part ``settlements``: the settlement map on the real Berlin scene, its 13 bands written once as a
 10 m GeoTIFF composite and mosaicked 4 x 4 (18.9 Mpx of real pixels): today's path (feature stack
@@ -27,6 +33,7 @@ workers; the output bytes of 1 and 2 workers are compared. Accuracy of the two m
 ``bench/settlements.py --part models``.
 
     .venv/bin/python bench/scale.py --part chips        # about 10 minutes on 2 cores, idle machine
+    .venv/bin/python bench/scale.py --part onnx
     .venv/bin/python bench/scale.py --part memory
     .venv/bin/python bench/scale.py --part settlements  # about 6 minutes
 """
@@ -35,6 +42,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import shutil
 import subprocess
@@ -262,14 +270,16 @@ def chips(work: Path) -> dict:
     return {"chips": n, "rows": rows}
 
 
-def _peak_of_one(size: int, work: Path) -> float:
-    """Peak RSS (MiB) of one predict-chips run on a ``size``^2 scene, in a fresh process."""
+def _peak_of_one(size: int, work: Path, cache_mb: int | None = None) -> float:
+    """Peak RSS (MiB) of one predict-chips run on a ``size``^2 scene, in a fresh process, tiles of
+    8 x 8 chips of 64 px (16 tiles on the smallest scene); ``cache_mb``: GDAL_CACHEMAX (None:
+    humanscape's default, 256 MB)."""
     scene = synthetic_scene(work / f"scene_{size}.tif", size=size)
     code = f"""
 import resource, sys
 sys.argv = ["humanscape", "predict-chips", "{scene}", "--encoder", "{work / "encoder"}",
             "--chip", "64", "--band-names", "B02,B03,B04,B08", "--units", "reflectance",
-            "--workers", "0", "--out", "{work / f"mem_{size}.tif"}"]
+            "--workers", "0", "--tile", "8", "--out", "{work / f"mem_{size}.tif"}"]
 from humanscape.cli import app
 try:
     app()
@@ -277,7 +287,13 @@ except SystemExit:
     pass
 print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
 """
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    env = dict(os.environ)
+    env.pop("GDAL_CACHEMAX", None)
+    if cache_mb is not None:
+        env["GDAL_CACHEMAX"] = str(cache_mb)
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env
+    )
     return float(done.stdout.strip().splitlines()[-1])
 
 
@@ -289,20 +305,25 @@ def memory(work: Path) -> dict:
     torch.manual_seed(0)
     Encoder("resnet18", ["B02", "B03", "B04", "B08"], [0.1] * 4, [0.05] * 4).save(work / "encoder")
     rows = []
-    for size in (2048, 4096, 8192):
-        t = time.perf_counter()
-        peak = _peak_of_one(size, work)
-        rows.append(
-            {
-                "area": f"{(size // 2048) ** 2}x",
-                "size_px": size,
-                "peak_rss_mib": peak,
-                "seconds": time.perf_counter() - t,
-            }
-        )
-        print(rows[-1], flush=True)
-    peaks = [r["peak_rss_mib"] for r in rows]
-    return {"rows": rows, "spread": (max(peaks) - min(peaks)) / min(peaks)}
+    spread = {}
+    for cache_mb in (None, 64):
+        peaks = []
+        for size in (2048, 4096, 8192):
+            t = time.perf_counter()
+            peaks.append(_peak_of_one(size, work, cache_mb))
+            rows.append(
+                {
+                    "gdal_cachemax_mb": cache_mb or 256,
+                    "area": f"{(size // 2048) ** 2}x",
+                    "size_px": size,
+                    "source_mib": size * size * 4 * 2 / 2**20,
+                    "peak_rss_mib": peaks[-1],
+                    "seconds": time.perf_counter() - t,
+                }
+            )
+            print(rows[-1], flush=True)
+        spread[cache_mb or 256] = (max(peaks) - min(peaks)) / min(peaks)
+    return {"rows": rows, "spread_by_cache_mb": spread}
 
 
 def berlin_mosaic(work: Path, repeat: int = 4) -> Path:
@@ -383,7 +404,7 @@ def settlements(work: Path) -> dict:
         }
     )
     print(rows[-1], flush=True)
-    outputs = {}
+    outputs, values = {}, {}
     for workers, tile in ((1, 512), (2, 512), (1, 256), (2, 256)):
         stack = FeatureStack([scene], ["t"], texture=True)
         out = work / f"fused_{workers}_{tile}.tif"
@@ -394,6 +415,8 @@ def settlements(work: Path) -> dict:
             hgb, stack, out, execution=Execution(workers=workers, tile=tile, progress=False)
         )
         seconds = time.perf_counter() - t
+        with rasterio.open(out) as src:
+            values[workers, tile] = src.read()
         outputs[workers, tile] = out.read_bytes()
         rows.append(
             {
@@ -411,8 +434,73 @@ def settlements(work: Path) -> dict:
         "speedup_vs_today_2_workers_256": rows[4]["mpx_per_s"] / rows[0]["mpx_per_s"],
         "speedup_2_vs_1_worker_256": rows[4]["mpx_per_s"] / rows[3]["mpx_per_s"],
         "same_bytes_1_and_2_workers": outputs[1, 512] == outputs[2, 512],
+        # the values agree whatever the tile size; the file bytes need not: GDAL lays the
+        # 256 px blocks out in the order they are flushed, which follows the tiles' order
+        "same_values_512_and_256_px_tiles": bool(
+            np.array_equal(values[1, 512], values[1, 256], equal_nan=True)
+        ),
         "same_bytes_512_and_256_px_tiles": outputs[1, 512] == outputs[1, 256],
     }
+
+
+def onnx(work: Path, n: int = 256) -> dict:
+    """The CNN alone on ``n`` random chips: PyTorch as is (NCHW, ``no_grad``), PyTorch prepared
+    (conv-bn folded, channels-last, ``inference_mode``) and ONNX Runtime (1 and 2 threads)."""
+    import onnxruntime
+    import torch
+
+    from humanscape.scale.chips import prepare_for_inference
+
+    torch.set_num_threads(2)
+    rng = np.random.default_rng(0)
+    x = torch.from_numpy(rng.uniform(0, 0.5, (n, 4, CHIP, CHIP)).astype(np.float32))
+    net = resnet18()
+    fast = prepare_for_inference(net)
+    path = work / "resnet18.onnx"
+    torch.onnx.export(
+        net,
+        x[:BATCH],
+        str(path),
+        input_names=["x"],
+        output_names=["y"],
+        dynamic_axes={"x": {0: "n"}, "y": {0: "n"}},
+        dynamo=False,
+    )
+
+    def timed(run) -> tuple[float, np.ndarray]:
+        run(x[:BATCH])  # warm-up
+        t = time.perf_counter()
+        y = np.concatenate([run(x[s : s + BATCH]) for s in range(0, n, BATCH)])
+        return n / (time.perf_counter() - t), y
+
+    def eager(b):
+        with torch.no_grad():
+            return net(b).numpy()
+
+    def prepared(b):
+        with torch.inference_mode():
+            return fast(b.contiguous(memory_format=torch.channels_last)).numpy()
+
+    runs = {"PyTorch, NCHW, no_grad": eager, "PyTorch, prepared (humanscape)": prepared}
+    for threads in (2, 1):
+        options = onnxruntime.SessionOptions()
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        session = onnxruntime.InferenceSession(
+            str(path), options, providers=["CPUExecutionProvider"]
+        )
+        runs[f"ONNX Runtime {onnxruntime.__version__}, {threads} thread(s)"] = lambda b, s=session: (
+            s.run(None, {"x": b.numpy()})[0]
+        )
+    rows, reference = [], None
+    for name, run in runs.items():
+        rate, y = timed(run)
+        reference = y if reference is None else reference
+        rows.append(
+            {"model": name, "chips_per_s": rate, "max_abs_diff": float(np.abs(y - reference).max())}
+        )
+        print(rows[-1], flush=True)
+    return {"chips": n, "rows": rows}
 
 
 def main() -> None:
@@ -420,12 +508,13 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--work", type=Path, default=Path("bench/out/scale"))
-    parser.add_argument("--part", choices=["chips", "memory", "settlements"], required=True)
+    parser.add_argument("--part", choices=["chips", "onnx", "memory", "settlements"], required=True)
     parser.add_argument("--size", type=int, default=SIZE, help="chips: scene side in px")
     args = parser.parse_args()
     globals()["SIZE"] = args.size
     args.work.mkdir(parents=True, exist_ok=True)
-    result = {"chips": chips, "memory": memory, "settlements": settlements}[args.part](args.work)
+    parts = {"chips": chips, "onnx": onnx, "memory": memory, "settlements": settlements}
+    result = parts[args.part](args.work)
     (args.work.parent / f"scale_{args.part}.json").write_text(json.dumps(result, indent=2))
     print(json.dumps(result, indent=2))
     print(

@@ -23,7 +23,8 @@ the OSM class under them, 5 draws; held out: the points of the held-out blocks):
 
 Part ``models``: the settlement classifiers at equal footing (texture features, labelled land use
 as negatives, complement weight 1, the same spatial folds): the paper's 800-tree forest, a 200-tree
-forest and histogram gradient boosting (300 and 100 rounds). Pooled held-out PR-AUC at the true
+forest and histogram gradient boosting from 300 rounds of 31-leaf trees down to 30 rounds of
+15-leaf trees (``MODEL_SETUPS``; ``--only NAME...`` runs a subset). Pooled held-out PR-AUC at the true
 balance, and the model's prediction speed alone (Mpx/s on one core, 1 Mpx of real feature pixels).
 
 Part ``throughput``: feature extraction and prediction speed in megapixels per second.

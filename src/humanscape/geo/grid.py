@@ -196,10 +196,17 @@ def arcsec_grid(
 def read_padded(scene: Scene, window: Window, bands: Sequence[str] | None = None) -> np.ndarray:
     """Read ``window`` from ``scene``; the part outside the scene grid is NaN."""
     names = scene.resolve(bands)
-    out = np.full((len(names), int(window.height), int(window.width)), np.nan, dtype=np.float32)
     col0, row0 = max(0, int(window.col_off)), max(0, int(window.row_off))
     col1 = min(scene.width, int(window.col_off + window.width))
     row1 = min(scene.height, int(window.row_off + window.height))
+    if (col0, row0, col1 - col0, row1 - row0) == (
+        int(window.col_off),
+        int(window.row_off),
+        int(window.width),
+        int(window.height),
+    ):  # inside the scene: no padding, no copy
+        return scene.read(names, window)
+    out = np.full((len(names), int(window.height), int(window.width)), np.nan, dtype=np.float32)
     if col1 <= col0 or row1 <= row0:
         return out
     inner = Window(col0, row0, col1 - col0, row1 - row0)

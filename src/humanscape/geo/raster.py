@@ -259,12 +259,11 @@ class Scene:
         for i, (source, raw) in enumerate(
             zip(sources, self._read_many(sources, window), strict=True)
         ):
-            data = raw.astype(np.float32)
+            np.copyto(out[i], raw, casting="unsafe")  # cast into place: no per-band temporary
             if source.nodata is not None and not np.isnan(source.nodata):
-                data[raw == source.nodata] = np.nan
+                out[i][raw == source.nodata] = np.nan
             if reflectance:
-                source.radiometry.apply(data)
-            out[i] = data
+                source.radiometry.apply(out[i])
         return out
 
     def read_raw(self, band: str, window: Window | None = None) -> np.ndarray:
@@ -300,7 +299,7 @@ class Scene:
         """Pickle the recipe (band files, sensor, grid), never the open datasets.
 
         A scene shipped to a Dask worker reopens its files there on first read, so the files must be
-        readable on the worker (a shared path or an object-store URL GDAL can open).
+        readable on the worker at the same path (a shared file system or a mounted object store).
         """
         state = dict(self.__dict__)
         state["_datasets"], state["_vrts"] = {}, {}

@@ -203,7 +203,8 @@ class ChipMap:
     def compute(self, window: Window) -> np.ndarray:
         data = self._read(window)
         rows, cols = int(window.height), int(window.width)
-        share = self._valid_share(np.isfinite(data).all(axis=0), rows, cols).ravel()
+        mask = np.isfinite(data).all(axis=0)
+        share = np.ones(rows * cols) if mask.all() else self._valid_share(mask, rows, cols).ravel()
         valid = share >= self.min_valid
         out = np.full((rows * cols, self.spec.count), np.nan, np.float32)
         if valid.any():
@@ -236,10 +237,15 @@ class ChipMap:
         return np.ascontiguousarray(blocks).reshape(rows * cols, data.shape[0], ch, cw)
 
     def _valid_share(self, mask: np.ndarray, rows: int, cols: int) -> np.ndarray:
-        """Share of valid pixels in each cell's chip, from a summed-area table of ``mask``."""
+        """Share of valid pixels in each cell's chip: block sums when chips are the cells, else
+        a summed-area table of ``mask``."""
         step = self.cells.cell_px
         ch, cw = self.chip
-        table = np.zeros((mask.shape[0] + 1, mask.shape[1] + 1), np.int64)
+        if (ch, cw) == (step, step):
+            return mask.reshape(rows, ch, cols, cw).sum(axis=(1, 3)) / (ch * cw)
+        table = np.zeros(
+            (mask.shape[0] + 1, mask.shape[1] + 1), np.int32 if mask.size < 2**31 else np.int64
+        )
         table[1:, 1:] = mask.cumsum(axis=0).cumsum(axis=1)
         r0 = np.arange(rows)[:, None] * step
         c0 = np.arange(cols)[None, :] * step
