@@ -32,7 +32,7 @@ lint: $(STAMP)
 # The peer-comparison extra (TorchGeo 0.8.1, ONNX Runtime) for bench/scale.py; never needed at run time.
 bench-install: $(STAMP)
 	$(BIN)/python -m pip install --quiet --only-binary :all: --no-deps torchgeo==0.8.1
-	$(BIN)/python -m pip install --quiet --only-binary :all: einops kornia torchmetrics onnxruntime onnx -c requirements.txt
+	$(BIN)/python -m pip install --quiet --only-binary :all: einops kornia torchmetrics -c requirements.txt
 
 bench: $(STAMP) bench-install
 	$(BIN)/python bench/geodata.py

@@ -197,9 +197,15 @@ def points(work: Path, trees: int, draws: int, n_points: int) -> list[dict]:
 MODEL_SETUPS = {
     "rf 800 trees (paper)": {"model": "rf", "n_estimators": 800},
     "rf 200 trees": {"model": "rf", "n_estimators": 200},
-    "hgb 300 rounds": {"model": "hgb", "max_iter": 300},
-    "hgb 100 rounds": {"model": "hgb", "max_iter": 100},
-    "hgb 100 rounds, 15 leaves": {"model": "hgb", "max_iter": 100, "max_leaf_nodes": 15},
+    # every parameter spelled out: the classifier's defaults are the last setup but one
+    "hgb 300 rounds": {"model": "hgb", "max_iter": 300, "learning_rate": 0.1, "max_leaf_nodes": 31},
+    "hgb 100 rounds": {"model": "hgb", "max_iter": 100, "learning_rate": 0.1, "max_leaf_nodes": 31},
+    "hgb 100 rounds, 15 leaves": {
+        "model": "hgb",
+        "max_iter": 100,
+        "learning_rate": 0.1,
+        "max_leaf_nodes": 15,
+    },
     "hgb 50 rounds, 15 leaves, rate 0.2": {
         "model": "hgb",
         "max_iter": 50,

@@ -1059,6 +1059,20 @@ CASES: list[Case] = [
         "give either --encoder (embeddings) or --model",
     ),
     Case(
+        "predict-chips with an unknown inference backend",
+        lambda t: [
+            "predict-chips",
+            str(_scene(t)),
+            "--encoder",
+            "simclr_resnet18half_eurosat_ms",
+            "--backend",
+            "tensorrt",
+            "-o",
+            str(t / "g.tif"),
+        ],
+        "--backend must be one of auto, onnx, torch",
+    ),
+    Case(
         "predict-chips with a model that is not a chip model",
         lambda t: [
             "predict-chips",

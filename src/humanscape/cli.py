@@ -623,8 +623,17 @@ def embed(
     console.print(f"wrote {len(frame)} embeddings of {model.num_features} dimensions to {out}")
 
 
-def _chip_predictor(encoder: str | None, model: Path | None, batch_size: int) -> Any:
+def _chip_predictor(
+    encoder: str | None, model: Path | None, batch_size: int, backend: str = "auto"
+) -> Any:
     """The predictor of ``predict-chips``: an encoder's embeddings or a chip model's predictions."""
+    from humanscape.scale.chips import BACKENDS
+
+    if backend not in BACKENDS:
+        raise HumanscapeError(
+            f"--backend must be one of {', '.join(BACKENDS)}, got {backend!r}",
+            fix="use --backend auto",
+        )
     if (encoder is None) == (model is None):
         raise HumanscapeError(
             "give either --encoder (embeddings) or --model (a chip model's predictions)",
@@ -641,7 +650,7 @@ def _chip_predictor(encoder: str | None, model: Path | None, batch_size: int) ->
                 path=encoder,
                 fix="choose a Sentinel-2 encoder (humanscape encoders lists the units)",
             )
-        return EncoderChips(net, batch_size=batch_size, name=str(encoder))
+        return EncoderChips(net, batch_size=batch_size, backend=backend, name=str(encoder))
     assert model is not None
     config = model / "config.json"
     try:
@@ -685,6 +694,12 @@ def predict_chips(
         typer.Option(help="Distance between chips = output pixel size (default: --chip).", min=1),
     ] = None,
     batch_size: Annotated[int, typer.Option(help="Chips per forward pass.", min=1)] = 32,
+    backend: Annotated[
+        str,
+        typer.Option(
+            help="Encoder inference: auto (ONNX Runtime when installed, else PyTorch), onnx, torch."
+        ),
+    ] = "auto",
     min_valid: Annotated[
         float, typer.Option(help="Least share of valid pixels in a chip.", min=0, max=1)
     ] = 0.5,
@@ -702,7 +717,7 @@ def predict_chips(
     from humanscape.scale.chips import ChipMap
 
     _check_outputs(files=[out], inputs=[scene, *([model] if model else [])])
-    predictor = _chip_predictor(encoder, model, batch_size)
+    predictor = _chip_predictor(encoder, model, batch_size, backend)
     with _scene(scene, sensor, band_names, units) as s:
         job = ChipMap(s, predictor, chip=chip, stride=stride or chip, min_valid=min_valid)
         _execution(workers, scheduler, tile).run(job, out, desc="chips", tile=job.default_tile())

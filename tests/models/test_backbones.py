@@ -53,3 +53,17 @@ def test_unknown_backbone_and_wrong_input_are_refused():
         Backbone("resnet19", 3)
     with pytest.raises(HumanscapeError, match=r"expects \(batch, 4, H, W\)"):
         Backbone("resnet18_half", 4)(torch.zeros(1, 3, 32, 32))
+
+
+def test_quarter_turns_are_torch_rot90_written_so_that_onnx_exports_them():
+    import torch
+
+    from humanscape.models.heads import quarter_turns
+
+    x = torch.arange(2 * 3 * 4 * 5, dtype=torch.float32).reshape(2, 3, 4, 5)
+    turns = quarter_turns(x)
+    for k in range(4):
+        assert torch.equal(turns[k], torch.rot90(x, k, dims=(2, 3)))
+    # by hand: one quarter turn of [[0, 1], [2, 3]] (counter-clockwise, as rot90) is [[1, 3], [0, 2]]
+    small = torch.tensor([[0.0, 1.0], [2.0, 3.0]])[None, None]
+    assert quarter_turns(small)[1][0, 0].tolist() == [[1.0, 3.0], [0.0, 2.0]]

@@ -23,6 +23,7 @@ from humanscape import __version__
 from humanscape._atomic import atomic_output
 from humanscape.errors import HumanscapeError
 from humanscape.models.backbones import Adapter, Backbone
+from humanscape.models.heads import quarter_turns
 
 #: ``rgb8``: 8-bit display values 0..255 (JPEG / PNG chips); ``reflectance``: 0..1 reflectance.
 InputUnits = Literal["rgb8", "reflectance"]
@@ -160,7 +161,7 @@ class Encoder(nn.Module):
                 x, scale_factor=self.input_scale, mode="bilinear", align_corners=False
             )
         if self.orientations > 1:
-            views = [torch.rot90(x, k, dims=(2, 3)) for k in range(4)]
+            views = quarter_turns(x)
             if self.orientations == 8:
                 views += [v.flip(3) for v in views]
             n = x.shape[0]

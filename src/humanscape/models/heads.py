@@ -86,8 +86,14 @@ def dihedral_views(x: torch.Tensor, all_eight: bool = True) -> list[torch.Tensor
     augmentation for overhead imagery, which has no canonical orientation."""
     if not all_eight:
         return [x]
-    views = [torch.rot90(x, k, dims=(2, 3)) for k in range(4)]
+    views = quarter_turns(x)
     return views + [v.flip(3) for v in views]
+
+
+def quarter_turns(x: torch.Tensor) -> list[torch.Tensor]:
+    """``torch.rot90(x, k, dims=(2, 3))`` for k = 0..3, written with flips and transposes (the
+    same values), which ``torch.onnx`` exports: ONNX has no rot90 (ONNX Runtime inference)."""
+    return [x, x.flip(3).transpose(2, 3), x.flip(2).flip(3), x.transpose(2, 3).flip(3)]
 
 
 def band_normalisation(images: np.ndarray) -> tuple[list[float], list[float]]:
