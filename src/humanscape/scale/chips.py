@@ -73,7 +73,11 @@ def prepare_for_inference(net: Any) -> Any:
 
 
 def _fused(module: Any) -> Any:
-    from torch.fx.experimental.optimization import fuse
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # its import uses the deprecated torch.jit.script
+        from torch.fx.experimental.optimization import fuse
 
     if not _only_forward(module):  # a graph module would lose the other methods it offers
         return _fuse_children(module)
@@ -242,6 +246,10 @@ def _onnx_session(net: Any, example: np.ndarray, threads: int) -> Any:
 
     import onnxruntime
     import torch
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # torch.onnx's import uses the deprecated torch.jit.script
+        import torch.onnx
 
     buffer = io.BytesIO()
     with warnings.catch_warnings(), torch.inference_mode(), _quiet_fds():
