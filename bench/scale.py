@@ -19,7 +19,7 @@ path alone (no CNN) is timed for each (best of two passes).
 
 Part ``onnx``: the CNN alone on 512 random chips, PyTorch as is, PyTorch as humanscape prepares it,
 and ONNX Runtime (``torch.onnx`` export; 1 and 2 threads), to decide whether ONNX Runtime earns a
-place (it does not: see docs/benchmarks.md).
+place (it does, so it is the default backend: see docs/benchmarks.md).
 
 Part ``memory``: peak resident memory of ``predict-chips --workers 0 --tile 8`` (a 4-band scene,
 a ResNet-18 on 64 px chips, tiles of 512 px) on scenes of 1x, 4x and 16x the area (2,048^2,
@@ -454,23 +454,13 @@ def onnx(work: Path, n: int = 512) -> dict:
     import onnxruntime
     import torch
 
-    from humanscape.scale.chips import prepare_for_inference
+    from humanscape.scale.chips import onnx_session, prepare_for_inference
 
     torch.set_num_threads(2)
     rng = np.random.default_rng(0)
     x = torch.from_numpy(rng.uniform(0, 0.5, (n, 4, CHIP, CHIP)).astype(np.float32))
     net = resnet18()
     fast = prepare_for_inference(net)
-    path = work / "resnet18.onnx"
-    torch.onnx.export(
-        net,
-        x[:BATCH],
-        str(path),
-        input_names=["x"],
-        output_names=["y"],
-        dynamic_axes={"x": {0: "n"}, "y": {0: "n"}},
-        dynamo=False,
-    )
 
     def timed(run) -> tuple[float, np.ndarray]:
         run(x[:BATCH])  # warm-up
@@ -487,15 +477,10 @@ def onnx(work: Path, n: int = 512) -> dict:
             return fast(b.contiguous(memory_format=torch.channels_last)).numpy()
 
     runs = {"PyTorch, NCHW, no_grad": eager, "PyTorch, prepared (humanscape)": prepared}
-    for threads in (2, 1):
-        options = onnxruntime.SessionOptions()
-        options.intra_op_num_threads = threads
-        options.inter_op_num_threads = 1
-        session = onnxruntime.InferenceSession(
-            str(path), options, providers=["CPUExecutionProvider"]
-        )
+    for threads in (2, 1):  # the session humanscape's CpuNet builds, at 2 and 1 threads
+        session = onnx_session(net, x[:1].numpy(), threads)
         runs[f"ONNX Runtime {onnxruntime.__version__}, {threads} thread(s)"] = lambda b, s=session: (
-            s.run(None, {"x": b.numpy()})[0]
+            s(b.numpy())
         )
     rows, reference = [], None
     for name, run in runs.items():
