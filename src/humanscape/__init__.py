@@ -2,7 +2,7 @@
 
 The package follows the data flow of ``DESIGN.md``::
 
-    scene files -> sensor band table (geo.sensors) -> aligned band stack (geo.raster)
+    scene files -> sensor band table (geo.sensors) -> aligned band stack (geo.inputs, geo.scene)
     -> temporal composite (geo.composite) -> spectral indices (geo.indices)
     -> chips per grid cell (geo.grid) -> encoders (models) -> task models (tasks)
     -> metrics, maps, GeoTIFF / GeoPackage / CSV.

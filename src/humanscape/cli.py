@@ -379,7 +379,7 @@ MapTileOpt = Annotated[
 
 def _folder_token(folder: Path) -> str:
     """What a resumed map must find unchanged in a model folder: its files' sizes and times."""
-    from humanscape.geo.raster import file_token
+    from humanscape.geo.write import file_token
 
     return file_token(sorted(str(p) for p in Path(folder).glob("*") if p.is_file()))
 
@@ -404,7 +404,7 @@ def _scene(
     units: str,
     **kwargs: Any,
 ):
-    from humanscape.geo.raster import open_scene
+    from humanscape.geo.inputs import open_scene
 
     return open_scene(inputs, sensor=sensor, band_names=_names(band_names), units=units, **kwargs)  # type: ignore[arg-type]
 

@@ -21,8 +21,9 @@ from tqdm.auto import tqdm
 from humanscape._atomic import atomic_folder
 from humanscape.data.chiptable import write_chip_table
 from humanscape.errors import EmptyInputError, HumanscapeError
-from humanscape.geo.grid import CellGrid, check_neighbourhood, read_padded
-from humanscape.geo.raster import GridSpec, Scene, write_raster
+from humanscape.geo.grid import CellGrid, GridSpec, check_neighbourhood
+from humanscape.geo.scene import Scene, read_padded
+from humanscape.geo.write import write_raster
 
 log = logging.getLogger(__name__)
 

@@ -1,6 +1,6 @@
 """Loaders for the real sample data shipped inside the package (see ``sample_data/README.md``).
 
-Each loader returns the data ready to use: a :class:`~humanscape.geo.raster.Scene`, a
+Each loader returns the data ready to use: a :class:`~humanscape.geo.scene.Scene`, a
 GeoDataFrame, a chip table, or a small dataclass of arrays with their grid.
 """
 
@@ -22,7 +22,9 @@ from rasterio.crs import CRS
 
 from humanscape.data.chiptable import EUROSAT_MS_ORDER
 from humanscape.errors import HumanscapeError
-from humanscape.geo.raster import GridSpec, Scene, open_scene
+from humanscape.geo.grid import GridSpec
+from humanscape.geo.inputs import open_scene
+from humanscape.geo.scene import Scene
 
 #: Layer order of the EuroSAT MS GeoTIFFs (B10 cirrus included, B8A last).
 EUROSAT_MS_BANDS = list(EUROSAT_MS_ORDER)

@@ -43,8 +43,9 @@ from shapely.geometry import Point, box
 
 from humanscape.data.samples import EUROSAT_CLASSES
 from humanscape.errors import HumanscapeError
-from humanscape.geo.raster import GridSpec, RasterWriter
+from humanscape.geo.grid import GridSpec
 from humanscape.geo.sensors import SENTINEL2_L1C, Sensor, get_sensor
+from humanscape.geo.write import RasterWriter
 
 #: Land-cover classes (EuroSAT order) plus informal settlement (10).
 CLASSES = [*EUROSAT_CLASSES, "InformalSettlement"]
@@ -705,7 +706,7 @@ def write_census_inputs(
     column).
     """
     from humanscape.data.chips import chip_districts
-    from humanscape.geo.raster import open_scene
+    from humanscape.geo.inputs import open_scene
     from humanscape.geo.vector import write_vector
 
     folder = Path(folder)

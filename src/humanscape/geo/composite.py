@@ -39,7 +39,10 @@ import numpy as np
 from rasterio.windows import Window
 
 from humanscape.errors import CRSMismatchError, EmptyInputError, HumanscapeError
-from humanscape.geo.raster import AlignedRaster, GridSpec, RasterSpec, Scene, file_token, write_map
+from humanscape.geo.align import AlignedRaster
+from humanscape.geo.grid import GridSpec
+from humanscape.geo.scene import Scene
+from humanscape.geo.write import RasterSpec, file_token, write_map
 
 log = logging.getLogger(__name__)
 
@@ -348,7 +351,7 @@ def check_compatible(scenes: Sequence[Scene], bands: Sequence[str]) -> None:
 
 
 class CompositeMap:
-    """A per-pixel composite of scenes as a :class:`~humanscape.geo.raster.WindowedMap`.
+    """A per-pixel composite of scenes as a :class:`~humanscape.geo.write.WindowedMap`.
 
     Output bands: the composited bands, then ``valid_count`` (clear observations per pixel). All
     scenes must share a CRS (else :class:`CRSMismatchError`); they are aligned to ``grid``

@@ -1,12 +1,13 @@
-"""Grids of cells over rasters, chips per cell, neighbourhoods and tiles.
+"""Pixel grids and cell grids: where every raster and every chip of humanscape sits.
 
+- A :class:`GridSpec` is a raster grid: CRS, north-up affine transform, size in pixels.
 - A :class:`CellGrid` is a regular grid of square cells laid on a pixel grid: either in the
   raster's own CRS (cell size in metres, a whole number of pixels) or an arc-second grid in
   EPSG:4326 aligned to the global lattice (30 arc-seconds as LandScan / WorldPop).
 - A chip is the pixels of one cell, or of its ``n x n`` neighbourhood: Huang et al. (2021) feed
-  the CNN the cell plus its neighbours ("nbr(n)", n odd) so that context informs the estimate.
-- Tiles of fixed pixel size (224 by default) cover a polygon for region-level embeddings
-  (Park et al. 2022; Imagery2Flow step 1).
+  the CNN the cell plus its neighbours ("nbr(n)", n odd).
+- Tiles of fixed pixel size cover a polygon for region-level embeddings (Park et al. 2022;
+  Imagery2Flow step 1).
 
 Cutting a scene into chip files and a chip table is :func:`humanscape.data.chips.chip_scene`.
 """
@@ -15,11 +16,12 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import geopandas as gpd
 import numpy as np
+import rasterio.windows
 from affine import Affine
 from rasterio.crs import CRS
 from rasterio.windows import Window
@@ -27,11 +29,77 @@ from shapely.geometry import box
 from shapely.geometry.base import BaseGeometry
 
 from humanscape.errors import EmptyInputError, HumanscapeError
-from humanscape.geo.raster import GridSpec, Scene
 
 log = logging.getLogger(__name__)
 
 WGS84 = CRS.from_epsg(4326)
+#: Default window side of in-process windowed reads and writes, in pixels.
+DEFAULT_BLOCK = 512
+#: Metres per degree of latitude (and of longitude at the equator), for arc-second cell sampling.
+METRES_PER_DEGREE = 111_320.0
+
+
+@dataclass(frozen=True)
+class GridSpec:
+    """A raster grid: CRS, affine transform (north-up) and size in pixels."""
+
+    crs: CRS
+    transform: Affine
+    width: int
+    height: int
+
+    @property
+    def res(self) -> tuple[float, float]:
+        """Pixel size (x, y) in CRS units."""
+        return (abs(self.transform.a), abs(self.transform.e))
+
+    @property
+    def bounds(self) -> tuple[float, float, float, float]:
+        """(left, bottom, right, top)."""
+        left, top = self.transform.c, self.transform.f
+        return (
+            left,
+            top + self.transform.e * self.height,
+            left + self.transform.a * self.width,
+            top,
+        )
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return (self.height, self.width)
+
+    @classmethod
+    def from_bounds(cls, crs: CRS, bounds: Sequence[float], res: float) -> GridSpec:
+        """Grid of square pixels ``res`` covering ``bounds``, snapped outward to multiples of ``res``."""
+        left, bottom, right, top = bounds
+        left = math.floor(left / res + 1e-9) * res
+        top = math.ceil(top / res - 1e-9) * res
+        width = max(1, round((right - left) / res))
+        height = max(1, round((top - bottom) / res))
+        return cls(CRS.from_user_input(crs), Affine(res, 0, left, 0, -res, top), width, height)
+
+    def window_grid(self, window: Window) -> GridSpec:
+        """The sub-grid covered by ``window``."""
+        return GridSpec(
+            self.crs,
+            rasterio.windows.transform(window, self.transform),
+            int(window.width),
+            int(window.height),
+        )
+
+    def windows(self, block: int = DEFAULT_BLOCK) -> Iterator[Window]:
+        """Windows of at most ``block`` x ``block`` pixels tiling the grid, row-major."""
+        for row in range(0, self.height, block):
+            for col in range(0, self.width, block):
+                yield Window(col, row, min(block, self.width - col), min(block, self.height - row))
+
+    def matches(self, other: GridSpec, tol: float = 1e-6) -> bool:
+        """Same CRS, size and transform (within ``tol`` CRS units)."""
+        return (
+            self.crs == other.crs
+            and self.shape == other.shape
+            and self.transform.almost_equals(other.transform, precision=tol)
+        )
 
 
 @dataclass(frozen=True)
@@ -193,26 +261,29 @@ def arcsec_grid(
     return CellGrid(GridSpec(WGS84, transform, (c1 - c0) * cell_px, (r1 - r0) * cell_px), cell_px)
 
 
-def read_padded(scene: Scene, window: Window, bands: Sequence[str] | None = None) -> np.ndarray:
-    """Read ``window`` from ``scene``; the part outside the scene grid is NaN."""
-    names = scene.resolve(bands)
-    col0, row0 = max(0, int(window.col_off)), max(0, int(window.row_off))
-    col1 = min(scene.width, int(window.col_off + window.width))
-    row1 = min(scene.height, int(window.row_off + window.height))
-    if (col0, row0, col1 - col0, row1 - row0) == (
-        int(window.col_off),
-        int(window.row_off),
-        int(window.width),
-        int(window.height),
-    ):  # inside the scene: no padding, no copy
-        return scene.read(names, window)
-    out = np.full((len(names), int(window.height), int(window.width)), np.nan, dtype=np.float32)
-    if col1 <= col0 or row1 <= row0:
-        return out
-    inner = Window(col0, row0, col1 - col0, row1 - row0)
-    r, c = row0 - int(window.row_off), col0 - int(window.col_off)
-    out[:, r : r + inner.height, c : c + inner.width] = scene.read(names, inner)
-    return out
+def cell_grid(
+    pixels: GridSpec, *, cell: float | None = None, arcsec: float | None = None
+) -> CellGrid:
+    """The cell grid a map or a chip table uses: ``cell`` metres on the raster's own grid (default
+    1000), or an ``arcsec`` arc-second grid in EPSG:4326 sampled at about the raster's pixel size.
+    """
+    if cell is not None and arcsec is not None:
+        raise HumanscapeError("give a cell size or an arc-second grid, not both", fix="drop one")
+    if arcsec is None:
+        return regular_grid(pixels, 1000.0 if cell is None else cell)
+    metres_per_unit = 1 / METRES_PER_DEGREE if pixels.crs.is_geographic else 1.0
+    # one arc-second is ~30.87 m on the ground (at the equator; cells stay square in degrees)
+    side_m = arcsec * METRES_PER_DEGREE / 3600.0
+    cell_px = max(1, round(side_m * metres_per_unit / pixels.res[0]))
+    return arcsec_grid(pixels.bounds, pixels.crs, arcsec=arcsec, cell_px=cell_px)
+
+
+def overview_grid(grid: GridSpec, max_size: int) -> GridSpec:
+    """A coarser grid over the same extent whose longer side is at most ``max_size`` pixels."""
+    factor = max(1, int(np.ceil(max(grid.width, grid.height) / max_size)))
+    if factor == 1:
+        return grid
+    return GridSpec.from_bounds(grid.crs, grid.bounds, grid.res[0] * factor)
 
 
 def tiles_over_polygon(
@@ -234,7 +305,7 @@ def tiles_over_polygon(
     ``polygon`` is in the grid's CRS. A tile is kept when the polygon covers more than
     ``min_overlap`` of its area (0: any overlap of positive area; a tile that only touches the
     polygon's edge is dropped). Tiles may extend past the raster edge (read them with
-    :func:`read_padded`).
+    :func:`humanscape.geo.scene.read_padded`).
     """
     if polygon.is_empty:
         raise EmptyInputError("polygon is empty", fix="check the region geometry")

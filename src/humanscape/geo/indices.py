@@ -19,7 +19,9 @@ import numpy as np
 from rasterio.windows import Window
 
 from humanscape.errors import HumanscapeError, MissingBandError
-from humanscape.geo.raster import DEFAULT_BLOCK, RasterSpec, Scene, file_token, write_map
+from humanscape.geo.grid import DEFAULT_BLOCK
+from humanscape.geo.scene import Scene
+from humanscape.geo.write import RasterSpec, file_token, write_map
 
 Bands = Mapping[str, np.ndarray]
 
@@ -165,7 +167,7 @@ def compute_indices(bands: Bands, names: Sequence[str] | None = None) -> np.ndar
 
 
 class IndicesMap:
-    """The indices of a scene as a :class:`~humanscape.geo.raster.WindowedMap` (per pixel, no halo).
+    """The indices of a scene as a :class:`~humanscape.geo.write.WindowedMap` (per pixel, no halo).
 
     Bands are looked up by role on the scene's sensor; a missing band raises a
     :class:`MissingBandError` naming the scene before anything is computed.

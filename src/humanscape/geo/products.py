@@ -299,7 +299,8 @@ def parse_mtl(path: Path) -> dict[str, dict[str, str]]:
 def _landsat_level1(files: Sequence[Path], table: Sensor) -> Sensor:
     """Apply ``REFLECTANCE_MULT/ADD_BAND_n`` and the sun elevation of the scene's MTL."""
     folder = files[0].parent
-    mtls = sorted(folder.glob("*_MTL.txt")) + sorted(folder.glob("*_MTL.TXT"))
+    local = isinstance(folder, Path)  # a remote band's MTL is not looked up
+    mtls = sorted(folder.glob("*_MTL.txt")) + sorted(folder.glob("*_MTL.TXT")) if local else []
     if not mtls:
         raise HumanscapeError(
             f"{table.description}: top-of-atmosphere reflectance needs the scene's *_MTL.txt "

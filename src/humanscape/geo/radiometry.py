@@ -10,7 +10,7 @@ the stored values' units and the ``scale`` and ``offset`` that turn them into ph
 1. Quality and class bands (QA60, SCL, QA_PIXEL, Fmask) are never scaled.
 2. The file says its band is already physical: band unit type or dataset tag ``units`` equal to
    ``reflectance`` (every raster humanscape writes records this, see
-   :class:`~humanscape.geo.raster.RasterWriter`), or ``kelvin``: scale 1, offset 0.
+   :class:`~humanscape.geo.write.RasterWriter`), or ``kelvin``: scale 1, offset 0.
 3. The file carries GDAL scale / offset metadata for the band (other than 1 / 0): used as is.
 4. ``units="reflectance"`` or ``units="dn"`` given by the caller (``--units``) for files that record
    nothing.

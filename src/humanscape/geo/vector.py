@@ -18,7 +18,7 @@ from shapely.geometry import box, shape
 
 from humanscape._atomic import atomic_output
 from humanscape.errors import EmptyInputError, HumanscapeError, NoOverlapError
-from humanscape.geo.raster import GridSpec
+from humanscape.geo.grid import GridSpec
 
 _DRIVERS = {
     ".gpkg": "GPKG",

@@ -17,7 +17,7 @@ import torch
 from tqdm.auto import tqdm
 
 from humanscape.errors import HumanscapeError
-from humanscape.geo.raster import Scene
+from humanscape.geo.scene import Scene
 from humanscape.models.encoder import Encoder
 
 
@@ -201,7 +201,8 @@ def region_tiles(
     Tiles covering less than ``min_overlap`` of their area with the region, or with less than
     ``min_valid`` valid pixels, are dropped (nodata-only tiles never count).
     """
-    from humanscape.geo.grid import read_padded, tiles_over_polygon
+    from humanscape.geo.grid import tiles_over_polygon
+    from humanscape.geo.scene import read_padded
 
     if id_column not in regions.columns:
         raise HumanscapeError(

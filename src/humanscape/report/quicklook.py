@@ -9,7 +9,8 @@ import numpy as np
 from PIL import Image
 
 from humanscape._atomic import atomic_output
-from humanscape.geo.raster import GridSpec, Scene, overview_grid
+from humanscape.geo.grid import GridSpec, overview_grid
+from humanscape.geo.scene import Scene
 
 
 def stretch(rgb: np.ndarray, percentiles: tuple[float, float] = (2, 98)) -> np.ndarray:
@@ -60,7 +61,8 @@ def scalar_quicklook(
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from humanscape.geo.raster import AlignedRaster, open_grid
+    from humanscape.geo.align import AlignedRaster
+    from humanscape.geo.inputs import open_grid
 
     grid = open_grid(raster)
     coarse = overview_grid(grid, max_size)

@@ -1,7 +1,7 @@
 """Country-scale maps: one tiled engine (resumable, on Dask) and fast CNN chip inference.
 
 - :func:`run_map` (:mod:`humanscape.scale.engine`) computes any
-  :class:`~humanscape.geo.raster.WindowedMap` tile by tile, in this process or on a Dask cluster
+  :class:`~humanscape.geo.write.WindowedMap` tile by tile, in this process or on a Dask cluster
   (:mod:`humanscape.scale.cluster`), resumes from the tiles of an interrupted run and writes one
   GeoTIFF;
 - :class:`~humanscape.scale.chips.ChipMap` runs a CNN (an encoder's embeddings or a chip model's

@@ -30,8 +30,9 @@ from numpy.lib.stride_tricks import sliding_window_view
 from rasterio.windows import Window
 
 from humanscape.errors import HumanscapeError, MissingBandError
-from humanscape.geo.grid import CellGrid, read_padded
-from humanscape.geo.raster import GridSpec, RasterSpec, Scene, file_token
+from humanscape.geo.grid import CellGrid, GridSpec
+from humanscape.geo.scene import Scene, read_padded
+from humanscape.geo.write import RasterSpec, file_token
 
 
 class ChipPredictor(Protocol):

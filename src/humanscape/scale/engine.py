@@ -1,6 +1,6 @@
 """The tiled map engine: every map humanscape writes, cut into tiles, resumable, on Dask.
 
-A map is a :class:`~humanscape.geo.raster.WindowedMap`: an output description (grid, bands, units)
+A map is a :class:`~humanscape.geo.write.WindowedMap`: an output description (grid, bands, units)
 and ``compute(window)``, which reads what it needs around the window itself (a halo for texture,
 the chips of a CNN) so that the result never depends on how the grid is cut. :func:`run_map`
 
@@ -44,7 +44,7 @@ from tqdm.auto import tqdm
 
 from humanscape import __version__
 from humanscape.errors import HumanscapeError
-from humanscape.geo.raster import RasterSpec, WindowedMap
+from humanscape.geo.write import RasterSpec, WindowedMap
 from humanscape.scale.cluster import check_sources, connect
 
 log = logging.getLogger(__name__)

@@ -19,7 +19,8 @@ import pandas as pd
 from humanscape._atomic import atomic_folder, atomic_output
 from humanscape.data.chiptable import read_chip_table, read_chips, read_table
 from humanscape.errors import HumanscapeError, NoOverlapError
-from humanscape.geo.raster import GridSpec, Scene
+from humanscape.geo.grid import GridSpec
+from humanscape.geo.scene import Scene
 from humanscape.scale import Execution
 from humanscape.tasks.economy.district import DistrictRegressor, DistrictStats, district_stats
 from humanscape.tasks.economy.evaluate import (

@@ -26,9 +26,10 @@ from affine import Affine
 from tqdm.auto import tqdm
 
 from humanscape.errors import HumanscapeError, NoOverlapError
-from humanscape.geo.grid import CellGrid
-from humanscape.geo.raster import GridSpec, Scene, write_raster
+from humanscape.geo.grid import CellGrid, GridSpec
+from humanscape.geo.scene import Scene
 from humanscape.geo.vector import rasterize
+from humanscape.geo.write import write_raster
 from humanscape.scale.chips import ChipMap
 from humanscape.tasks.population.census import dasymetric_rescale
 from humanscape.tasks.population.model import PopulationModel

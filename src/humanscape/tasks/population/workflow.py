@@ -15,7 +15,7 @@ import pandas as pd
 from humanscape.data.chiptable import write_chip_table
 from humanscape.data.splits import Split
 from humanscape.errors import HumanscapeError
-from humanscape.geo.raster import Scene
+from humanscape.geo.scene import Scene
 from humanscape.scale import Execution
 from humanscape.tasks.population.chips import PopulationChips, load_chips
 from humanscape.tasks.population.evaluate import metrics_table, write_report
@@ -175,7 +175,7 @@ def map_population(
     Cells are predicted tile by tile on the tiled engine (``execution``: Dask workers, scheduler,
     tile; default this process); the census rescaling then works on the cell-level map.
     """
-    from humanscape.geo.grid import arcsec_grid, regular_grid
+    from humanscape.geo.grid import cell_grid
     from humanscape.geo.vector import read_vector
     from humanscape.scale import IN_PROCESS
     from humanscape.tasks.population.mapping import (
@@ -189,14 +189,11 @@ def map_population(
 
     if sum(v is not None for v in (cell, arcsec, grid)) > 1:
         raise HumanscapeError("give one of --cell, --arcsec, --grid", fix="choose one grid")
-    if grid is not None:
-        cells = reference_grid(grid)
-    elif arcsec is not None:
-        metres = 1 / 111_320 if scene.crs.is_geographic else 1.0
-        cell_px = max(1, round(arcsec * 30.87 * metres / scene.grid.res[0]))
-        cells = arcsec_grid(scene.grid.bounds, scene.crs, arcsec=arcsec, cell_px=cell_px)
-    else:
-        cells = regular_grid(scene.grid, cell or 1000.0)
+    cells = (
+        reference_grid(grid)
+        if grid is not None
+        else cell_grid(scene.grid, cell=cell, arcsec=arcsec)
+    )
     district_frame = read_vector(districts) if districts is not None else None
     if district_frame is not None and total_column not in district_frame.columns:
         raise HumanscapeError(

@@ -25,18 +25,12 @@ from rasterio.windows import Window
 
 from humanscape.errors import EmptyInputError, HumanscapeError
 from humanscape.geo.composite import CloudMask, CompositeMap, Period, report_empty, scenes_in_period
-from humanscape.geo.grid import read_padded
+from humanscape.geo.grid import DEFAULT_BLOCK, GridSpec, overview_grid
 from humanscape.geo.indices import INDICES, compute_indices
-from humanscape.geo.raster import (
-    DEFAULT_BLOCK,
-    GridSpec,
-    RasterSpec,
-    Scene,
-    file_token,
-    open_scene,
-    overview_grid,
-)
+from humanscape.geo.inputs import open_scene
+from humanscape.geo.scene import Scene, read_padded
 from humanscape.geo.texture import TEXTURE_FEATURES, halo, texture_stack
+from humanscape.geo.write import RasterSpec, file_token
 from humanscape.scale import Execution
 
 log = logging.getLogger(__name__)

@@ -24,8 +24,10 @@ from rasterio.windows import Window
 from shapely.geometry import box
 
 from humanscape.errors import HumanscapeError
-from humanscape.geo.raster import DEFAULT_BLOCK, RasterSpec, file_token, open_grid
+from humanscape.geo.grid import DEFAULT_BLOCK
+from humanscape.geo.inputs import open_grid
 from humanscape.geo.vector import polygonize, write_vector
+from humanscape.geo.write import RasterSpec, file_token
 from humanscape.scale import Execution
 from humanscape.tasks.settlements.features import FeatureStack, read_feature_names
 from humanscape.tasks.settlements.model import SettlementClassifier

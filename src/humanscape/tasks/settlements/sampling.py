@@ -31,7 +31,8 @@ import rasterio
 from shapely.geometry import Point
 
 from humanscape.errors import EmptyInputError, HumanscapeError
-from humanscape.geo.raster import GridSpec, open_grid
+from humanscape.geo.grid import GridSpec
+from humanscape.geo.inputs import open_grid
 from humanscape.geo.vector import clip_or_empty, rasterize
 from humanscape.tasks.settlements.features import read_feature_names
 
