@@ -285,9 +285,9 @@ import resource, sys
 sys.argv = ["humanscape", "predict-chips", "{scene}", "--encoder", "{work / "encoder"}",
             "--chip", "64", "--band-names", "B02,B03,B04,B08", "--units", "reflectance",
             "--workers", "0", "--tile", "8", "--out", "{work / f"mem_{size}.tif"}"]
-from humanscape.cli import app
+from humanscape.cli import cli
 try:
-    app()
+    cli()
 except SystemExit:
     pass
 print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)

@@ -4,16 +4,16 @@ import geopandas as gpd
 import numpy as np
 import pytest
 import rasterio
-from typer.testing import CliRunner
+from click.testing import CliRunner
 
-from humanscape.cli import app
+from humanscape.cli import cli
 from tests.conftest import make_band_folder
 
 runner = CliRunner()
 
 
 def run(*args: str):
-    return runner.invoke(app, [str(a) for a in args])
+    return runner.invoke(cli, [str(a) for a in args])
 
 
 def assert_one_line_error(result, *fragments: str) -> None:
@@ -35,7 +35,7 @@ def test_info_lists_bands_crs_resolution(berlin_dir):
 
 def test_indices_command_writes_named_bands(band_folder, tmp_path):
     out = tmp_path / "idx.tif"
-    result = run("indices", band_folder, "--out", out, "--index", "NDVI", "--index", "ndbi")
+    result = run("indices", band_folder, "--out", out, "--indices", "NDVI", "--indices", "ndbi")
     assert result.exit_code == 0, result.output
     with rasterio.open(out) as src:
         assert src.descriptions == ("NDVI", "NDBI") and src.res == (10.0, 10.0)
@@ -47,7 +47,7 @@ def test_composite_command_with_period_filter(tmp_path):
         for i, d in enumerate(["20150301", "20160701", "20180101"])
     ]
     out = tmp_path / "c.tif"
-    result = run("composite", *folders, "--out", out, "--period", "2015-2016", "--band", "B04")
+    result = run("composite", *folders, "--out", out, "--period", "2015-2016", "--bands", "B04")
     assert result.exit_code == 0, result.output
     assert "from 2 scenes" in result.output
     with rasterio.open(out) as src:
@@ -70,7 +70,7 @@ def test_missing_band(band_folder, tmp_path):
     for f in band_folder.glob("*_B11.tif"):
         f.unlink()
     out = tmp_path / "idx.tif"
-    result = run("indices", band_folder, "--out", out, "--index", "NDBI")
+    result = run("indices", band_folder, "--out", out, "--indices", "NDBI")
     assert_one_line_error(result, str(band_folder), "swir1", "fix:")
     assert not out.exists()
 

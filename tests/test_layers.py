@@ -1,7 +1,7 @@
-"""Imports point down the layers: cli -> tasks -> models / data -> geo (DESIGN.md, STYLE.md).
+"""Imports point down the layers: cli -> tasks -> models / data / report -> geo (DESIGN.md, STYLE.md).
 
-``report`` (figures) sits beside ``cli``: it may read tasks' outputs, tasks never draw through it.
-``errors`` and ``_atomic`` are the base every layer may use.
+``report`` draws figures from plain arrays and tables: tasks' workflows call it, it never reads a
+model or a task. ``errors`` and ``_atomic`` are the base every layer may use.
 """
 
 import ast
@@ -15,9 +15,10 @@ FORBIDDEN = {
     "geo": {"data", "models", "tasks", "report", "cli", "demo", "scale"},
     "data": {"models", "tasks", "report", "cli", "demo"},
     "models": {"tasks", "report", "cli", "demo"},
-    "evaluate": {"tasks", "report", "cli", "demo"},
+    "evaluate": {"tasks", "report", "cli", "demo", "models"},
+    "report": {"tasks", "models", "scale", "cli", "demo"},
     "scale": {"tasks", "report", "cli", "demo"},
-    "tasks": {"report", "cli", "demo"},
+    "tasks": {"cli", "demo"},
 }
 
 

@@ -6,14 +6,12 @@ The package follows the data flow of ``DESIGN.md``::
     -> temporal composite (geo.composite) -> spectral indices (geo.indices)
     -> chips per grid cell (geo.grid) -> encoders (models) -> task models (tasks)
     -> metrics, maps, GeoTIFF / GeoPackage / CSV.
+
+Importing humanscape changes nothing outside it: the ``humanscape`` command bounds GDAL's block
+cache (``GDAL_CACHEMAX=256`` MB unless set) for the process and its Dask workers.
 """
 
-import os
 from importlib.metadata import PackageNotFoundError, version
-
-# Bound GDAL's block cache (default 5 % of RAM) so that memory stays flat as rasters grow;
-# a user's own setting wins.
-os.environ.setdefault("GDAL_CACHEMAX", "256")
 
 from humanscape.errors import HumanscapeError
 

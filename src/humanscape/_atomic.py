@@ -39,36 +39,59 @@ def atomic_output(path: str | Path) -> Iterator[Path]:
             sidecar.unlink()
 
 
-@contextlib.contextmanager
-def atomic_folder(path: str | Path, *, marker: str) -> Iterator[Path]:
-    """Yield a temporary folder beside ``path``; it becomes ``path`` only if the block succeeds.
+#: The file that marks a folder humanscape wrote (what wrote it, when, which version).
+FOLDER_MARKER = ".humanscape.json"
 
-    A failed or interrupted run leaves neither a half-filled folder nor the temporary one. An
-    existing ``path`` is replaced only when it is a folder this kind of run wrote before (it holds
-    ``marker``, e.g. ``chips.csv``) or an empty folder; anything else is refused, so that a mistyped
-    ``--out`` never deletes a user's data.
+
+def check_folder_replaceable(path: str | Path) -> None:
+    """The one rule for output folders: a new path, an empty folder, or a folder humanscape wrote.
+
+    Any other existing folder is refused (a mistyped ``--out`` never deletes a user's data), as is
+    a file where a folder goes.
     """
     from humanscape.errors import HumanscapeError
 
     target = Path(path)
     if target.exists() and not target.is_dir():
         raise HumanscapeError(
-            "exists and is a file, but a folder is written here",
-            path=target,
-            fix="choose a folder path for --out",
+            "is a file, but a folder is written here", path=target, fix="give a folder path"
         )
-    if target.is_dir() and any(target.iterdir()) and not (target / marker).exists():
+    if target.is_dir() and any(target.iterdir()) and not (target / FOLDER_MARKER).exists():
         raise HumanscapeError(
-            f"folder exists and holds other files (no {marker}); it is not replaced",
+            f"folder exists and was not written by humanscape (no {FOLDER_MARKER}); it is not "
+            "replaced",
             path=target,
-            fix="choose a new or empty folder for --out",
+            fix="choose a new or empty folder for --out, or delete this one",
         )
+
+
+@contextlib.contextmanager
+def atomic_folder(path: str | Path, *, written_by: str) -> Iterator[Path]:
+    """Yield a temporary folder beside ``path``; it becomes ``path`` only if the block succeeds.
+
+    A failed or interrupted run leaves neither a half-filled folder nor the temporary one. The
+    folder records what wrote it in ``.humanscape.json`` (``written_by``: the command); an
+    existing ``path`` is replaced only under the rule of :func:`check_folder_replaceable`.
+    """
+    import json
+    from datetime import UTC, datetime
+
+    from humanscape import __version__
+
+    target = Path(path)
+    check_folder_replaceable(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex[:8]}.tmp")
     tmp.mkdir()
     old = target.with_name(f".{target.name}.{uuid.uuid4().hex[:8]}.old")
     try:
         yield tmp
+        record = {
+            "written_by": written_by,
+            "humanscape": __version__,
+            "time": datetime.now(UTC).isoformat(timespec="seconds"),
+        }
+        (tmp / FOLDER_MARKER).write_text(json.dumps(record, indent=2))
         if target.exists():
             os.replace(target, old)
         os.replace(tmp, target)

@@ -4,11 +4,11 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from click.testing import CliRunner
 from PIL import Image
 from rasterio.windows import Window
-from typer.testing import CliRunner
 
-from humanscape.cli import app
+from humanscape.cli import cli
 from humanscape.data import samples
 from humanscape.data.chips import chip_scene
 from humanscape.errors import HumanscapeError
@@ -192,7 +192,7 @@ def test_cli_embed_writes_parquet_and_refuses_missing_images(tmp_path, ms_encode
     runner = CliRunner()
     out = tmp_path / "emb.parquet"
     result = runner.invoke(
-        app,
+        cli,
         [
             "embed",
             str(tmp_path / "chips" / "chips.csv"),
@@ -207,7 +207,7 @@ def test_cli_embed_writes_parquet_and_refuses_missing_images(tmp_path, ms_encode
     assert list(frame.columns[:2]) == ["id", "e000"] and len(frame) == 18
     pd.DataFrame({"image": ["missing.tif"]}).to_csv(tmp_path / "bad.csv", index=False)
     result = runner.invoke(
-        app,
+        cli,
         [
             "embed",
             str(tmp_path / "bad.csv"),

@@ -48,11 +48,11 @@ def test_shipped_checkpoints_reproduce_stored_embeddings_of_real_chips():
 
 
 def test_cli_lists_shipped_encoders_with_recipe_and_accuracy():
-    from typer.testing import CliRunner
+    from click.testing import CliRunner
 
-    from humanscape.cli import app
+    from humanscape.cli import cli
 
-    result = CliRunner().invoke(app, ["encoders"])
+    result = CliRunner().invoke(cli, ["encoders"])
     assert result.exit_code == 0, result.output
     for entry in list_weights():
         line = next(ln for ln in result.output.splitlines() if ln.startswith(entry.name))

@@ -6,10 +6,10 @@ import numpy as np
 import rasterio
 import torch
 from affine import Affine
+from click.testing import CliRunner
 from rasterio.windows import Window
-from typer.testing import CliRunner
 
-from humanscape.cli import app
+from humanscape.cli import cli
 from humanscape.geo.raster import open_scene
 from humanscape.models.embed import embed_array
 from humanscape.models.encoder import Encoder
@@ -27,7 +27,7 @@ def test_predict_chips_writes_each_chips_embedding_on_the_chip_grid(tmp_path):
     enc = _encoder(tmp_path / "enc")
     out = tmp_path / "grid.tif"
     args = ["predict-chips", str(scene_dir), "--encoder", str(enc), "--chip", "16"]
-    result = CliRunner().invoke(app, [*args, "--workers", "0", "--out", str(out)])
+    result = CliRunner().invoke(cli, [*args, "--workers", "0", "--out", str(out)])
     assert result.exit_code == 0, result.output
     scene = open_scene(scene_dir)
     encoder = Encoder.load(enc)
@@ -56,9 +56,9 @@ def test_predict_chips_on_two_workers_matches_one_process(tmp_path):
     base = ["predict-chips", str(scene_dir), "--encoder", str(enc), "--chip", "8", "--tile", "2"]
     runner = CliRunner()
     assert (
-        runner.invoke(app, [*base, "--workers", "0", "-o", str(tmp_path / "a.tif")]).exit_code == 0
+        runner.invoke(cli, [*base, "--workers", "0", "-o", str(tmp_path / "a.tif")]).exit_code == 0
     )
-    two = runner.invoke(app, [*base, "--workers", "2", "-o", str(tmp_path / "b.tif")])
+    two = runner.invoke(cli, [*base, "--workers", "2", "-o", str(tmp_path / "b.tif")])
     assert two.exit_code == 0, two.output
     with rasterio.open(tmp_path / "a.tif") as a, rasterio.open(tmp_path / "b.tif") as b:
         np.testing.assert_allclose(a.read(), b.read(), rtol=1e-5, atol=1e-6)

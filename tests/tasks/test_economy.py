@@ -14,6 +14,7 @@ from humanscape.data.chiptable import read_chips
 from humanscape.errors import HumanscapeError
 from humanscape.tasks.economy.district import (
     DistrictRegressor,
+    DistrictTiles,
     augment_districts,
     district_pairs,
     district_stats,
@@ -268,15 +269,17 @@ def test_economy_model_fits_predicts_and_reloads_the_same(score_model, real_chip
     district = rng.permutation(np.arange(len(images)) % 12)
     names = [f"d{k}" for k in range(12)]
     y = np.bincount(district, samples.eurosat_ms()["pop_1km"].to_numpy() + 1, 12)
+    X = DistrictTiles(images, district, names)
     model = EconomyModel(n_clusters=(0, 3), encoder_epochs=1, n_estimators=20, seed=0)
-    model.fit(score_model, images, district, names, y, labelled=(images, targets), progress=False)
-    assert model.encoder_names_ == ["labels_nc0", "labels_nc3"]
-    table, national, values = model.predict(images, district, names)
-    assert values.components.shape == (len(images), 6)  # 3 components per encoder
+    fitted = model.fit(X, y, score_model=score_model, labelled=(images, targets), progress=False)
+    assert fitted is model and model.encoder_names_ == ["labels_nc0", "labels_nc3"]
+    table, national = model.district_table(X)
+    assert model.tile_values(images).components.shape == (len(images), 6)  # 3 per encoder
     assert np.allclose(table["population"], table["score_sum"] * table["district_factor"])
+    np.testing.assert_allclose(model.predict(X), table["population"])
     assert set(national) == {"scores", "district_factors", "adjusted_scores"}
     model.save(tmp_path / "econ")
     again = EconomyModel.load(tmp_path / "econ")
-    table2, national2, _ = again.predict(images, district, names)
+    table2, national2 = again.district_table(X)
     assert np.allclose(table2["population"], table["population"])
     assert national2 == pytest.approx(national)

@@ -9,9 +9,9 @@ import numpy as np
 import pandas as pd
 import pytest
 import rasterio
-from typer.testing import CliRunner
+from click.testing import CliRunner
 
-from humanscape.cli import app
+from humanscape.cli import cli
 from humanscape.data import samples
 from humanscape.tasks.economy.ordinal import EUROSAT_LEVELS
 
@@ -29,7 +29,7 @@ def score_folder(tmp_path_factory):
     )
     out = folder / "score"
     result = runner.invoke(
-        app,
+        cli,
         [
             "economy",
             "fit-score",
@@ -49,7 +49,7 @@ def score_folder(tmp_path_factory):
     assert result.exit_code == 0, result.output
     assert "validation: accuracy" in result.output
     config = json.loads((out / "config.json").read_text())
-    assert config["label_column"] == "class" and config["units"] == "reflectance"
+    assert config["info"]["label_column"] == "class" and config["state"]["units"] == "reflectance"
     assert config["params"]["bands"] == ["B02", "B03", "B04", "B08"]
     assert not (folder / "score.checkpoints").exists()
     return out
@@ -64,25 +64,21 @@ def berlin_tiles(tmp_path_factory):
     cells.to_file(folder / "cells.gpkg")
     cells.drop(columns="geometry").to_csv(folder / "districts.csv", index=False)
     result = runner.invoke(
-        app,
+        cli,
         [
             "economy",
             "tiles",
             str(samples.sample_path("berlin", "IMG_DATA")),
             "--districts",
             str(folder / "cells.gpkg"),
-            "--tile",
+            "--chip",
             "32",
             "--stride",
             "32",
-            "-b",
-            "B02",
-            "-b",
-            "B03",
-            "-b",
-            "B04",
-            "-b",
-            "B08",
+            "--bands",
+            "B02,B03",
+            "--bands",
+            "B04,B08",
             "--out",
             str(folder / "tiles"),
         ],  # fmt: skip
@@ -98,7 +94,7 @@ def berlin_tiles(tmp_path_factory):
 def test_score_a_chip_table_and_a_scene(tmp_path, score_folder, berlin_tiles):
     out = tmp_path / "scores.csv"
     result = runner.invoke(
-        app,
+        cli,
         [
             "economy",
             "score",
@@ -123,7 +119,7 @@ def test_score_a_chip_table_and_a_scene(tmp_path, score_folder, berlin_tiles):
     assert len(gpkg) == len(scores) and gpkg.crs.to_epsg() == 32633
     tif, png = tmp_path / "score.tif", tmp_path / "score.png"
     result = runner.invoke(
-        app,
+        cli,
         [
             "economy",
             "score",
@@ -131,7 +127,7 @@ def test_score_a_chip_table_and_a_scene(tmp_path, score_folder, berlin_tiles):
             str(score_folder),
             "--scene",
             str(samples.sample_path("berlin", "IMG_DATA")),
-            "--tile",
+            "--chip",
             "64",
             "--out",
             str(tif),
@@ -154,9 +150,9 @@ def test_fit_predict_evaluate_on_berlin_districts(tmp_path, score_folder, berlin
     tiles = berlin_tiles / "tiles" / "chips.csv"
     districts = berlin_tiles / "districts.csv"
     model = tmp_path / "econ"
-    fast = ["--n-clusters", "0,2", "--encoder-epochs", "1", "--trees", "20"]
+    fast = ["--n-clusters", "0,2", "--encoder-epochs", "1", "--n-estimators", "20"]
     result = runner.invoke(
-        app,
+        cli,
         [
             "economy",
             "fit",
@@ -177,7 +173,7 @@ def test_fit_predict_evaluate_on_berlin_districts(tmp_path, score_folder, berlin
     assert len(fitted) == 5 and "observed_population" in fitted.columns
     out = tmp_path / "districts.csv"
     result = runner.invoke(
-        app, ["economy", "predict", "--model", str(model), str(tiles), "--out", str(out)]
+        cli, ["economy", "predict", "--model", str(model), str(tiles), "--out", str(out)]
     )
     assert result.exit_code == 0, result.output
     predicted = pd.read_csv(out)
@@ -192,7 +188,7 @@ def test_fit_predict_evaluate_on_berlin_districts(tmp_path, score_folder, berlin
     assert "national Gini" in result.output
     report = tmp_path / "report"
     result = runner.invoke(
-        app,
+        cli,
         [
             "economy",
             "evaluate",
@@ -224,7 +220,7 @@ def test_fit_predict_evaluate_on_berlin_districts(tmp_path, score_folder, berlin
 
 def test_nightlight_values_and_nightlight_encoders(tmp_path, score_folder, berlin_tiles):
     from humanscape.geo.raster import write_raster
-    from humanscape.tasks.economy.workflow import nightlight_values
+    from humanscape.tasks.economy.data import nightlight_values
 
     census = samples.berlin_population()
     rows, cols = np.indices(census.data.shape[1:])
@@ -239,7 +235,7 @@ def test_nightlight_values_and_nightlight_encoders(tmp_path, score_folder, berli
     ]
     assert values.tolist() == pytest.approx(expected)
     result = runner.invoke(
-        app,
+        cli,
         [
             "economy",
             "fit",
@@ -256,7 +252,7 @@ def test_nightlight_values_and_nightlight_encoders(tmp_path, score_folder, berli
             "0",
             "--encoder-epochs",
             "1",
-            "--trees",
+            "--n-estimators",
             "10",
             "--out",
             str(tmp_path / "econ"),
@@ -264,4 +260,4 @@ def test_nightlight_values_and_nightlight_encoders(tmp_path, score_folder, berli
     )
     assert result.exit_code == 0, result.output
     config = json.loads((tmp_path / "econ" / "config.json").read_text())
-    assert config["encoders"] == ["labels_nc0", "nightlight_nc0"]
+    assert config["state"]["encoders"] == ["labels_nc0", "nightlight_nc0"]

@@ -383,5 +383,5 @@ def test_gnn_can_stop_early_on_held_out_training_cities(county, tmp_path):
     again = FlowModel.load(model.save(tmp_path / "m"))
     assert again.validation == "cities"
     np.testing.assert_allclose(again.predict(county), model.predict(county), rtol=1e-5)
-    with pytest.raises(HumanscapeError, match="unknown validation"):
-        FlowModel("gnn", validation="counties")
+    with pytest.raises(HumanscapeError, match="unknown validation 'counties'"):
+        FlowModel("gnn", validation="counties").fit(cities)  # checked when fitting

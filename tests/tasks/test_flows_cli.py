@@ -7,9 +7,9 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 import pytest
-from typer.testing import CliRunner
+from click.testing import CliRunner
 
-from humanscape.cli import app
+from humanscape.cli import cli
 from humanscape.data import samples
 from humanscape.data.synthetic import SyntheticWorld
 
@@ -19,7 +19,7 @@ TEST = str(samples.commuting_od("36093"))
 
 
 def _ok(args):
-    result = runner.invoke(app, args)
+    result = runner.invoke(cli, args)
     assert result.exit_code == 0, result.output
     return result.output
 
@@ -28,7 +28,7 @@ def _ok(args):
 def fitted(tmp_path_factory):
     folder = tmp_path_factory.mktemp("flows")
     out = _ok(["flows", "fit", "--commuting-od", *TRAIN, "--out", str(folder / "model"),
-               "--model", "gravity", "--constraint", "doubly"])  # fmt: skip
+               "--method", "gravity", "--constraint", "doubly"])  # fmt: skip
     return folder, out
 
 
@@ -46,7 +46,7 @@ def test_predict_writes_every_pair_with_tract_ids_and_a_map(fitted):
     folder, _ = fitted
     csv, png = folder / "flows.csv", folder / "map.png"
     _ok(["flows", "predict", "--model", str(folder / "model"), "--commuting-od", TEST,
-         "--out", str(csv), "--map", str(png)])  # fmt: skip
+         "--out", str(csv), "--png", str(png)])  # fmt: skip
     table = pd.read_csv(csv, dtype={"origin": str, "destination": str})
     geoids = set(gpd.read_file(samples.commuting_od("36093") / "regions.shp")["GEOID"].astype(str))
     assert list(table.columns) == ["origin", "destination", "flow"]
@@ -80,24 +80,26 @@ def test_evaluate_writes_metrics_bands_and_plots(fitted):
 def test_generic_regions_and_embeddings_path(tmp_path):
     world = SyntheticWorld(256, 256, seed=2, n_districts=8)
     districts = world.districts()
-    regions = gpd.GeoDataFrame(
-        {"id": districts["district"].astype(str)}, geometry=districts.geometry, crs=districts.crs
+    regions = gpd.GeoDataFrame(  # the id column may have any name (--id-column)
+        {"tract": districts["district"].astype(str)}, geometry=districts.geometry, crs=districts.crs
     )
     regions.to_file(tmp_path / "regions.gpkg")
     scene = world.write_scene(tmp_path / "scene.tif")
-    out = _ok(["flows", "embed", "--regions", str(tmp_path / "regions.gpkg"), "--scene", str(scene),
-               "--encoder", "simclr_resnet18half_eurosat_ms", "--tile", "16",
+    out = _ok(["flows", "embed", "--regions", str(tmp_path / "regions.gpkg"), "--id-column",
+               "tract", "--scene", str(scene),
+               "--encoder", "simclr_resnet18half_eurosat_ms", "--chip", "16",
                "--out", str(tmp_path / "emb.parquet")])  # fmt: skip
     emb = pd.read_parquet(tmp_path / "emb.parquet")
-    assert "8 regions" in out and emb["id"].tolist() == regions["id"].tolist()
+    assert "8 regions" in out and emb["id"].tolist() == regions["tract"].tolist()
     d = (emb.shape[1] - 2) // 2
     assert list(emb.columns[:3]) == ["id", "n_tiles", "e000"] and f"e{2 * d - 1:03d}" in emb
     flows, _ = world.flows()
     flows[["origin", "destination", "flow"]].to_csv(tmp_path / "flows.csv", index=False)
-    _ok(["flows", "fit", "--regions", str(tmp_path / "regions.gpkg"), "--flows",
+    _ok(["flows", "fit", "--regions", str(tmp_path / "regions.gpkg"), "--id-column", "tract",
+         "--flows",
          str(tmp_path / "flows.csv"), "--embeddings", str(tmp_path / "emb.parquet"),
-         "--model", "gnn", "--epochs", "2", "--out", str(tmp_path / "gnn")])  # fmt: skip
+         "--method", "gnn", "--epochs", "2", "--out", str(tmp_path / "gnn")])  # fmt: skip
     _ok(["flows", "predict", "--model", str(tmp_path / "gnn"), "--regions",
-         str(tmp_path / "regions.gpkg"), "--embeddings", str(tmp_path / "emb.parquet"),
+         str(tmp_path / "regions.gpkg"), "--id-column", "tract", "--embeddings", str(tmp_path / "emb.parquet"),
          "--out", str(tmp_path / "pred.csv")])  # fmt: skip
     assert len(pd.read_csv(tmp_path / "pred.csv")) > 0

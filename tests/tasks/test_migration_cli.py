@@ -8,9 +8,9 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
-from typer.testing import CliRunner
+from click.testing import CliRunner
 
-from humanscape.cli import app
+from humanscape.cli import cli
 from humanscape.data.synthetic import SyntheticWorld, write_census_inputs
 
 runner = CliRunner()
@@ -24,7 +24,7 @@ def world(tmp_path_factory):
 
 
 def _ok(args):
-    result = runner.invoke(app, args)
+    result = runner.invoke(cli, args)
     assert result.exit_code == 0, result.output
     return result.output
 
@@ -32,20 +32,39 @@ def _ok(args):
 def test_fit_and_predict_the_default_model_with_intervals(world):
     folder, p = world
     census = str(p["census"])
+    # 40 municipalities: 6 calibration rows, too few for 90 % intervals (9 needed): said so, and
+    # no [0, inf] interval is written as if it were one
     out = _ok(
         [
-            "migration", "fit", census, "--id", "municipality", "--target", "outflow", "--drop",
-            "--polygons", str(p["polygons"]), "--out", str(folder / "default"),
+            "migration", "fit", census, "--id-column", "municipality", "--target", "outflow",
+            "--drop", "--out", str(folder / "narrow"),
+        ]
+    )  # fmt: skip
+    assert "no finite 90 % interval: 6 calibration municipalities are too few" in out
+    out = _ok(["migration", "predict", "--model", str(folder / "narrow"), census,
+               "--out", str(folder / "narrow.csv")])  # fmt: skip
+    assert "no interval" in out and "intervals)" not in out
+    narrow = pd.read_csv(folder / "narrow.csv")
+    assert narrow["lower"].isna().all() and narrow["upper"].isna().all()
+    config = (folder / "narrow" / "config.json").read_text()
+    assert "Infinity" not in config and json.loads(config)["state"]["conformal_quantile"] is None
+    # 80 % intervals need 4 calibration rows
+    out = _ok(
+        [
+            "migration", "fit", census, "--id-column", "municipality", "--target", "outflow",
+            "--drop", "--alpha", "0.2", "--polygons", str(p["polygons"]),
+            "--out", str(folder / "default"),
         ]
     )  # fmt: skip
     assert "dropped 1 non-numeric column(s): region" in out
     config = json.loads((folder / "default" / "config.json").read_text())
-    assert config["params"]["model"] == "ensemble" and "outflow" not in config["variables"]
+    assert config["params"]["method"] == "ensemble" and "outflow" not in config["state"]["variables"]
+    assert config["state"]["id_column"] == "municipality"
     assert not (folder / "default.checkpoints").exists()
     _ok(
         [
-            "migration", "predict", "--model", str(folder / "default"), census, "--id",
-            "municipality", "--out", str(folder / "pred.csv"),
+            "migration", "predict", "--model", str(folder / "default"), census,
+            "--out", str(folder / "pred.csv"),
         ]
     )  # fmt: skip
     pred = pd.read_csv(folder / "pred.csv")
@@ -69,8 +88,8 @@ def test_signature_with_imagery_writes_its_signature_figures(world):
     ).to_csv(folder / "groups.csv", index=False)
     _ok(
         [
-            "migration", "fit", str(p["census"]), "--id", "municipality", "--target", "outflow",
-            "--drop", "--model", "signature+imagery", "--images", str(p["tiles"]), "--epochs", "3",
+            "migration", "fit", str(p["census"]), "--id-column", "municipality", "--target",
+            "outflow", "--drop", "--method", "signature+imagery", "--images", str(p["tiles"]), "--epochs", "3",
             "--variable-groups", str(folder / "groups.csv"), "--out", str(model),
         ]
     )  # fmt: skip
@@ -78,11 +97,11 @@ def test_signature_with_imagery_writes_its_signature_figures(world):
         assert (model / name).exists(), name
     assert not (folder / "sig.checkpoints").exists()  # removed once the model is written
     config = json.loads((model / "config.json").read_text())
-    assert len(config["layouts"]) == 3 and config["bands"] == ["B02", "B03", "B04", "B08"]
+    state = config["state"]
+    assert len(state["layouts"]) == 3 and state["bands"] == ["B02", "B03", "B04", "B08"]
     _ok(
         [
-            "migration", "predict", "--model", str(model), str(p["census"]), "--id",
-            "municipality", "--images", str(p["tiles"]), "--out", str(folder / "sig.csv"),
+            "migration", "predict", "--model", str(model), str(p["census"]), "--images", str(p["tiles"]), "--out", str(folder / "sig.csv"),
         ]
     )  # fmt: skip
     assert len(pd.read_csv(folder / "sig.csv")) == 40
@@ -93,9 +112,9 @@ def test_evaluate_reports_metrics_importance_moran_transfer_and_plots(world):
     report = folder / "report"
     out = _ok(
         [
-            "migration", "evaluate", str(p["census"]), "--id", "municipality", "--target",
-            "outflow", "--models", "ensemble,dense", "--epochs", "3", "--splits", "3",
-            "--polygons", str(p["polygons"]), "--group", "region", "--out", str(report),
+            "migration", "evaluate", str(p["census"]), "--id-column", "municipality", "--target",
+            "outflow", "--methods", "ensemble,dense", "--epochs", "3", "--splits", "3", "--alpha", "0.2",
+            "--polygons", str(p["polygons"]), "--region-column", "region", "--out", str(report),
         ]
     )  # fmt: skip
     summary = pd.read_csv(report / "summary.csv")

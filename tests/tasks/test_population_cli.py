@@ -8,9 +8,9 @@ import numpy as np
 import pandas as pd
 import pytest
 import rasterio
-from typer.testing import CliRunner
+from click.testing import CliRunner
 
-from humanscape.cli import app
+from humanscape.cli import cli
 from humanscape.data import samples
 
 runner = CliRunner()
@@ -29,7 +29,7 @@ def table(tmp_path_factory):
 def test_fit_with_holdout_group_reports_transfer_apart(tmp_path, table):
     out = tmp_path / "m"
     result = runner.invoke(
-        app,
+        cli,
         [
             "population",
             "fit",
@@ -39,7 +39,7 @@ def test_fit_with_holdout_group_reports_transfer_apart(tmp_path, table):
             "--out",
             str(out),
             *FAST,
-            "--holdout-group",
+            "--region-column",
             "class",
             "--holdout",
             "Residential",
@@ -52,19 +52,20 @@ def test_fit_with_holdout_group_reports_transfer_apart(tmp_path, table):
     validation = pd.read_csv(out / "validation.csv")
     assert set(validation["set"]) == {"validation"}
     config = json.loads((out / "config.json").read_text())
-    assert config["transfer"] == {"held_out": "class = Residential", "n": 6}
+    assert config["info"]["transfer"] == {"held_out": "class = Residential", "n": 6}
     # the held-out region was never seen: 54 chips for training + validation
-    assert config["validation"]["n_train"] + config["validation"]["n_validation"] == 54
+    validation = config["state"]["validation"]
+    assert validation["n_train"] + validation["n_validation"] == 54
 
 
 def test_predict_chips_and_evaluate(tmp_path, table):
     model = tmp_path / "m"
     fit = runner.invoke(
-        app, ["population", "fit", str(table), "--target", "pop_1km", "--out", str(model), *FAST]
+        cli, ["population", "fit", str(table), "--target", "pop_1km", "--out", str(model), *FAST]
     )
     assert fit.exit_code == 0, fit.output
     pred = runner.invoke(
-        app,
+        cli,
         ["population", "predict", "--model", str(model), str(table), "-o", str(tmp_path / "p.csv")],
     )
     assert pred.exit_code == 0, pred.output
@@ -75,7 +76,7 @@ def test_predict_chips_and_evaluate(tmp_path, table):
     ).all()
     report = tmp_path / "report"
     ev = runner.invoke(
-        app,
+        cli,
         [
             "population",
             "evaluate",
@@ -102,7 +103,7 @@ def test_scene_map_on_a_reference_grid_with_district_totals(tmp_path, table):
 
     model = tmp_path / "m"
     runner.invoke(
-        app, ["population", "fit", str(table), "--target", "pop_1km", "--out", str(model), *FAST]
+        cli, ["population", "fit", str(table), "--target", "pop_1km", "--out", str(model), *FAST]
     )
     census = samples.sample_path("berlin", "population_1km_eurostat.tif")
     with rasterio.open(census) as src:
@@ -118,7 +119,7 @@ def test_scene_map_on_a_reference_grid_with_district_totals(tmp_path, table):
     )
     halves.to_file(tmp_path / "d.gpkg")
     result = runner.invoke(
-        app,
+        cli,
         ["population", "predict", "--model", str(model), "--scene",
          str(samples.sample_path("berlin", "IMG_DATA")), "--grid", str(census), "--districts",
          str(tmp_path / "d.gpkg"), "-o", str(tmp_path / "pop.tif"), "--png", str(tmp_path / "pop.png")],

@@ -268,9 +268,9 @@ def test_group_cv_never_mixes_groups_and_writes_report(stack, world, tmp_path):
 
 
 def test_cli_chain_features_fit_predict_evaluate(world, tmp_path):
-    from typer.testing import CliRunner
+    from click.testing import CliRunner
 
-    from humanscape.cli import app
+    from humanscape.cli import cli
 
     scenes = [
         str(world.write_scene(tmp_path / f"s_{d}.tif", period=p))
@@ -280,7 +280,7 @@ def test_cli_chain_features_fit_predict_evaluate(world, tmp_path):
     runner = CliRunner()
 
     def ok(*args):
-        result = runner.invoke(app, ["settlements", *map(str, args)])
+        result = runner.invoke(cli, ["settlements", *map(str, args)])
         assert result.exit_code == 0, result.output
         return result.output
 
@@ -295,7 +295,7 @@ def test_cli_chain_features_fit_predict_evaluate(world, tmp_path):
         tmp_path / "labels.gpkg",
         "--out",
         tmp_path / "run",
-        "--model",
+        "--method",
         "rf",
         "--n-estimators",
         20,
@@ -327,7 +327,9 @@ def test_cli_chain_features_fit_predict_evaluate(world, tmp_path):
     with rasterio.open(tmp_path / "p.tif") as a, rasterio.open(tmp_path / "fused.tif") as b:
         np.testing.assert_array_equal(a.read(), b.read())
     config = json.loads((tmp_path / "run" / "config.json").read_text())
-    assert config["periods"] == ["2015-2016", "2019-2020"] and config["texture_window"] == 7
+    assert config["kind"] == "humanscape.settlements"
+    assert config["info"]["periods"] == ["2015-2016", "2019-2020"]
+    assert config["info"]["texture_window"] == 7
     ok(
         "evaluate",
         tmp_path / "f.tif",
@@ -335,7 +337,7 @@ def test_cli_chain_features_fit_predict_evaluate(world, tmp_path):
         tmp_path / "labels.gpkg",
         "--out",
         tmp_path / "rep",
-        "--models",
+        "--methods",
         "lr",
         "--negatives",
         3000,
@@ -344,7 +346,7 @@ def test_cli_chain_features_fit_predict_evaluate(world, tmp_path):
     )
     assert pd.read_csv(tmp_path / "rep" / "table.csv")["model"].eq("lr").all()
     bad = runner.invoke(
-        app,
+        cli,
         [
             "settlements",
             "fit",
@@ -473,7 +475,7 @@ def test_settlement_classifier_is_a_scikit_learn_estimator():
     fitted = copy.fit(X, y)
     assert fitted is copy and fitted.predict_proba(X).shape == (40, 2)
     assert (fitted.predict(X) == y).mean() > 0.9 and fitted.score(X, y) > 0.9
-    with pytest.raises(HumanscapeError, match="unknown model 'knn'"):
+    with pytest.raises(HumanscapeError, match="unknown settlement method 'knn'"):
         SettlementClassifier("knn").fit(X, y)
 
 
@@ -502,7 +504,11 @@ def test_model_folder_is_skops_and_loads_only_trusted_types(tmp_path):
     for model in ("lr", "svm", "rf"):
         clf = SettlementClassifier(model, n_estimators=5).fit(X, y)
         folder = clf.save(tmp_path / model)
-        assert sorted(p.name for p in folder.iterdir()) == ["config.json", "model.skops"]
+        assert sorted(p.name for p in folder.iterdir()) == [
+            ".humanscape.json",
+            "config.json",
+            "model.skops",
+        ]
         back = SettlementClassifier.load(folder)
         np.testing.assert_array_equal(back.predict_proba(X), clf.predict_proba(X))
     # a model file naming a function (code) is refused
@@ -510,17 +516,10 @@ def test_model_folder_is_skops_and_loads_only_trusted_types(tmp_path):
     sio.dump(evil, tmp_path / "rf" / "model.skops")
     with pytest.raises(HumanscapeError, match="not trusted: .*system"):
         SettlementClassifier.load(tmp_path / "rf")
-    # an old pickle folder loads only when the user trusts it
-    import joblib
-
+    # a folder without its model file is refused by name
     (tmp_path / "rf" / "model.skops").unlink()
-    joblib.dump(SettlementClassifier("lr").fit(X, y).estimator_, tmp_path / "rf" / "model.joblib")
-    with pytest.raises(HumanscapeError, match="pickle"):
+    with pytest.raises(HumanscapeError, match="model file missing"):
         SettlementClassifier.load(tmp_path / "rf")
-    assert SettlementClassifier.load(tmp_path / "rf", trust_pickle=True).predict_proba(X).shape == (
-        40,
-        2,
-    )
 
 
 def test_cv_scores_held_out_blocks_at_their_true_class_balance(stack, world):
@@ -573,5 +572,5 @@ def test_model_and_complement_weight_are_chosen_by_spatial_cv(stack, world):
     )
     assert len(table) == 4 * 3  # lr, svm, rf, hgb x complement weight 0, 0.25, 1
     top = table.iloc[0]
-    assert best.model == top["model"] and best.complement_weight == top["complement_weight"]
+    assert best.method == top["method"] and best.complement_weight == top["complement_weight"]
     assert table["mean_test_score"].iloc[0] == table["mean_test_score"].max()

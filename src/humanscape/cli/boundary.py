@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import signal
 import sys
 import tempfile
@@ -190,6 +191,9 @@ def run_guarded(group: click.Group, args: list[str], prog_name: str, extra: dict
     except (KeyboardInterrupt, click.Abort):
         _interrupted()
         return 130
+    except BrokenPipeError:  # the reader of our output went away (| head): stop quietly
+        sys.stdout = open(os.devnull, "w")
+        return 0
     except HumanscapeError as exc:
         say(f"error: {exc.one_line()}")
         return 2

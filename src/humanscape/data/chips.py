@@ -53,7 +53,7 @@ def chip_scene(
     pixel_scene = scene if scene.grid.matches(grid.pixels) else scene.aligned_to(grid.pixels)
     names = pixel_scene.resolve(bands)
     names = [n for n in names if pixel_scene.sensor.band(n).kind != "qa"]
-    with atomic_folder(out_dir, marker="chips.csv") as tmp:
+    with atomic_folder(out_dir, written_by="chip") as tmp:
         table = _write_chips(
             pixel_scene, grid, tmp, names, neighbors, min_valid, progress, scene.name
         )
@@ -156,7 +156,7 @@ def chip_districts(
     names = [n for n in names if scene.sensor.band(n).kind != "qa"]
     local = districts.to_crs(scene.crs)
     records = []
-    with atomic_folder(Path(out_dir), marker="chips.csv") as tmp:
+    with atomic_folder(Path(out_dir), written_by="economy tiles") as tmp:
         (tmp / "chips").mkdir()
         rows = list(local.itertuples(index=False))
         for k, row in enumerate(

@@ -108,6 +108,11 @@ def file_token(paths: Sequence[str | Path]) -> str:
     return ";".join(parts)
 
 
+def folder_token(folder: str | Path) -> str:
+    """:func:`file_token` of the files of a folder (a model folder a resumed map must find unchanged)."""
+    return file_token(sorted(str(p) for p in Path(folder).glob("*") if p.is_file()))
+
+
 def write_map(
     job: WindowedMap,
     out: str | Path,

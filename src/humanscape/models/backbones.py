@@ -25,12 +25,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Literal
 
+import humanscape.models._torch_shim  # noqa: F401  (registers torchvision ops before lightning / timm)
+
 import timm
 import torch
 from torch import nn
 
 from humanscape.errors import HumanscapeError
-from humanscape.models import _torch_shim  # noqa: F401  (before timm)
 
 Adapter = Literal["native", "conv1x1", "samescaled"]
 ADAPTERS = ("native", "conv1x1", "samescaled")

@@ -17,6 +17,8 @@ rural / uninhabited)::
 
 from __future__ import annotations
 
+import humanscape.models._torch_shim  # noqa: F401  (registers torchvision ops before lightning / timm)
+
 import lightning.pytorch as pl
 import numpy as np
 import torch

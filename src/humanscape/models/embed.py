@@ -26,10 +26,12 @@ def embed_array(
     encoder: Encoder,
     images: np.ndarray | torch.Tensor,
     *,
-    batch_size: int = 128,
+    batch_size: int | None = None,
     progress: bool = False,
 ) -> np.ndarray:
-    """Embed ``(n, bands, H, W)`` images (in the encoder's units) -> ``(n, num_features)`` float32."""
+    """Embed ``(n, bands, H, W)`` images (in the encoder's units) -> ``(n, num_features)`` float32.
+
+    ``batch_size`` defaults to what fits the memory budget (:func:`batch_for`)."""
     if images.ndim != 4:
         raise HumanscapeError(f"images must be (n, bands, H, W), got shape {tuple(images.shape)}")
     if images.shape[1] != len(encoder.bands):
@@ -39,6 +41,7 @@ def embed_array(
         )
     encoder.eval()
     device = next(encoder.parameters()).device
+    batch_size = batch_size or batch_for(encoder, (int(images.shape[2]), int(images.shape[3])))
     out = np.empty((images.shape[0], encoder.num_features), np.float32)
     for start in tqdm(
         range(0, images.shape[0], batch_size), disable=not progress, desc="embed", unit="batch"
@@ -50,6 +53,25 @@ def embed_array(
             batch = torch.where(torch.isfinite(batch), batch, encoder.mean.expand_as(batch))
         out[start : start + batch_size] = encoder(batch).cpu().numpy()
     return out
+
+
+#: Memory a batch of chips may take in the encoder's forward pass, by default (bytes).
+BATCH_BUDGET = 1 << 30
+
+
+def batch_for(encoder: Encoder, chip_shape: tuple[int, int], *, budget: int = BATCH_BUDGET) -> int:
+    """Chips per batch so that the forward pass stays within ``budget`` bytes.
+
+    A frozen CNN's peak memory grows with the pixels it processes: ``orientations`` views of the
+    chip, upsampled ``input_scale`` times a side. Per processed pixel the peak is about as many
+    bytes as the backbone has output features (measured for the shipped ResNet-18-half, 256
+    features: 229 bytes a pixel on 300 px chips, ``x2``, 4 orientations: 330 MB a chip; a wider
+    backbone keeps wider activations).
+    """
+    views = max(1, int(encoder.orientations))
+    pixels = views * (chip_shape[0] * encoder.input_scale) * (chip_shape[1] * encoder.input_scale)
+    per_chip = max(1.0, pixels * encoder.backbone.num_features)
+    return int(max(1, min(1024, budget // per_chip)))
 
 
 # --- chips ------------------------------------------------------------------------------------
@@ -111,7 +133,7 @@ def embed_chip_table(
     table: str | Path,
     encoder: Encoder,
     *,
-    batch_size: int = 128,
+    batch_size: int | None = None,
     id_column: str | None = None,
     progress: bool = True,
 ) -> pd.DataFrame:
@@ -119,6 +141,8 @@ def embed_chip_table(
 
     The id is ``id_column`` if given, else ``cell_id`` if present, else the image path. Chips are
     read batch by batch (memory flat in the table length); all chips of a batch must have one size.
+    Without ``batch_size`` the batch fits :data:`BATCH_BUDGET` (:func:`batch_for`, from the size of
+    the first chip).
     """
     from humanscape.data.chiptable import read_chip_table
 
@@ -132,6 +156,9 @@ def embed_chip_table(
     key = id_column or ("cell_id" if "cell_id" in frame.columns else "image")
     out = np.empty((len(frame), encoder.num_features), np.float32)
     images = frame["image"].tolist()
+    if batch_size is None:
+        first = read_chip_for(encoder, images[0]) if images else np.empty((0, 1, 1))
+        batch_size = batch_for(encoder, (first.shape[1], first.shape[2]))
     for start in tqdm(
         range(0, len(images), batch_size), disable=not progress, desc="embed", unit="batch"
     ):
@@ -160,7 +187,7 @@ def embed_regions(
     encoder: Encoder,
     tiles: Mapping[object, np.ndarray],
     *,
-    batch_size: int = 128,
+    batch_size: int | None = None,
     progress: bool = False,
 ) -> pd.DataFrame:
     """Mean and std of tile embeddings per region: ``id``, ``n_tiles``, ``mean_e000...``, ``std_e000...``.

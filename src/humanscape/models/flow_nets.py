@@ -23,6 +23,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import humanscape.models._torch_shim  # noqa: F401  (registers torchvision ops before lightning / timm)
+
 import lightning.pytorch as pl
 import numpy as np
 import torch

@@ -33,8 +33,22 @@ def config_of(folder: str | Path, *, kind: str, what: str, command: str) -> dict
         )
     with parsing(path, what, command):
         config = json.loads(path.read_text())
-        if config.get("kind") != kind:
-            raise ValueError(f"kind is {config.get('kind')!r}")
+        if not isinstance(config, dict):
+            raise ValueError("config.json holds no object")
+    found = config.get("kind")
+    if found is None:
+        raise HumanscapeError(
+            "config.json names no kind: a model folder of an older humanscape (before 0.2) or of "
+            "another tool",
+            path=path,
+            fix=f"re-create the model with '{command}'",
+        )
+    if found != kind:
+        raise HumanscapeError(
+            f"holds a model of kind {found!r}, not a{'n' if what[0] in 'aeiou' else ''} {what}",
+            path=folder,
+            fix=f"point --model at the folder '{command}' wrote",
+        )
     return config
 
 
@@ -65,11 +79,17 @@ def read_weights(path: Path, reader: Callable[[str], Any], command: str) -> Any:
         ) from None
 
 
-def load_net_weights(net: Any, path: Path, command: str) -> Any:
-    """Read a safetensors state dict into ``net`` (put in eval mode); a mismatch is refused by name."""
+def load_net_weights(
+    net: Any, path: Path, command: str, *, state: dict[str, Any] | None = None
+) -> Any:
+    """Read a safetensors state dict into ``net`` (put in eval mode); a mismatch is refused by name.
+
+    ``state``: the part of ``path`` that belongs to ``net`` when the file holds several networks.
+    """
     from safetensors.torch import load_file
 
-    state = read_weights(path, load_file, command)
+    if state is None:
+        state = read_weights(path, load_file, command)
     try:
         net.load_state_dict(state)
     except RuntimeError as exc:

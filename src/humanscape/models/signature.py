@@ -29,6 +29,8 @@ from __future__ import annotations
 
 import math
 
+import humanscape.models._torch_shim  # noqa: F401  (registers torchvision ops before lightning / timm)
+
 import numpy as np
 import torch
 from torch import nn

@@ -11,6 +11,8 @@ encoder (without the head) is what humanscape ships and embeds with.
 
 from __future__ import annotations
 
+import humanscape.models._torch_shim  # noqa: F401  (registers torchvision ops before lightning / timm)
+
 import lightning.pytorch as pl
 import torch
 import torch.nn.functional as F

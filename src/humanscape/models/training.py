@@ -10,11 +10,34 @@ import logging
 import tempfile
 from pathlib import Path
 
+import humanscape.models._torch_shim  # noqa: F401  (registers torchvision ops before lightning / timm)
+
 import lightning.pytorch as pl
 import torch
 from torch.utils.data import DataLoader, Dataset
 
 log = logging.getLogger(__name__)
+
+#: The base class of humanscape's trainable modules (task modules import it from here, after the
+#: torchvision shim, never Lightning directly).
+LightningModule = pl.LightningModule
+
+
+def quiet_lightning() -> None:
+    """Lightning's own messages through the root logger only, and only with ``--verbose``.
+
+    Lightning gives its ``lightning`` logger a console handler of its own at INFO, so that every
+    line (GPU / TPU availability, an advert, why training stopped) came out twice beside the root
+    logger's; without it the messages propagate to the root logger, at WARNING unless humanscape
+    itself logs at INFO.
+    """
+    verbose = logging.getLogger("humanscape").getEffectiveLevel() <= logging.INFO
+    for name in ("lightning", "lightning.pytorch", "lightning.fabric"):
+        logger = logging.getLogger(name)
+        for handler in list(logger.handlers):
+            logger.removeHandler(handler)
+        logger.propagate = True
+        logger.setLevel(logging.INFO if verbose else logging.WARNING)
 
 
 def fit_module(
@@ -108,6 +131,7 @@ def _fit(
             log.info("resuming from %s", ckpt_path)
     if val_loader is not None and patience is not None:
         callbacks.append(pl.callbacks.EarlyStopping(monitor=monitor, mode="min", patience=patience))
+    quiet_lightning()
     trainer = pl.Trainer(
         max_epochs=epochs,
         min_epochs=min(min_epochs, epochs) if min_epochs else None,

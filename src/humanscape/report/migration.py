@@ -15,7 +15,6 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 import matplotlib
 
@@ -187,31 +186,3 @@ def error_png(
     ax.set_ylabel("estimate - observed (migrants)")
     ax.set_title(title or f"Error versus population (r2 = {r:.2f})")
     return _save(fig, Path(path))
-
-
-def draw_migration_figures(kind: str, data: dict[str, Any], folder: Path) -> None:
-    """The figures of a fit (``kind="signature"``) or an evaluation (``"evaluate"``) into ``folder``.
-
-    Called by ``migration fit`` / ``evaluate`` inside their atomic output folders.
-    """
-    model = data["model"]
-    if model.layouts_:
-        names = model.variables_
-        strength = None
-        table = data.get("table")
-        if table is not None:
-            z = model.standardiser_.transform(table.features[model.standardiser_.columns_])
-            strength = np.abs(z).mean(axis=0)
-        groups = data.get("groups")
-        if groups:  # a missing-value indicator belongs to its variable's group
-            groups = {n: groups.get(n.removesuffix(" missing"), "other") for n in names}
-        signature_png(
-            model.layouts_[-1], names, folder / "signature.png", groups=groups, strength=strength
-        )
-        pop = next((n for n in names if "pop" in n.lower()), None)
-        signature_epochs_png(model.layouts_, names, folder / "signature_epochs.png", highlight=pop)
-    if kind == "evaluate":
-        if data.get("importance") is not None:
-            importance_png(data["importance"], folder / "importance.png")
-        if data.get("population") is not None:
-            error_png(data["population"], data["error"], folder / "error_vs_population.png")

@@ -1,6 +1,1 @@
-"""District economic indicators from hyperlocal tile scores (Park et al. 2022).
-
-Importing this package installs the torchvision shim before Lightning / timm are imported.
-"""
-
-from humanscape.models import _torch_shim  # noqa: F401  (must run before lightning / timm)
+"""District economic indicators from hyperlocal tile scores (Park et al. 2022)."""

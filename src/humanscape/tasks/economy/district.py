@@ -35,6 +35,37 @@ KINDS = ("count", "rate")
 
 
 @dataclass
+class DistrictTiles:
+    """Districts as tiles: ``images`` ``(tiles, bands, H, W)``, each tile's ``district`` index
+    into ``names`` (the district ids). What the economy model fits and predicts on."""
+
+    images: np.ndarray
+    district: np.ndarray
+    names: list[str]
+
+    def __post_init__(self) -> None:
+        self.district = np.asarray(self.district, dtype=np.int64)
+        if len(self.district) != len(self.images):
+            raise HumanscapeError(
+                f"{len(self.district)} district indices for {len(self.images)} tiles"
+            )
+        if len(self.district) and (
+            self.district.min() < 0 or self.district.max() >= len(self.names)
+        ):
+            raise HumanscapeError("a tile's district index is outside the district names")
+
+    def subset(self, districts: np.ndarray) -> DistrictTiles:
+        """Only the districts at positions ``districts`` (their tiles, renumbered)."""
+        districts = np.asarray(districts, dtype=np.int64)
+        remap = np.full(len(self.names), -1, dtype=np.int64)
+        remap[districts] = np.arange(len(districts))
+        keep = remap[self.district] >= 0
+        return DistrictTiles(
+            self.images[keep], remap[self.district[keep]], [self.names[i] for i in districts]
+        )
+
+
+@dataclass
 class DistrictStats:
     """Sufficient statistics of the tiles of each district (one row per district).
 

@@ -25,7 +25,6 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-import lightning.pytorch as pl
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -37,7 +36,7 @@ from humanscape.errors import HumanscapeError
 from humanscape.models.augment import SatelliteAugment
 from humanscape.models.deepcluster import IndexDataset
 from humanscape.models.heads import RegressionNet
-from humanscape.models.training import fit_module
+from humanscape.models.training import LightningModule, fit_module
 from humanscape.tasks.economy.ordinal import Thresholds, ordinal_loss
 
 log = logging.getLogger(__name__)
@@ -63,7 +62,7 @@ def pearson_loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return 1 - (p * t).sum() / (p.norm() * t.norm() + 1e-8)
 
 
-class EncoderModule(pl.LightningModule):
+class EncoderModule(LightningModule):
     """Lightning module for one step-2 encoder (see the module docstring).
 
     ``unlabelled`` are the district tiles (uninhabited ones already dropped), ``labelled`` the

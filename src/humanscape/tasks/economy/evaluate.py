@@ -5,8 +5,7 @@
   configuration (the full model, its ablations, the baselines), all on the same splits;
 - :func:`share_curve`: R2 against the training share 0.2 .. 0.8, with and without district
   augmentation (Figure 6);
-- :func:`transfer_spearman`: fitted on one region, Spearman correlation on another (Figure 7);
-- :func:`share_plot`: Figure 6 as a PNG.
+- :func:`transfer_spearman`: fitted on one region, Spearman correlation on another (Figure 7).
 
 A configuration is a pair ``(DistrictStats, regressor factory)``: the district statistics it
 reads (which encoders / features) and how its regressor is built (hyperlocal or not, head,
@@ -16,7 +15,6 @@ augmentation).
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -24,7 +22,10 @@ from scipy.stats import spearmanr
 
 from humanscape.evaluate.regression import coe
 from humanscape.evaluate.regression import r2 as squared_pearson
-from humanscape.tasks.economy.district import DistrictRegressor, DistrictStats
+from humanscape.tasks.economy.data import DistrictData
+from humanscape.tasks.economy.district import DistrictRegressor, DistrictStats, district_stats
+from humanscape.tasks.economy.model import EconomyModel
+from humanscape.tasks.economy.score import pooled_features
 
 Factory = Callable[[bool, int], DistrictRegressor]  # (augment, seed) -> regressor
 Config = tuple[DistrictStats, Factory]
@@ -143,26 +144,93 @@ def transfer_spearman(
     return float(spearmanr(np.asarray(y_target), regressor.predict(target)).statistic)
 
 
-def share_plot(curve: pd.DataFrame, path: str | Path, *, title: str, indicator: str) -> Path:
-    """Figure 6 as a PNG: mean R2 (band: +- one standard deviation over splits) by share."""
-    import matplotlib
+# --- Table 1 configurations ---------------------------------------------------------------------
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(6, 4.2), dpi=120)
-    for augment, colour in ((True, "C0"), (False, "C3")):
-        part = curve[curve["augmentation"] == augment].sort_values("train_share")
-        x, m, s = part["train_share"], part["r2_mean"], part["r2_std"]
-        label = "with district augmentation" if augment else "without augmentation"
-        ax.plot(x, m, "o-", color=colour, label=label)
-        ax.fill_between(x, m - s, m + s, color=colour, alpha=0.15)
-    ax.set_xlabel("share of districts used for training")
-    ax.set_ylabel(f"R² of {indicator} (original scale)")
-    ax.set_title(title)
-    ax.axhline(0, color="k", lw=0.6)
-    ax.legend(loc="best")
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
-    return Path(path)
+def regressor_factory(model: EconomyModel, **overrides: object):  # type: ignore[no-untyped-def]
+    def make(augment: bool, seed: int) -> DistrictRegressor:
+        kwargs: dict = {
+            "n_estimators": model.n_estimators,
+            "augment": augment and model.augment,
+            "max_pairs": model.max_pairs,
+            "kind": model.indicator_kind,
+            "seed": seed,
+            "n_jobs": -1,
+        } | overrides
+        return DistrictRegressor(**kwargs)
+
+    return make
+
+
+def _pca_stats(
+    features: np.ndarray, k: int, data: DistrictData, positive: np.ndarray
+) -> DistrictStats:
+    from sklearn.decomposition import PCA
+
+    comps = PCA(min(k, features.shape[1]), random_state=0).fit_transform(features)
+    return district_stats(data.district, comps, positive, names=data.names)
+
+
+def evaluation_configs(
+    model: EconomyModel, data: DistrictData, *, baseline_images: np.ndarray | None = None
+) -> dict[str, tuple[DistrictStats, object]]:
+    """The full model, its three ablations and three baselines (Table 1), on one fitted model.
+
+    - ``full``: every encoder, eq. 13 with the score sum;
+    - ``without_ensemble``: the first encoder with clusters (else the first) alone;
+    - ``without_fine_tuning``: the score network's own features, no step-2 encoder;
+    - ``without_hyperlocal``: full features, ``y = exp(h([mu, sigma]))`` (no score sum);
+    - ``read_like``: score-network features to 10 components, [mu, sigma], forest on ln y
+      (READ, Han et al. 2020a: weakly supervised embedding statistics + regression);
+    - ``simclr_mean``: the shipped SimCLR encoder of the tiles' kind, mean embedding (10
+      components), forest on ln y (needs its bands in ``baseline_images``);
+    - ``mosaiks_ridge``: MOSAIKS random features (512 filters), district mean, ridge on ln y.
+    """
+    values, stats = model.stats(data.tiles)
+    per = stats.sums.shape[1] // max(len(model.pcas_), 1)
+    nets = model.encoder_names_
+    single = next((i for i, n in enumerate(nets) if not n.endswith("_nc0")), 0)
+    own = pooled_features(model.score_model_.net_, model.score_model_.norm_, data.images)
+    configs: dict[str, tuple[DistrictStats, object]] = {
+        "full": (stats, regressor_factory(model)),
+        "without_ensemble": (
+            stats.select(list(range(single * per, (single + 1) * per))),
+            regressor_factory(model),
+        ),
+        "without_fine_tuning": (
+            _pca_stats(own, model.components, data, values.positive),
+            regressor_factory(model),
+        ),
+        "without_hyperlocal": (stats, regressor_factory(model, hyperlocal=False)),
+        "read_like": (
+            _pca_stats(own, 10, data, values.positive),
+            regressor_factory(model, hyperlocal=False),
+        ),
+    }
+    simclr = _simclr_features(model, baseline_images)
+    if simclr is not None:
+        configs["simclr_mean"] = (
+            _pca_stats(simclr, 10, data, values.positive),
+            regressor_factory(model, hyperlocal=False, std=False),
+        )
+    from humanscape.models.random_features import RandomConvFeatures
+
+    mosaiks = RandomConvFeatures(512, seed=model.seed).fit_transform(np.nan_to_num(data.images))
+    configs["mosaiks_ridge"] = (
+        district_stats(data.district, mosaiks, values.positive, names=data.names),
+        regressor_factory(model, hyperlocal=False, std=False, head="ridge"),
+    )
+    return configs
+
+
+def _simclr_features(model: EconomyModel, images: np.ndarray | None) -> np.ndarray | None:
+    from humanscape.models.embed import embed_array
+    from humanscape.models.registry import list_weights, load_encoder
+
+    if images is None:
+        return None
+    units = model.score_model_.units_
+    for entry in list_weights():
+        if entry.units == units and len(entry.bands) == images.shape[1]:
+            return embed_array(load_encoder(entry.name), images).astype(np.float64)
+    return None

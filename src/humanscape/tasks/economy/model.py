@@ -7,13 +7,14 @@ their 3-component PCAs (:mod:`~humanscape.tasks.economy.encoders`), and the dist
 indicator ``sum f * exp(h(r))``, the district factor ``exp(h(r))``, each district's Gini of tile
 scores, and the national Gini three ways (:mod:`~humanscape.tasks.economy.inequality`).
 
-A fitted model is a folder: ``config.json``, ``score/`` (the score model), ``encoders.safetensors``
-(the encoder networks), ``pca.safetensors`` and ``regressor.skops``.
+The districts are given as :class:`~humanscape.tasks.economy.district.DistrictTiles` (the tiles,
+each tile's district, the district names). A fitted model is a folder
+(:class:`~humanscape.models.estimator.TaskModel`): ``config.json``, ``score/`` (the score model),
+``encoders.safetensors`` (the encoder networks), ``pca.safetensors`` and ``regressor.skops``.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -22,20 +23,18 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import sklearn
-import torch
 from safetensors.numpy import load_file as load_numpy
 from safetensors.numpy import save_file as save_numpy
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 
-from humanscape import __version__
-from humanscape._atomic import atomic_folder
 from humanscape.errors import HumanscapeError
-from humanscape.models.model_folder import config_of, parsing, read_weights
+from humanscape.models.estimator import TaskModel
+from humanscape.models.model_folder import load_net_weights, read_weights
 from humanscape.tasks.economy.district import (
     KINDS,
     DistrictRegressor,
     DistrictStats,
+    DistrictTiles,
     district_stats,
 )
 from humanscape.tasks.economy.encoders import EncoderSpec, PCAProjection, train_encoder
@@ -64,14 +63,14 @@ class TileValues:
     components: np.ndarray  # (tiles, 3 * encoders)
 
 
-class EconomyModel:
+class EconomyModel(TaskModel):
     """District indicator from tiles (see the module docstring).
 
     Parameters
     ----------
     indicator
         Name of the indicator (column of the district table).
-    kind
+    indicator_kind
         ``count`` (population, GDP: unions add) or ``rate`` (per-head values: unions average).
     n_clusters
         ``n_c`` of each encoder per source (paper: 0, 30, 90). Empty: no step-2 encoders, the
@@ -88,11 +87,16 @@ class EconomyModel:
         Seed of everything random.
     """
 
+    kind = "humanscape.economy"
+    what = WHAT
+    refit = REFIT
+    fitted_attribute = "regressor_"
+
     def __init__(
         self,
         *,
         indicator: str = "population",
-        kind: str = "count",
+        indicator_kind: str = "count",
         n_clusters: Sequence[int] = (0, 30, 90),
         sources: Sequence[str] = ("labels",),
         encoder_epochs: int = 5,
@@ -104,26 +108,20 @@ class EconomyModel:
         max_pairs: int = 5000,
         seed: int = 0,
     ) -> None:
-        if kind not in KINDS:
-            raise HumanscapeError(f"unknown indicator kind '{kind}'", fix=f"use one of {KINDS}")
-        if any(k < 0 for k in n_clusters):
-            raise HumanscapeError(f"n_clusters must be >= 0, got {list(n_clusters)}")
-        self.indicator, self.kind = indicator, kind
-        self.n_clusters, self.sources = [int(k) for k in n_clusters], list(sources)
+        self.indicator, self.indicator_kind = indicator, indicator_kind
+        self.n_clusters, self.sources = n_clusters, sources
         self.encoder_epochs, self.encoder_lr, self.lam = encoder_epochs, encoder_lr, lam
         self.components, self.n_estimators, self.augment = components, n_estimators, augment
         self.max_pairs, self.seed = max_pairs, seed
 
-    def get_params(self) -> dict[str, Any]:
-        keys = (
-            "indicator kind n_clusters sources encoder_epochs encoder_lr lam components "
-            "n_estimators augment max_pairs seed"
-        )
-        return {k: getattr(self, k) for k in keys.split()}
+    def _validate_params(self) -> None:
+        self._choice("indicator kind", self.indicator_kind, KINDS)
+        if any(int(k) < 0 for k in self.n_clusters):
+            raise HumanscapeError(f"n_clusters must be >= 0, got {list(self.n_clusters)}")
 
     @property
     def specs(self) -> list[EncoderSpec]:
-        return [EncoderSpec(s, k) for s in self.sources for k in self.n_clusters]
+        return [EncoderSpec(s, int(k)) for s in self.sources for k in self.n_clusters]
 
     # -- step 2
     def fit_encoders(
@@ -188,138 +186,112 @@ class EconomyModel:
             n_estimators=self.n_estimators,
             augment=self.augment,
             max_pairs=self.max_pairs,
-            kind=self.kind,
+            kind=self.indicator_kind,
             seed=self.seed,
             n_jobs=-1,
         )
 
     def fit(
         self,
-        score_model: ScoreModel,
-        tiles: np.ndarray,
-        district: np.ndarray,
-        names: list[str],
+        X: DistrictTiles,
         y: np.ndarray,
         *,
+        score_model: ScoreModel,
         weights: np.ndarray | None = None,
         labelled: tuple[np.ndarray, np.ndarray] | None = None,
         nightlight: np.ndarray | None = None,
         progress: bool = True,
     ) -> EconomyModel:
-        """All of steps 2 and 3: ``tiles`` with their ``district`` index into ``names`` / ``y``."""
+        """Steps 2 and 3 on the districts of ``X`` with indicator ``y`` (one value per district),
+        from a fitted ``score_model`` (step 1)."""
+        self._validate_params()
+        if len(y) != len(X.names):
+            raise HumanscapeError(f"{len(y)} indicator values for {len(X.names)} districts")
         self.fit_encoders(
-            score_model, tiles, labelled=labelled, nightlight=nightlight, progress=progress
+            score_model, X.images, labelled=labelled, nightlight=nightlight, progress=progress
         )
-        values = self.tile_values(tiles)
-        stats = district_stats(district, values.components, values.positive, names=names)
-        self.regressor_ = self.regressor().fit(stats, y, weights)
-        self.n_districts_ = len(names)
+        self.regressor_ = self.regressor().fit(self.stats(X)[1], np.asarray(y), weights)
+        self.n_districts_ = len(X.names)
         return self
 
-    def stats(
-        self, tiles: np.ndarray, district: np.ndarray, names: list[str]
-    ) -> tuple[TileValues, DistrictStats]:
-        values = self.tile_values(tiles)
-        return values, district_stats(district, values.components, values.positive, names=names)
+    def stats(self, X: DistrictTiles) -> tuple[TileValues, DistrictStats]:
+        """Tile values and the district statistics the regressor reads (eq. 9-12)."""
+        values = self.tile_values(X.images)
+        return values, district_stats(X.district, values.components, values.positive, names=X.names)
 
-    def predict(
-        self, tiles: np.ndarray, district: np.ndarray, names: list[str]
-    ) -> tuple[pd.DataFrame, dict[str, float], TileValues]:
-        """Per district: indicator, factor, score sum, tiles, Gini; the national Gini; tile values."""
-        if not hasattr(self, "regressor_"):
-            raise HumanscapeError("the economy model is not fitted", fix="call fit first")
-        values, stats = self.stats(tiles, district, names)
+    def predict(self, X: DistrictTiles) -> np.ndarray:
+        """The indicator of every district of ``X`` (eq. 13-14)."""
+        self.check_fitted()
+        return self.regressor_.predict(self.stats(X)[1])
+
+    def district_table(self, X: DistrictTiles) -> tuple[pd.DataFrame, dict[str, float]]:
+        """Per district: indicator, factor, score sum, tiles, Gini; and the national Gini."""
+        self.check_fitted()
+        values, stats = self.stats(X)
         factor = self.regressor_.factor(stats)
         table = pd.DataFrame(
             {
-                "district": names,
+                "district": X.names,
                 self.indicator: self.regressor_.predict(stats),
                 "district_factor": factor,
                 "score_sum": stats.score_sum,
                 "n_tiles": stats.n.astype(int),
-                "gini": within_district_gini(values.positive, district, len(names)),
+                "gini": within_district_gini(values.positive, X.district, len(X.names)),
             }
         )
-        return table, national_gini(values.positive, district, factor), values
+        return table, national_gini(values.positive, X.district, factor)
 
     # -- persistence
-    def save(self, folder: str | Path, *, extra_files: dict[str, str] | None = None) -> Path:
+    def _state(self, folder: Path) -> dict[str, Any]:
         import skops.io as sio
 
-        if not hasattr(self, "regressor_"):
-            raise HumanscapeError("the economy model is not fitted", fix="call fit first")
-        config = {
-            "kind": "humanscape.economy",
-            "params": self.get_params(),
+        (folder / "score").mkdir()
+        self.score_model_.write_into(folder / "score")
+        weights = {
+            f"{i}.{k}": v.detach().contiguous().cpu()
+            for i, net in enumerate(self.nets_)
+            for k, v in net.state_dict().items()
+        }
+        if weights:
+            save_file(weights, str(folder / "encoders.safetensors"))
+        pcas = {}
+        for i, p in enumerate(self.pcas_):
+            pcas[f"{i}.mean"] = np.ascontiguousarray(p.mean_)
+            pcas[f"{i}.components"] = np.ascontiguousarray(p.components_)
+        save_numpy(pcas, str(folder / "pca.safetensors"))
+        sio.dump(self.regressor_, folder / "regressor.skops")
+        return {
             "encoders": self.encoder_names_,
             "pca_explained": [p.explained_ for p in self.pcas_],
             "n_districts": self.n_districts_,
-            "versions": {
-                "humanscape": __version__,
-                "torch": torch.__version__,
-                "sklearn": sklearn.__version__,
-            },
         }
-        with atomic_folder(Path(folder), marker="config.json") as tmp:
-            (tmp / "score").mkdir()
-            self.score_model_.write_into(tmp / "score")
-            state = {
-                f"{i}.{k}": v.detach().contiguous().cpu()
-                for i, net in enumerate(self.nets_)
-                for k, v in net.state_dict().items()
-            }
-            if state:
-                save_file(state, str(tmp / "encoders.safetensors"))
-            pcas = {}
-            for i, p in enumerate(self.pcas_):
-                pcas[f"{i}.mean"] = np.ascontiguousarray(p.mean_)
-                pcas[f"{i}.components"] = np.ascontiguousarray(p.components_)
-            save_numpy(pcas, str(tmp / "pca.safetensors"))
-            sio.dump(self.regressor_, tmp / "regressor.skops")
-            for name, text in (extra_files or {}).items():
-                (tmp / name).write_text(text)
-            (tmp / "config.json").write_text(json.dumps(config, indent=2))
-        return Path(folder)
 
-    @classmethod
-    def load(cls, folder: str | Path) -> EconomyModel:
-        """Load a folder written by :meth:`save`; a foreign or corrupt folder is refused by name."""
+    def _restore(self, folder: Path, state: dict[str, Any]) -> None:
+        from safetensors.torch import load_file
+
         from humanscape.models.sklearn_io import load_skops
 
-        folder = Path(folder)
-        config = config_of(folder, kind="humanscape.economy", what=WHAT, command=REFIT)
-        with parsing(folder / "config.json", WHAT, REFIT):
-            model = cls(**config["params"])
-            model.encoder_names_ = list(config["encoders"])
-            model.n_districts_ = int(config["n_districts"])
-        model.score_model_ = ScoreModel.load(folder / "score")
-        sm = model.score_model_
-        model.nets_ = []
-        if model.encoder_names_:
-            state = read_weights(folder / "encoders.safetensors", load_file, REFIT)
-            for i in range(len(model.encoder_names_)):
+        self.encoder_names_ = list(state["encoders"])
+        self.n_districts_ = int(state["n_districts"])
+        self.score_model_ = ScoreModel.load(folder / "score")
+        sm = self.score_model_
+        self.nets_ = []
+        if self.encoder_names_:
+            weights = read_weights(folder / "encoders.safetensors", load_file, REFIT)
+            for i in range(len(self.encoder_names_)):
                 net, _ = build_score_net(
                     sm.arch, sm.bands, dropout=sm.dropout, input_size=sm.input_size
                 )
-                part = {k.split(".", 1)[1]: v for k, v in state.items() if k.startswith(f"{i}.")}
-                try:
-                    net.load_state_dict(part)
-                except RuntimeError as exc:
-                    raise HumanscapeError(
-                        f"encoder weights do not fit the score network: {str(exc)[:120]}",
-                        path=folder / "encoders.safetensors",
-                        fix="the folder's files must come from one 'economy fit' run",
-                    ) from None
-                model.nets_.append(net.eval())
+                part = {k.split(".", 1)[1]: v for k, v in weights.items() if k.startswith(f"{i}.")}
+                self.nets_.append(
+                    load_net_weights(net, folder / "encoders.safetensors", REFIT, state=part)
+                )
         arrays = read_weights(folder / "pca.safetensors", load_numpy, REFIT)
-        model.pcas_ = []
-        for i in range(max(len(model.nets_), 1)):
-            p = PCAProjection(model.components, model.seed)
+        self.pcas_ = []
+        for i in range(max(len(self.nets_), 1)):
+            p = PCAProjection(self.components, self.seed)
             p.mean_, p.components_ = arrays[f"{i}.mean"], arrays[f"{i}.components"]
-            model.pcas_.append(p)
-        model.regressor_ = load_skops(
-            folder / "regressor.skops", trusted=SKOPS_TRUSTED, refit="economy fit"
-        )
-        if not isinstance(model.regressor_, DistrictRegressor):
+            self.pcas_.append(p)
+        self.regressor_ = load_skops(folder / "regressor.skops", trusted=SKOPS_TRUSTED, refit=REFIT)
+        if not isinstance(self.regressor_, DistrictRegressor):
             raise HumanscapeError("the regressor file holds no district regressor", path=folder)
-        return model

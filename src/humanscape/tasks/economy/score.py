@@ -14,33 +14,31 @@ The paper trains 100 epochs with Adam at 1e-4 from ImageNet weights; with no pre
 here the default is Adam at 1e-3 from random initialisation with early stopping (measured in
 ``bench/economy.py``).
 
-A fitted model is a folder: ``config.json`` (params, bands, units, normalisation, thresholds,
-validation metrics, training table) and ``score.safetensors``.
+A fitted model is a folder (:class:`~humanscape.models.estimator.TaskModel`): ``config.json``
+(params, bands, units, normalisation, thresholds, validation metrics, training table) and
+``score.safetensors``.
 """
 
 from __future__ import annotations
 
 import copy
-import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import lightning.pytorch as pl
 import numpy as np
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 from torch.utils.data import TensorDataset
 
-from humanscape import __version__
-from humanscape._atomic import atomic_folder
 from humanscape.data.splits import Split
 from humanscape.errors import HumanscapeError
 from humanscape.models.augment import SatelliteAugment
 from humanscape.models.backbones import Backbone
+from humanscape.models.estimator import TaskModel
 from humanscape.models.heads import RegressionNet, band_normalisation, dihedral_views
-from humanscape.models.model_folder import config_of, parsing, read_weights
-from humanscape.models.training import fit_module
+from humanscape.models.model_folder import load_net_weights
+from humanscape.models.training import LightningModule, fit_module
 from humanscape.tasks.economy.ordinal import LEVELS, Thresholds, classify, ordinal_loss
 
 WHAT, REFIT = "score model", "economy fit-score"
@@ -50,7 +48,7 @@ RGBN = ("B02", "B03", "B04", "B08")
 RGB8 = ("red", "green", "blue")
 
 
-class ScoreModule(pl.LightningModule):
+class ScoreModule(LightningModule):
     """Lightning module: normalise, augment, ordinal cross-entropy (eq. 6) on the score."""
 
     def __init__(
@@ -114,7 +112,7 @@ def build_score_net(
     return RegressionNet(backbone, dropout=dropout, input_size=input_size), None
 
 
-class ScoreModel:
+class ScoreModel(TaskModel):
     """Hyperlocal economic score per tile (see the module docstring).
 
     Parameters
@@ -137,6 +135,11 @@ class ScoreModel:
         Seed of the split, the initialisation and the batches.
     """
 
+    kind = "humanscape.economy.score"
+    what = WHAT
+    refit = REFIT
+    fitted_attribute = "net_"
+
     def __init__(
         self,
         *,
@@ -155,20 +158,26 @@ class ScoreModel:
         tta: bool = True,
         seed: int = 0,
     ) -> None:
-        self.arch, self.bands = arch, list(bands)
+        self.arch, self.bands = arch, bands
         self.t1, self.t2, self.t_min, self.t_max = t1, t2, t_min, t_max
         self.epochs, self.batch_size, self.lr = epochs, batch_size, lr
         self.patience, self.dropout, self.tta, self.seed = patience, dropout, tta, seed
         self.input_size = input_size
-        self.thresholds = Thresholds(t1, t2, t_min, t_max)
+
+    @property
+    def thresholds(self) -> Thresholds:
+        """The level thresholds and clamp range of eq. 4-6."""
+        return Thresholds(self.t1, self.t2, self.t_min, self.t_max)
+
+    def _validate_params(self) -> None:
         if not self.bands:
             raise HumanscapeError("no input band given", fix="give --bands, e.g. B02,B03,B04,B08")
-
-    def get_params(self) -> dict[str, Any]:
-        keys = (
-            "arch bands t1 t2 t_min t_max epochs batch_size lr patience dropout input_size tta seed"
-        )
-        return {k: getattr(self, k) for k in keys.split()}
+        if not self.t_min < self.t1 < self.t2 < self.t_max:
+            raise HumanscapeError(
+                f"thresholds must satisfy t_min < t1 < t2 < t_max, got {self.t_min}, {self.t1}, "
+                f"{self.t2}, {self.t_max}",
+                fix="e.g. --t-min -10 --t1 0 --t2 10 --t-max 20 (the paper's values)",
+            )
 
     # -- fitting
     def fit(
@@ -186,6 +195,7 @@ class ScoreModel:
         """Fit on ``(n, len(bands), H, W)`` tiles and ``(n, 3)`` level probabilities (or ``(n,)``
         level indices). Validation: ``validation``, else 20 % of the ``groups`` (whole groups
         held out; default each tile its own group)."""
+        self._validate_params()
         images = np.asarray(images, dtype=np.float32)
         targets = np.asarray(targets, dtype=np.float32)
         if targets.ndim == 1:
@@ -226,7 +236,7 @@ class ScoreModel:
         self.net_ = module.net.eval()
         self.units_, self.chip_shape_ = units, (int(images.shape[2]), int(images.shape[3]))
         self.epochs_run_ = int(module.current_epoch)
-        self.source_ = str(source)
+        self.info_ = {"training_table": str(source)} if source else {}
         scores = self.predict(images[va])
         self.validation_ = score_metrics(scores, targets[va].argmax(1), self.thresholds)
         self.validation_ |= {"n_train": int(tr.size), "n_validation": int(va.size)}
@@ -235,8 +245,7 @@ class ScoreModel:
 
     # -- prediction
     def _check_fitted(self, images: np.ndarray) -> None:
-        if not hasattr(self, "net_"):
-            raise HumanscapeError("the score model is not fitted", fix="call fit first")
+        self.check_fitted()
         if images.ndim != 4 or images.shape[1] != len(self.bands):
             raise HumanscapeError(
                 f"the score model reads {len(self.bands)} bands ({', '.join(self.bands)}), got "
@@ -275,11 +284,17 @@ class ScoreModel:
         """A trainable copy of the fitted network (step 2 encoders start from it)."""
         return copy.deepcopy(self.net_).train()
 
+    def chip_predictor(self, token: str = "") -> Any:
+        """This model as a chip predictor of a map (``predict-chips``, ``economy score --scene``):
+        score and level per tile (:class:`ScoreChips`)."""
+        self.check_fitted()
+        return ScoreChips(self, token)
+
     # -- persistence
-    def config(self) -> dict[str, Any]:
+    def _state(self, folder: Path) -> dict[str, Any]:
+        weights = {k: v.detach().contiguous().cpu() for k, v in self.net_.state_dict().items()}
+        save_file(weights, str(folder / "score.safetensors"))
         return {
-            "kind": "humanscape.economy.score",
-            "params": self.get_params(),
             "levels": list(LEVELS),
             "units": self.units_,
             "chip_shape": list(self.chip_shape_),
@@ -287,60 +302,20 @@ class ScoreModel:
             "epochs_run": self.epochs_run_,
             "validation_split": self.validation_name_,
             "validation": self.validation_,
-            "training_table": self.source_,
-            "label_column": getattr(self, "label_column_", ""),
-            "mapping": getattr(self, "mapping_", ""),
-            "versions": {"humanscape": __version__, "torch": torch.__version__},
         }
 
-    def save(self, folder: str | Path, *, extra_files: dict[str, str] | None = None) -> Path:
-        """Write ``config.json`` and ``score.safetensors`` into ``folder`` atomically."""
-        if not hasattr(self, "net_"):
-            raise HumanscapeError("the score model is not fitted", fix="call fit first")
-        with atomic_folder(Path(folder), marker="config.json") as tmp:
-            self.write_into(tmp)
-            for name, text in (extra_files or {}).items():
-                (tmp / name).write_text(text)
-        return Path(folder)
-
-    def write_into(self, folder: Path) -> None:
-        """Write the model files into an existing folder (used inside another model's folder)."""
-        state = {k: v.detach().contiguous().cpu() for k, v in self.net_.state_dict().items()}
-        save_file(state, str(folder / "score.safetensors"))
-        (folder / "config.json").write_text(json.dumps(self.config(), indent=2))
-
-    @classmethod
-    def load(cls, folder: str | Path) -> ScoreModel:
-        """Load a folder written by :meth:`save`; a foreign or corrupt folder is refused by name."""
-        folder = Path(folder)
-        config_path = folder / "config.json"
-        config = config_of(folder, kind="humanscape.economy.score", what=WHAT, command=REFIT)
-        with parsing(config_path, WHAT, REFIT):
-            model = cls(**config["params"])
-            model.norm_ = config["normalisation"]
-            model.units_ = config["units"]
-            model.chip_shape_ = tuple(config["chip_shape"])
-            model.epochs_run_ = int(config.get("epochs_run", 0))
-            model.validation_ = config.get("validation", {})
-            model.validation_name_ = config.get("validation_split", "")
-            model.source_ = config.get("training_table", "")
-            model.label_column_ = config.get("label_column", "")
-            model.mapping_ = config.get("mapping", "")
+    def _restore(self, folder: Path, state: dict[str, Any]) -> None:
+        self.norm_ = state["normalisation"]
+        self.units_ = state["units"]
+        self.chip_shape_ = tuple(state["chip_shape"])
+        self.epochs_run_ = int(state.get("epochs_run", 0))
+        self.validation_ = state.get("validation", {})
+        self.validation_name_ = state.get("validation_split", "")
         weights = folder / "score.safetensors"
-        state = read_weights(weights, load_file, REFIT)
         net, _ = build_score_net(
-            model.arch, model.bands, dropout=model.dropout, input_size=model.input_size
+            self.arch, self.bands, dropout=self.dropout, input_size=self.input_size
         )
-        try:
-            net.load_state_dict(state)
-        except RuntimeError as exc:
-            raise HumanscapeError(
-                f"weights do not fit the configured network: {str(exc)[:160]}",
-                path=weights,
-                fix="config.json and score.safetensors must come from one run",
-            ) from None
-        model.net_ = net.eval()
-        return model
+        self.net_ = load_net_weights(net, weights, REFIT)
 
 
 @torch.inference_mode()
@@ -388,3 +363,29 @@ def score_metrics(scores: np.ndarray, levels: np.ndarray, th: Thresholds) -> dic
         if (levels == k).any():
             out[f"mean_score_{name}"] = float(np.mean(scores[levels == k]))
     return out
+
+
+class ScoreChips:
+    """The hyperlocal score model as a chip predictor: score and level (eq. 4) per tile."""
+
+    outputs = ("score", "level")
+    units = ("score", "level")
+
+    def __init__(self, model: ScoreModel, token: str = "") -> None:
+        self.model = model
+        self.bands = list(model.bands)
+        self._token = token
+
+    def __call__(self, chips: np.ndarray) -> np.ndarray:
+        from humanscape.scale.chips import set_worker_threads
+
+        set_worker_threads()
+        scores = self.model.predict(chips)
+        return np.stack([scores, classify(scores, self.model.thresholds)], axis=1)
+
+    def token(self) -> str:
+        if not self._token:  # a model not read from a folder: hash the fitted model itself
+            import joblib
+
+            self._token = joblib.hash(self.model)
+        return f"score {self._token} {self.model.thresholds}"

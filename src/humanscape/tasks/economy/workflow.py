@@ -10,55 +10,43 @@ import json
 import logging
 import shutil
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from humanscape._atomic import atomic_folder, atomic_output
-from humanscape.data.chiptable import read_chip_table, read_chips, read_table
+from humanscape.data.chiptable import read_chip_table, read_chips
 from humanscape.errors import HumanscapeError, NoOverlapError
-from humanscape.geo.grid import GridSpec
+from humanscape.geo.inputs import SceneReader
 from humanscape.geo.scene import Scene
+from humanscape.report.economy import share_plot
 from humanscape.scale import Execution
-from humanscape.tasks.economy.district import DistrictRegressor, DistrictStats, district_stats
+from humanscape.tasks.economy.data import (
+    UNITS,
+    DistrictInputs,
+    load_district_data,
+    read_levels,
+    read_tiles,
+)
 from humanscape.tasks.economy.evaluate import (
+    evaluation_configs,
     random_splits,
+    regressor_factory,
     share_curve,
-    share_plot,
     split_r2,
     transfer_spearman,
 )
 from humanscape.tasks.economy.model import EconomyModel
-from humanscape.tasks.economy.ordinal import LEVELS, classify, level_targets, read_mapping
-from humanscape.tasks.economy.score import ScoreModel, pooled_features
+from humanscape.tasks.economy.ordinal import LEVELS, classify
+from humanscape.tasks.economy.score import ScoreChips, ScoreModel
 
 log = logging.getLogger(__name__)
-
-#: Chip units a score model may be trained on.
-UNITS = ("reflectance", "rgb8")
-
-
-# --- step 1 --------------------------------------------------------------------------------------
-
-
-def read_levels(
-    table: pd.DataFrame, column: str, mapping: Path | None, table_path: Path
-) -> np.ndarray:
-    """Level probabilities ``(n, 3)`` of a chip table's ``column`` (level names or mapped classes)."""
-    return level_targets(
-        table[column],
-        mapping=read_mapping(mapping) if mapping is not None else None,
-        path=table_path,
-        column=column,
-        mapping_path=mapping,
-    )
 
 
 def fit_score(
     model: ScoreModel,
-    table_path: Path,
+    table_path: str | Path,
     label_column: str,
     out: Path,
     *,
@@ -68,10 +56,18 @@ def fit_score(
 ) -> list[str]:
     """Fit the score model on a labelled chip table and save it (with ``validation.csv``).
 
-    Checkpoints go to ``<out>.checkpoints/`` every epoch (an interrupted fit started again with the
-    same ``out`` resumes) and are removed once the model is saved.
+    A model whose ``bands`` are ``None`` reads ``B02,B03,B04,B08`` of multispectral chips and
+    ``red,green,blue`` of 8-bit images (JPEG / PNG chips). Checkpoints go to
+    ``<out>.checkpoints/`` every epoch (an interrupted fit started again with the same ``out``
+    resumes) and are removed once the model is saved.
     """
+    from humanscape.data.chiptable import IMAGE_SUFFIXES
+    from humanscape.tasks.economy.score import RGB8, RGBN
+
     table = read_chip_table(table_path, required=[label_column, *([groups] if groups else [])])
+    if model.bands is None:
+        first = str(table["image"].iloc[0])
+        model.set_params(bands=RGB8 if Path(first).suffix.lower() in IMAGE_SUFFIXES else RGBN)
     targets = read_levels(table, label_column, mapping, table_path)
     images, units = read_chips(list(table["image"]), model.bands, units=UNITS, progress=progress)
     checkpoints = out.with_name(out.name + ".checkpoints")
@@ -84,11 +80,14 @@ def fit_score(
         progress=progress,
         source=str(Path(table_path).resolve()),
     )
-    model.label_column_, model.mapping_ = label_column, str(mapping.resolve()) if mapping else ""
+    model.info_ |= {
+        "label_column": label_column,
+        "mapping": str(mapping.resolve()) if mapping else "",
+    }
     v = model.validation_
     counts = {name: int((targets.argmax(1) == k).sum()) for k, name in enumerate(LEVELS)}
-    files = {"validation.csv": pd.DataFrame([v]).to_csv(index=False)}
-    model.save(out, extra_files=files)
+    model.tables_ = {"validation.csv": pd.DataFrame([v])}
+    model.save(out)
     shutil.rmtree(checkpoints, ignore_errors=True)
     return [
         f"trained on {v['n_train']} tiles ({', '.join(f'{k} {n}' for k, n in counts.items())} in "
@@ -98,18 +97,14 @@ def fit_score(
     ]
 
 
-def _read_tiles(model: ScoreModel, paths: list[str], progress: bool) -> np.ndarray:
-    images, _ = read_chips(paths, model.bands, units=(model.units_,), progress=progress)
-    return images
-
-
 def score_table(
-    model: ScoreModel, table_path: Path, out: Path, *, progress: bool = True
+    model_dir: str | Path, table_path: str | Path, out: Path, *, progress: bool = True
 ) -> list[str]:
     """Scores of every chip of a table: CSV ``image, score, class``; a GeoPackage beside it when
     the table has ``geometry`` (WKT) and ``crs``."""
+    model = ScoreModel.load(model_dir)
     table = read_chip_table(table_path)
-    scores = model.predict(_read_tiles(model, list(table["image"]), progress))
+    scores = model.predict(read_tiles(model, list(table["image"]), progress))
     result = pd.DataFrame(
         {
             "image": table["image"],
@@ -141,30 +136,39 @@ def score_table(
     return lines
 
 
-class ScoreChips:
-    """The hyperlocal score model as a chip predictor: score and level (eq. 4) per tile."""
+def map_scores(
+    model_dir: str | Path,
+    scene: str | Path,
+    out: Path,
+    reader: SceneReader,
+    *,
+    chip: int = 64,
+    png: Path | None = None,
+    execution: Execution | None = None,
+) -> list[str]:
+    """A score map of a scene: one score per ``chip`` x ``chip`` px tile (GeoTIFF bands score,
+    level), on the tiled engine; a PNG with the level thresholds in its colour bar label."""
+    from humanscape.geo.write import folder_token
+    from humanscape.report.quicklook import scalar_quicklook
 
-    outputs = ("score", "level")
-    units = ("score", "level")
-
-    def __init__(self, model: ScoreModel, token: str = "") -> None:
-        self.model = model
-        self.bands = list(model.bands)
-        self._token = token
-
-    def __call__(self, chips: np.ndarray) -> np.ndarray:
-        from humanscape.scale.chips import set_worker_threads
-
-        set_worker_threads()
-        scores = self.model.predict(chips)
-        return np.stack([scores, classify(scores, self.model.thresholds)], axis=1)
-
-    def token(self) -> str:
-        if not self._token:  # a model not read from a folder: hash the fitted model itself
-            import joblib
-
-            self._token = joblib.hash(self.model)
-        return f"score {self._token} {self.model.thresholds}"
+    model = ScoreModel.load(model_dir)
+    with reader.open(scene) as s:
+        lines = score_scene(
+            model, s, out, tile=chip, execution=execution, model_token=folder_token(model_dir)
+        )
+    if png is not None:
+        scalar_quicklook(
+            out,
+            png,
+            title=f"Hyperlocal economic score ({chip} px tiles)",
+            units=f"score (< {model.t1:g} uninhabited, {model.t1:g}-{model.t2:g} rural, "
+            f">= {model.t2:g} urban)",
+            vmin=model.t_min,
+            vmax=model.t_max,
+            cmap="magma",
+        )
+        lines.append(f"wrote {png}")
+    return lines
 
 
 def score_scene(
@@ -176,7 +180,7 @@ def score_scene(
     progress: bool = True,
     execution: Execution | None = None,
     model_token: str = "",
-) -> tuple[list[str], np.ndarray, GridSpec]:
+) -> list[str]:
     """A score map of ``scene``: one score per ``tile`` x ``tile`` px block (GeoTIFF: score, level).
 
     Run on the tiled engine (``execution``: Dask workers, scheduler; default this process); blocks
@@ -218,207 +222,63 @@ def score_scene(
         / np.isfinite(levels).sum()
     )
     grid = job.spec.grid
-    return (
-        [
-            f"wrote {out}: {grid.height} x {grid.width} tiles of {tile} px; "
-            + ", ".join(f"{name} {100 * s:.0f} %" for name, s in zip(LEVELS, share, strict=True))
-        ],
-        scores,
-        grid,
-    )
+    return [
+        f"wrote {out}: {grid.height} x {grid.width} tiles of {tile} px; "
+        + ", ".join(f"{name} {100 * s:.0f} %" for name, s in zip(LEVELS, share, strict=True))
+    ]
 
 
-# --- districts -----------------------------------------------------------------------------------
-
-
-@dataclass
-class DistrictData:
-    """Tiles of districts: images, each tile's district index into ``names``, the indicator."""
-
-    images: np.ndarray
-    district: np.ndarray
-    names: list[str]
-    y: np.ndarray | None
-    weights: np.ndarray | None
-    table: pd.DataFrame
-    districts: pd.DataFrame | None
-
-
-def load_district_data(
-    tile_table: Path,
-    district_column: str,
-    bands: list[str],
-    units: str,
+def cut_tiles(
+    scene: str | Path,
+    districts: str | Path,
+    out: Path,
+    reader: SceneReader,
     *,
-    districts_path: Path | None = None,
-    indicator: str | None = None,
-    weight_column: str | None = None,
-    progress: bool = True,
-) -> DistrictData:
-    """Read tiles and (with ``districts_path``) the district table; every mismatch refused by name."""
-    table = read_chip_table(tile_table, required=[district_column])
-    tile_district = table[district_column].astype(str).str.strip().to_numpy()
-    districts = None
-    y = weights = None
-    if districts_path is not None:
-        districts = read_table(districts_path, what="district table")
-        needed = [district_column, *(c for c in (indicator, weight_column) if c)]
-        for column in needed:
-            if column not in districts.columns:
-                raise HumanscapeError(
-                    f"district table has no column '{column}' (columns: "
-                    f"{', '.join(map(str, districts.columns))})",
-                    path=districts_path,
-                    fix=f"add a '{column}' column or choose another column",
-                )
-        districts = districts.assign(
-            **{district_column: districts[district_column].astype(str).str.strip()}
+    district_column: str = "district",
+    chip: int = 64,
+    stride: int | None = None,
+    min_overlap: float = 1.0,
+    bands: list[str] | None = None,
+) -> list[str]:
+    """Tiles of ``chip`` px inside each district polygon, and their tile table (``economy fit``)."""
+    from humanscape.data.chips import chip_districts
+    from humanscape.geo.vector import read_vector
+
+    frame = read_vector(districts)
+    with reader.open(scene) as s:
+        table = chip_districts(
+            s,
+            frame,
+            out,
+            column=district_column,
+            size=chip,
+            stride=stride,
+            min_overlap=min_overlap,
+            bands=bands,
         )
-        if districts[district_column].duplicated().any():
-            dup = districts[district_column][districts[district_column].duplicated()].iloc[0]
-            raise HumanscapeError(
-                f"district '{dup}' appears twice", path=districts_path, fix="one row per district"
-            )
-        names = list(districts[district_column])
-        unknown = sorted(set(tile_district) - set(names))
-        if unknown:
-            raise HumanscapeError(
-                f"{int(np.isin(tile_district, unknown).sum())} tile(s) name districts missing from "
-                f"{Path(districts_path).name}, first '{unknown[0]}'",
-                path=tile_table,
-                fix="add those districts to the district table, or drop their tiles",
-            )
-        empty = [n for n in names if n not in set(tile_district)]
-        if empty:
-            raise HumanscapeError(
-                f"{len(empty)} district(s) have no tile in {Path(tile_table).name}, first '{empty[0]}'",
-                path=districts_path,
-                fix="cut tiles for every district (economy tiles), or drop those districts",
-            )
-        if indicator:
-            y = pd.to_numeric(districts[indicator], errors="coerce").to_numpy(np.float64)
-            bad = ~np.isfinite(y) | (y <= 0)
-            if bad.any():
-                row = int(np.flatnonzero(bad)[0])
-                raise HumanscapeError(
-                    f"column '{indicator}' has {int(bad.sum())} missing, zero or negative value(s), "
-                    f"first district '{names[row]}': {districts[indicator].iloc[row]}; "
-                    "eq. 14 takes ln(y / sum of scores)",
-                    path=districts_path,
-                    fix="drop those districts, or use an indicator that is positive everywhere",
-                )
-        if weight_column:
-            weights = pd.to_numeric(districts[weight_column], errors="coerce").to_numpy(np.float64)
-            if not (np.isfinite(weights) & (weights > 0)).all():
-                raise HumanscapeError(
-                    f"weight column '{weight_column}' has missing or non-positive values",
-                    path=districts_path,
-                    fix="give a positive weight (e.g. population) for every district",
-                )
-    else:
-        names = sorted(set(tile_district))
-    index = {n: i for i, n in enumerate(names)}
-    images, _ = read_chips(list(table["image"]), bands, units=(units,), progress=progress)
-    return DistrictData(
-        images,
-        np.array([index[d] for d in tile_district], np.int64),
-        names,
-        y,
-        weights,
-        table,
-        districts,
-    )
-
-
-def labelled_tiles(
-    score_model: ScoreModel,
-    table_path: Path | None,
-    label_column: str | None,
-    mapping: Path | None,
-    *,
-    progress: bool = True,
-) -> tuple[np.ndarray, np.ndarray]:
-    """The step-1 tiles for the encoders' class loss: ``table_path``, else the score model's own."""
-    if table_path is None:
-        source = getattr(score_model, "source_", "")
-        if not source or not Path(source).exists():
-            raise HumanscapeError(
-                f"the score model's training table {source or '(not recorded)'} is not here",
-                fix="give the labelled chips with --labelled CHIPTABLE --label-column COLUMN",
-            )
-        table_path = Path(source)
-        label_column = label_column or getattr(score_model, "label_column_", None)
-        mapping = mapping or (Path(score_model.mapping_) if score_model.mapping_ else None)
-    if not label_column:
-        raise HumanscapeError("no label column for the labelled chips", fix="give --label-column")
-    table = read_chip_table(table_path, required=[label_column])
-    targets = read_levels(table, label_column, mapping, table_path)
-    return _read_tiles(score_model, list(table["image"]), progress), targets
-
-
-def nightlight_values(table: pd.DataFrame, raster: Path) -> np.ndarray:
-    """Mean of ``raster`` over each tile's footprint (tiles must be georeferenced GeoTIFFs)."""
-    import rasterio
-    from rasterio.warp import transform_bounds
-    from rasterio.windows import from_bounds
-
-    out = np.full(len(table), np.nan)
-    try:
-        src = rasterio.open(raster)
-    except rasterio.errors.RasterioError as exc:
-        raise HumanscapeError(f"not a readable raster ({exc})", path=raster) from None
-    with src:
-        for i, path in enumerate(table["image"]):
-            with rasterio.open(path) as tile:
-                if tile.crs is None:
-                    raise HumanscapeError(
-                        "tile has no georeference: no nightlight value can be read for it",
-                        path=path,
-                        fix="cut tiles with 'economy tiles' (georeferenced GeoTIFFs)",
-                    )
-                bounds = transform_bounds(tile.crs, src.crs, *tile.bounds)
-            window = from_bounds(*bounds, transform=src.transform)
-            data = src.read(1, window=window, boundless=True, masked=True, out_shape=(4, 4))
-            out[i] = float(data.mean()) if data.count() else np.nan
-    if np.isnan(out).all():
-        raise NoOverlapError(
-            "the nightlight raster does not overlap the tiles", path=raster, fix="check its extent"
-        )
-    return np.nan_to_num(out, nan=float(np.nanmean(out)))
+    return [f"wrote {out}: {len(table)} tiles in {table[district_column].nunique()} districts"]
 
 
 def fit_economy(
-    model: EconomyModel,
-    score_model: ScoreModel,
-    data: DistrictData,
-    out: Path,
-    *,
-    labelled: tuple[np.ndarray, np.ndarray] | None,
-    nightlight: np.ndarray | None = None,
-    progress: bool = True,
+    model: EconomyModel, inputs: DistrictInputs, out: Path, *, progress: bool = True
 ) -> list[str]:
     """Steps 2 and 3 on all districts; saved with the fitted table (``fitted.csv``)."""
+    score_model, data, labelled, nightlight = inputs.load(progress=progress)
     assert data.y is not None
     model.fit(
-        score_model,
-        data.images,
-        data.district,
-        data.names,
+        data.tiles,
         data.y,
+        score_model=score_model,
         weights=data.weights,
         labelled=labelled,
         nightlight=nightlight,
         progress=progress,
     )
-    table, national, _ = model.predict(data.images, data.district, data.names)
+    table, national = model.district_table(data.tiles)
     table.insert(1, f"observed_{model.indicator}", data.y)
-    model.save(
-        out,
-        extra_files={
-            "fitted.csv": table.to_csv(index=False),
-            "national_gini.json": json.dumps(national, indent=2),
-        },
-    )
+    model.tables_ = {"fitted.csv": table}
+    model.info_ = {"national_gini": national, "tile_table": str(inputs.tile_table)}
+    model.save(out)
     return [
         f"{len(data.names)} districts, {len(data.images)} tiles; encoders: "
         f"{', '.join(model.encoder_names_) or 'none (score model features)'}",
@@ -429,129 +289,37 @@ def fit_economy(
 
 
 def predict_economy(
-    model: EconomyModel, data: DistrictData, out: Path
-) -> tuple[list[str], pd.DataFrame, dict[str, float]]:
+    model_dir: str | Path, tile_table: str | Path, out: Path, *, district_column: str = "district"
+) -> list[str]:
     """Indicator, district factor and Gini per district (CSV) and the national Gini (JSON beside)."""
-    table, national, _ = model.predict(data.images, data.district, data.names)
-    side = out.with_name(out.stem + "_national.json")
+    model = EconomyModel.load(model_dir)
+    sm = model.score_model_
+    data = load_district_data(tile_table, district_column, list(sm.bands), sm.units_)
+    table, national = model.district_table(data.tiles)
+    side = national_path(out)
     with atomic_output(side) as tmp:
         tmp.write_text(json.dumps(national, indent=2))
     with atomic_output(out) as tmp:
         table.to_csv(tmp, index=False)
-    return (
-        [
-            f"wrote {out}: {len(table)} districts, total {model.indicator} "
-            f"{table[model.indicator].sum():,.0f}",
-            f"national Gini: scores {national['scores']:.3f}, district factors "
-            f"{national['district_factors']:.3f}, adjusted scores {national['adjusted_scores']:.3f} "
-            f"(saved to {side.name})",
-        ],
-        table,
-        national,
-    )
+    return [
+        f"wrote {out}: {len(table)} districts, total {model.indicator} "
+        f"{table[model.indicator].sum():,.0f}",
+        f"national Gini: scores {national['scores']:.3f}, district factors "
+        f"{national['district_factors']:.3f}, adjusted scores {national['adjusted_scores']:.3f} "
+        f"(saved to {side.name})",
+    ]
 
 
-# --- evaluation ----------------------------------------------------------------------------------
-
-
-def _factory(model: EconomyModel, **overrides: object):  # type: ignore[no-untyped-def]
-    def make(augment: bool, seed: int) -> DistrictRegressor:
-        kwargs: dict = {
-            "n_estimators": model.n_estimators,
-            "augment": augment and model.augment,
-            "max_pairs": model.max_pairs,
-            "kind": model.kind,
-            "seed": seed,
-            "n_jobs": -1,
-        } | overrides
-        return DistrictRegressor(**kwargs)
-
-    return make
-
-
-def _pca_stats(
-    features: np.ndarray, k: int, data: DistrictData, positive: np.ndarray
-) -> DistrictStats:
-    from sklearn.decomposition import PCA
-
-    comps = PCA(min(k, features.shape[1]), random_state=0).fit_transform(features)
-    return district_stats(data.district, comps, positive, names=data.names)
-
-
-def evaluation_configs(
-    model: EconomyModel, data: DistrictData, *, baseline_images: np.ndarray | None = None
-) -> dict[str, tuple[DistrictStats, object]]:
-    """The full model, its three ablations and three baselines (Table 1), on one fitted model.
-
-    - ``full``: every encoder, eq. 13 with the score sum;
-    - ``without_ensemble``: the first encoder with clusters (else the first) alone;
-    - ``without_fine_tuning``: the score network's own features, no step-2 encoder;
-    - ``without_hyperlocal``: full features, ``y = exp(h([mu, sigma]))`` (no score sum);
-    - ``read_like``: score-network features to 10 components, [mu, sigma], forest on ln y
-      (READ, Han et al. 2020a: weakly supervised embedding statistics + regression);
-    - ``simclr_mean``: the shipped SimCLR encoder of the tiles' kind, mean embedding (10
-      components), forest on ln y (needs its bands in ``baseline_images``);
-    - ``mosaiks_ridge``: MOSAIKS random features (512 filters), district mean, ridge on ln y.
-    """
-    values, stats = model.stats(data.images, data.district, data.names)
-    per = stats.sums.shape[1] // max(len(model.pcas_), 1)
-    nets = model.encoder_names_
-    single = next((i for i, n in enumerate(nets) if not n.endswith("_nc0")), 0)
-    own = pooled_features(model.score_model_.net_, model.score_model_.norm_, data.images)
-    configs: dict[str, tuple[DistrictStats, object]] = {
-        "full": (stats, _factory(model)),
-        "without_ensemble": (
-            stats.select(list(range(single * per, (single + 1) * per))),
-            _factory(model),
-        ),
-        "without_fine_tuning": (
-            _pca_stats(own, model.components, data, values.positive),
-            _factory(model),
-        ),
-        "without_hyperlocal": (stats, _factory(model, hyperlocal=False)),
-        "read_like": (
-            _pca_stats(own, 10, data, values.positive),
-            _factory(model, hyperlocal=False),
-        ),
-    }
-    simclr = _simclr_features(model, baseline_images)
-    if simclr is not None:
-        configs["simclr_mean"] = (
-            _pca_stats(simclr, 10, data, values.positive),
-            _factory(model, hyperlocal=False, std=False),
-        )
-    from humanscape.models.random_features import RandomConvFeatures
-
-    mosaiks = RandomConvFeatures(512, seed=model.seed).fit_transform(np.nan_to_num(data.images))
-    configs["mosaiks_ridge"] = (
-        district_stats(data.district, mosaiks, values.positive, names=data.names),
-        _factory(model, hyperlocal=False, std=False, head="ridge"),
-    )
-    return configs
-
-
-def _simclr_features(model: EconomyModel, images: np.ndarray | None) -> np.ndarray | None:
-    from humanscape.models.embed import embed_array
-    from humanscape.models.registry import list_weights, load_encoder
-
-    if images is None:
-        return None
-    units = model.score_model_.units_
-    for entry in list_weights():
-        if entry.units == units and len(entry.bands) == images.shape[1]:
-            return embed_array(load_encoder(entry.name), images).astype(np.float64)
-    return None
+def national_path(out: Path) -> Path:
+    """Where ``economy predict`` writes the national Gini beside its district table."""
+    return out.with_name(out.stem + "_national.json")
 
 
 def evaluate_economy(
     model: EconomyModel,
-    score_model: ScoreModel,
-    data: DistrictData,
+    inputs: DistrictInputs,
     out: Path,
     *,
-    labelled: tuple[np.ndarray, np.ndarray] | None,
-    nightlight: np.ndarray | None = None,
-    baseline_images: np.ndarray | None = None,
     n_splits: int = 100,
     share_splits: int = 20,
     region_column: str | None = None,
@@ -561,7 +329,16 @@ def evaluate_economy(
 ) -> list[str]:
     """Item 5 of the paper's evaluation into folder ``out``: ``table1.csv`` (R2 over random 80/20
     splits), ``figure6.csv`` / ``figure6.png`` (training share), ``transfer.csv`` (Spearman between
-    regions, with ``region_column`` in the district table), ``inequality.csv``."""
+    regions, with ``region_column`` in the district table), ``inequality.csv``.
+
+    The shipped SimCLR baseline runs when the tiles have its 13 Sentinel-2 bands."""
+    score_model, data, labelled, nightlight = inputs.load(progress=progress)
+    baseline_images = inputs.baseline_images(score_model)
+    lines = (
+        []
+        if baseline_images is not None
+        else ["tiles lack the 13 Sentinel-2 bands: the SimCLR baseline is left out"]
+    )
     assert data.y is not None
     model.fit_encoders(
         score_model, data.images, labelled=labelled, nightlight=nightlight, progress=progress
@@ -594,11 +371,13 @@ def evaluate_economy(
                 )
                 rows.append({"source": a, "target": b, "spearman": rho})
         files["transfer.csv"] = pd.DataFrame(rows)
-    regressor = _factory(model)(True, model.seed).fit(configs["full"][0], data.y, data.weights)  # type: ignore[arg-type]
+    regressor = regressor_factory(model)(True, model.seed).fit(
+        configs["full"][0], data.y, data.weights
+    )  # type: ignore[arg-type]
     model.regressor_, model.n_districts_ = regressor, len(data.names)
-    table, national, _ = model.predict(data.images, data.district, data.names)
+    table, national = model.district_table(data.tiles)
     files["inequality.csv"] = pd.DataFrame([{"level": k, "gini": v} for k, v in national.items()])
-    with atomic_folder(out, marker="table1.csv") as tmp:
+    with atomic_folder(out, written_by="economy evaluate") as tmp:
         for name, frame in files.items():
             frame.to_csv(tmp / name, index=False)
         table.to_csv(tmp / "districts.csv", index=False)
@@ -608,4 +387,8 @@ def evaluate_economy(
             title=title or f"{model.indicator}: {len(data.names)} districts",
             indicator=model.indicator,
         )
-    return [f"wrote {out}"]
+    lines += [
+        table1.to_string(index=False, float_format=lambda v: f"{v:.3f}"),
+        f"wrote {out}",
+    ]
+    return lines

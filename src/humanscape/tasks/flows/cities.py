@@ -201,26 +201,32 @@ def read_commuting_od(folder: str | Path) -> City:
 
 
 def read_regions(
-    path: str | Path, *, population_column: str | None = "population", name: str | None = None
+    path: str | Path,
+    *,
+    id_column: str = "id",
+    population_column: str | None = "population",
+    name: str | None = None,
 ) -> City:
-    """Read a regions file (``id``, polygons, numeric feature columns) into a :class:`City` without flows.
+    """Read a regions file (ids, polygons, numeric feature columns) into a :class:`City` without flows.
 
-    Non-numeric columns other than ``id`` are ignored (with a note); regions without geometry or
-    with duplicate ids are refused. ``population_column`` (when present) is the gravity mass.
+    Non-numeric columns other than ``id_column`` are ignored (with a note); regions without
+    geometry or with duplicate ids are refused. ``population_column`` (when present) is the
+    gravity mass.
     """
     path = Path(path)
     gdf = read_vector(path)
-    if "id" not in gdf.columns:
+    if id_column not in gdf.columns:
         raise HumanscapeError(
-            "regions have no 'id' column",
+            f"regions have no '{id_column}' column",
             path=path,
-            fix=f"name the region id column 'id' (columns: {', '.join(map(str, gdf.columns))})",
+            fix=f"give the region id column with --id-column (columns: "
+            f"{', '.join(c for c in map(str, gdf.columns) if c != gdf.geometry.name)})",
         )
     regions = gpd.GeoDataFrame(
-        {"id": gdf["id"].astype(str).to_numpy()}, geometry=gdf.geometry.values, crs=gdf.crs
+        {"id": gdf[id_column].astype(str).to_numpy()}, geometry=gdf.geometry.values, crs=gdf.crs
     )
     _check_regions(regions, path)
-    table = pd.DataFrame(gdf.drop(columns=["id", gdf.geometry.name]))
+    table = pd.DataFrame(gdf.drop(columns=[id_column, gdf.geometry.name]))
     numeric = table.select_dtypes("number").astype(np.float64)
     notes = []
     dropped = [c for c in table.columns if c not in numeric.columns]
@@ -370,6 +376,7 @@ def load_cities(
     regions: str | Path | None = None,
     flows: str | Path | None = None,
     embeddings: str | Path | None = None,
+    id_column: str = "id",
     need_flows: bool = True,
 ) -> list[City]:
     """The cities of a command line: CommutingODGen folders, or one regions file (+ flows table).
@@ -379,7 +386,7 @@ def load_cities(
     if commuting_od:
         cities = [read_commuting_od(folder) for folder in commuting_od]
     elif regions is not None:
-        city = read_regions(regions)
+        city = read_regions(regions, id_column=id_column)
         if flows is not None:
             city = read_flow_table(flows, city)
         cities = [city]

@@ -1,6 +1,6 @@
 """One estimator for every flow model: fit on cities with observed flows, predict a city's OD matrix.
 
-Kinds (``--model``):
+Methods (``--method``):
 
 - ``gnn``: GMEL-style graph attention model (:class:`~humanscape.models.flow_nets.GATFlowNet`),
   the step 2 of Imagery2Flow (Xu et al. 2025); predicts pair flows and margins itself.
@@ -21,19 +21,16 @@ Imagery2Flow; the validation pairs drive early stopping, the test pairs give the
 
 from __future__ import annotations
 
-import json
 import shutil
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import sklearn
 
-from humanscape import __version__
-from humanscape._atomic import atomic_folder
 from humanscape.data.standardise import Standardiser
 from humanscape.errors import HumanscapeError
-from humanscape.models.model_folder import config_of, load_net_weights, parsing
+from humanscape.models.estimator import TaskModel
+from humanscape.models.model_folder import load_net_weights
 from humanscape.tasks.flows.cities import City
 from humanscape.tasks.flows.features import (
     fit_scaler,
@@ -68,12 +65,12 @@ def pair_split(
     return tuple(masks)
 
 
-class FlowModel:
-    """Fit / predict / save / load for every flow model kind (module docstring).
+class FlowModel(TaskModel):
+    """Fit / predict / save / load for every flow method (module docstring).
 
     Parameters
     ----------
-    model
+    method
         One of :data:`KINDS`; the default is the best measured on held-out counties
         (docs/benchmarks.md): the doubly constrained gravity model with estimated margins.
     constraint, deterrence
@@ -81,8 +78,9 @@ class FlowModel:
     epochs, patience
         For the networks: maximum epochs (one epoch = every training city once) and early-stopping
         patience on the validation pairs.
-    hidden, neighbours
-        GAT width, and the nearest regions each region is linked to (besides its neighbours).
+    hidden, knn
+        GAT width, and the ``knn`` nearest regions each region is linked to (besides the regions
+        it borders).
     validation
         Early stopping of the networks on the validation pairs of every city (``pairs``) or on
         whole training cities held out (``cities``, see :data:`VALIDATIONS`).
@@ -90,76 +88,65 @@ class FlowModel:
         Pair split, initialisation and tree seeds.
     """
 
+    kind = "humanscape.flows"
+    what = WHAT
+    refit = REFIT
+    fitted_attribute = "scaler_"
+
     def __init__(
         self,
-        model: str = "gravity",
+        method: str = "gravity",
         *,
         constraint: str = "doubly",
         deterrence: str = "power",
         epochs: int = 300,
         patience: int = 40,
         hidden: int = 64,
-        neighbours: int = 8,
+        knn: int = 8,
         validation: str = "pairs",
         seed: int = 0,
     ) -> None:
-        if model not in KINDS:
-            raise HumanscapeError(
-                f"unknown flow model '{model}'", fix=f"use one of {', '.join(KINDS)}"
-            )
-        if constraint not in CONSTRAINTS:
-            raise HumanscapeError(
-                f"unknown constraint '{constraint}'", fix=f"use one of {', '.join(CONSTRAINTS)}"
-            )
-        if deterrence not in DETERRENCES:
-            raise HumanscapeError(
-                f"unknown deterrence '{deterrence}'", fix=f"use one of {', '.join(DETERRENCES)}"
-            )
-        self.model = model
+        self.method = method
         self.constraint = constraint
         self.deterrence = deterrence
         self.epochs = epochs
         self.patience = patience
         self.hidden = hidden
-        self.neighbours = neighbours
-        if validation not in VALIDATIONS:
-            raise HumanscapeError(
-                f"unknown validation '{validation}'", fix=f"use one of {', '.join(VALIDATIONS)}"
-            )
+        self.knn = knn
         self.validation = validation
         self.seed = seed
 
-    def get_params(self) -> dict[str, Any]:
-        return {
-            "model": self.model,
-            "constraint": self.constraint,
-            "deterrence": self.deterrence,
-            "epochs": self.epochs,
-            "patience": self.patience,
-            "hidden": self.hidden,
-            "neighbours": self.neighbours,
-            "validation": self.validation,
-            "seed": self.seed,
-        }
+    def _validate_params(self) -> None:
+        self._choice("flow method", self.method, KINDS)
+        self._choice("constraint", self.constraint, CONSTRAINTS)
+        self._choice("deterrence", self.deterrence, DETERRENCES)
+        self._choice("validation", self.validation, VALIDATIONS)
 
     @property
     def label(self) -> str:
         """``gravity-doubly-power`` for gravity models, the kind otherwise."""
-        if self.model == "gravity":
+        if self.method == "gravity":
             return f"gravity-{self.constraint}-{self.deterrence}"
-        return self.model
+        return self.method
 
     @property
     def needs_margins(self) -> bool:
-        return self.model in ("radiation", "deepgravity") or (
-            self.model == "gravity" and self.constraint != "none"
+        return self.method in ("radiation", "deepgravity") or (
+            self.method == "gravity" and self.constraint != "none"
         )
 
     # -- fitting ----------------------------------------------------------------------------
     def fit(
-        self, cities: list[City], *, work_dir: str | Path | None = None, progress: bool = True
+        self,
+        cities: list[City],
+        y: None = None,
+        *,
+        work_dir: str | Path | None = None,
+        progress: bool = True,
     ) -> FlowModel:
-        """Fit on ``cities`` (each with observed flows); pairs split 8:1:1 within each city."""
+        """Fit on ``cities`` (each with its observed flows: there is no separate ``y``); the pairs
+        of every city are split 8:1:1 (train / validation / test)."""
+        self._validate_params()
         if not cities:
             raise HumanscapeError("no city to fit on", fix="give at least one city with flows")
         for city in cities:
@@ -173,11 +160,11 @@ class FlowModel:
         if self.needs_margins:
             self.margins_ = MarginModel(self.seed).fit(nodes, cities)
         train = [m[0] for m in self.masks_]
-        if self.model == "gravity":
+        if self.method == "gravity":
             self.gravity_ = Gravity(self.constraint, self.deterrence).fit(cities, train)
-        elif self.model == "gbrt":
+        elif self.method == "gbrt":
             self._fit_gbrt(cities, nodes)
-        elif self.model in ("gnn", "deepgravity"):
+        elif self.method in ("gnn", "deepgravity"):
             self._fit_net(cities, nodes, work_dir, progress)
         return self
 
@@ -207,10 +194,10 @@ class FlowModel:
 
         return make_graph(
             z,
-            pair_descriptors(city) if self.model == "gnn" else pair_features(city, z),
+            pair_descriptors(city) if self.method == "gnn" else pair_features(city, z),
             city.distance_km,
             city.adjacency,
-            neighbours=self.neighbours,
+            neighbours=self.knn,
             flows=city.flows,
             train=None if masks is None else masks[0],
             val=None if masks is None else masks[1],
@@ -219,7 +206,7 @@ class FlowModel:
     def _build(self, in_features: int, pair_features_: int) -> Any:
         from humanscape.models.flow_nets import DeepGravityNet, GATFlowNet
 
-        if self.model == "gnn":
+        if self.method == "gnn":
             return GATFlowNet(in_features, pair_features_, hidden=self.hidden)
         return DeepGravityNet(pair_features_)
 
@@ -266,12 +253,6 @@ class FlowModel:
         self.net_ = net.eval()
 
     # -- prediction -------------------------------------------------------------------------
-    def _check_fitted(self) -> None:
-        if not hasattr(self, "scaler_"):
-            raise HumanscapeError(
-                "flow model is not fitted", fix="call fit() or load a model folder"
-            )
-
     def margins(self, city: City, *, margins: str = "estimated") -> tuple[np.ndarray, np.ndarray]:
         """Origin and destination totals: estimated from features, or the city's observed ones."""
         if margins not in MARGINS:
@@ -291,104 +272,79 @@ class FlowModel:
 
     def predict(self, city: City, *, margins: str = "estimated") -> np.ndarray:
         """Expected flows ``(N, N)`` (row = origin, column = destination) for ``city``."""
-        self._check_fitted()
+        self.check_fitted()
         z = node_features(city, self.scaler_)
         if self.needs_margins:
             out, into = self.margins(city, margins=margins)
-        if self.model == "gravity":
+        if self.method == "gravity":
             return (
                 self.gravity_.predict(city, out, into)
                 if self.needs_margins
                 else self.gravity_.predict(city)
             )
-        if self.model == "radiation":
+        if self.method == "radiation":
             return radiation(city, out)
-        if self.model == "gbrt":
+        if self.method == "gbrt":
             return np.clip(self.gbrt_.predict(pair_features(city, z)), 0, None).reshape(
                 city.n, city.n
             )
         graph = self._graph(city, z)
-        if self.model == "gnn":
+        if self.method == "gnn":
             return self.net_.predict_city(graph)
         return out[:, None] * self.net_.predict_city(graph)
 
-    # -- persistence ------------------------------------------------------------------------
-    def save(self, folder: str | Path) -> Path:
-        """Write the model folder atomically (``config.json`` + safetensors / skops files)."""
-        self._check_fitted()
-        folder = Path(folder)
-        with atomic_folder(folder, marker="config.json") as tmp:
-            self.write_into(tmp)
-        return folder
-
-    def write_into(self, tmp: Path) -> None:
+    # -- persistence
+    def _state(self, folder: Path) -> dict[str, Any]:
         import skops.io as sio
 
-        config: dict[str, Any] = {
-            "kind": "flows",
-            "version": __version__,
-            "sklearn_version": sklearn.__version__,
-            "params": self.get_params(),
-            "scaler": self.scaler_.to_config(),
-            "n_cities": self.n_cities_,
-        }
+        state: dict[str, Any] = {"scaler": self.scaler_.to_config(), "n_cities": self.n_cities_}
         if self.margins_ is not None:
-            sio.dump(self.margins_.origin_, tmp / "margins_origin.skops")
-            sio.dump(self.margins_.destination_, tmp / "margins_destination.skops")
-        if self.model == "gravity":
-            config["gravity"] = {
+            sio.dump(self.margins_.origin_, folder / "margins_origin.skops")
+            sio.dump(self.margins_.destination_, folder / "margins_destination.skops")
+        if self.method == "gravity":
+            state["gravity"] = {
                 "params": self.gravity_.params_,
                 "intercept": self.gravity_.intercept_,
             }
-        elif self.model == "gbrt":
-            sio.dump(self.gbrt_, tmp / "gbrt.skops")
-        elif self.model in ("gnn", "deepgravity"):
+        elif self.method == "gbrt":
+            sio.dump(self.gbrt_, folder / "gbrt.skops")
+        elif self.method in ("gnn", "deepgravity"):
             from safetensors.torch import save_file
 
-            config["in_features"] = self.in_features_
-            config["pair_features"] = self.pair_features_
-            state = {k: v.contiguous() for k, v in self.net_.state_dict().items()}
-            save_file(state, str(tmp / "weights.safetensors"))
-        (tmp / "config.json").write_text(json.dumps(config, indent=2))
+            state["in_features"] = self.in_features_
+            state["pair_features"] = self.pair_features_
+            weights = {k: v.contiguous() for k, v in self.net_.state_dict().items()}
+            save_file(weights, str(folder / "weights.safetensors"))
+        return state
 
-    @classmethod
-    def load(cls, folder: str | Path) -> FlowModel:
-        """Read a folder written by :meth:`save`."""
+    def _restore(self, folder: Path, state: dict[str, Any]) -> None:
         from humanscape.models.sklearn_io import load_skops
 
-        folder = Path(folder)
-        config = config_of(folder, kind="flows", what=WHAT, command=REFIT)
-        with parsing(folder / "config.json", WHAT, REFIT):
-            model = cls(**config["params"])
-            model.scaler_ = Standardiser.from_config(config["scaler"])
-            model.n_cities_ = int(config["n_cities"])
-            if model.model == "gravity":
-                model.gravity_ = Gravity(model.constraint, model.deterrence)
-                model.gravity_.params_ = {
-                    k: float(v) for k, v in config["gravity"]["params"].items()
-                }
-                model.gravity_.intercept_ = float(config["gravity"]["intercept"])
-            if model.model in ("gnn", "deepgravity"):
-                model.in_features_ = int(config["in_features"])
-                model.pair_features_ = int(config["pair_features"])
-        model.margins_ = None
-        if model.needs_margins:
-            model.margins_ = MarginModel(model.seed)
-            model.margins_.origin_ = load_skops(
+        self.scaler_ = Standardiser.from_config(state["scaler"])
+        self.n_cities_ = int(state["n_cities"])
+        if self.method == "gravity":
+            self.gravity_ = Gravity(self.constraint, self.deterrence)
+            self.gravity_.params_ = {k: float(v) for k, v in state["gravity"]["params"].items()}
+            self.gravity_.intercept_ = float(state["gravity"]["intercept"])
+        self.margins_ = None
+        if self.needs_margins:
+            self.margins_ = MarginModel(self.seed)
+            self.margins_.origin_ = load_skops(
                 folder / "margins_origin.skops", trusted=SKOPS_TRUSTED, refit=REFIT
             )
-            model.margins_.destination_ = load_skops(
+            self.margins_.destination_ = load_skops(
                 folder / "margins_destination.skops", trusted=SKOPS_TRUSTED, refit=REFIT
             )
-        if model.model == "gbrt":
-            model.gbrt_ = load_skops(folder / "gbrt.skops", trusted=SKOPS_TRUSTED, refit=REFIT)
-        if model.model in ("gnn", "deepgravity"):
-            model.net_ = load_net_weights(
-                model._build(model.in_features_, model.pair_features_),
+        if self.method == "gbrt":
+            self.gbrt_ = load_skops(folder / "gbrt.skops", trusted=SKOPS_TRUSTED, refit=REFIT)
+        if self.method in ("gnn", "deepgravity"):
+            self.in_features_ = int(state["in_features"])
+            self.pair_features_ = int(state["pair_features"])
+            self.net_ = load_net_weights(
+                self._build(self.in_features_, self.pair_features_),
                 folder / "weights.safetensors",
                 REFIT,
             )
-        return model
 
 
 def remove_checkpoints(work_dir: Path) -> None:

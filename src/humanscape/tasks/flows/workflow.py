@@ -1,14 +1,15 @@
 """What ``humanscape flows fit | predict | evaluate | embed`` do, as functions that return lines to print.
 
-Figures are drawn by callables the caller passes, so that this task layer does not import the
-report layer; every output (model folder, CSV, report folder, embeddings table) is written
-atomically: an interrupted run leaves nothing half written.
+:class:`Cities` gathers where the cities of a command come from (CommutingODGen county folders, or
+a regions file with a flows table, plus region embeddings). Every output (model folder, CSV,
+report folder, embeddings table, figures) is written atomically: an interrupted run leaves nothing
+half written.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -16,14 +17,44 @@ import numpy as np
 import pandas as pd
 
 from humanscape._atomic import atomic_folder, atomic_output
+from humanscape.errors import HumanscapeError
 from humanscape.evaluate.flows import cpc, cpc_by_distance, flow_metrics
-from humanscape.tasks.flows.cities import City
+from humanscape.report.flows import draw_evaluation, flow_map_png
+from humanscape.tasks.flows.cities import City, load_cities
 from humanscape.tasks.flows.model import FlowModel, remove_checkpoints
 
-#: ``draw(city, predicted, path)``: a flow map PNG.
-MapDrawer = Callable[[City, np.ndarray, Path], None]
-#: ``draw(city, predicted, by_distance, folder)``: the per-city plots of an evaluation.
-PlotDrawer = Callable[[City, np.ndarray, pd.DataFrame, Path], None]
+
+@dataclass
+class Cities:
+    """Where the cities of a command come from: CommutingODGen ``county`` folders, or one
+    ``regions`` file (ids in ``id_column``) with its ``flows`` table (``origin,destination,flow``);
+    ``embeddings`` (an ``id`` table, ``flows embed``) adds image features to every region."""
+
+    counties: list[Path] = field(default_factory=list)
+    regions: Path | None = None
+    flows: Path | None = None
+    embeddings: Path | None = None
+    id_column: str = "id"
+
+    def load(self, *, need_flows: bool = True) -> tuple[list[City], list[str]]:
+        """The cities, and a warning line for each reading note (ignored columns ...)."""
+        if self.regions is not None and self.flows is None and not self.counties and need_flows:
+            raise HumanscapeError(
+                "fitting and evaluating need observed flows",
+                fix="give --flows F.csv with --regions",
+            )
+        cities = load_cities(
+            self.counties or None,
+            regions=self.regions,
+            flows=self.flows,
+            embeddings=self.embeddings,
+            id_column=self.id_column,
+            need_flows=need_flows,
+        )
+        notes = [
+            f"warning: {Path(city.source).name}: {note}" for city in cities for note in city.notes
+        ]
+        return cities, notes
 
 
 def flow_table(city: City, predicted: np.ndarray, *, decimals: int = 3) -> pd.DataFrame:
@@ -38,13 +69,14 @@ def flow_table(city: City, predicted: np.ndarray, *, decimals: int = 3) -> pd.Da
 
 
 def fit_flows(
-    model: FlowModel, cities: list[City], out: Path, *, progress: bool = True
+    model: FlowModel, source: Cities | list[City], out: Path, *, progress: bool = True
 ) -> list[str]:
-    """Fit ``model`` on ``cities``, write the model folder, report the within-city test pairs."""
+    """Fit ``model`` on the cities, write the model folder, report the within-city test pairs."""
+    cities, notes = source.load() if isinstance(source, Cities) else (source, [])
     work = out.with_name(out.name + ".checkpoints")
     start = time.perf_counter()
     model.fit(
-        cities, work_dir=work if model.model in ("gnn", "deepgravity") else None, progress=progress
+        cities, work_dir=work if model.method in ("gnn", "deepgravity") else None, progress=progress
     )
     seconds = time.perf_counter() - start
     rows = []
@@ -60,12 +92,12 @@ def fit_flows(
                 "cpc_all_pairs": cpc(city.flows, predicted),
             }
         )
-    table = pd.DataFrame(rows)
-    with atomic_folder(out, marker="config.json") as tmp:
-        model.write_into(tmp)
-        table.to_csv(tmp / "fit_report.csv", index=False)
+    model.tables_ = {"fit_report.csv": pd.DataFrame(rows)}
+    model.save(out)
     remove_checkpoints(work)
+    table = model.tables_["fit_report.csv"]
     lines = [
+        *notes,
         f"fitted {model.label} on {len(cities)} cities ({sum(c.n for c in cities)} regions) in {seconds:.0f} s",
         "within-city test pairs (10 %, never used to fit the pair model"
         + ("; the margins are in-sample" if model.needs_margins else "")
@@ -73,7 +105,7 @@ def fit_flows(
         + ", ".join(f"{r.city} {r.cpc_test_pairs:.3f}" for r in table.itertuples()),
         "for a city the model never saw, see 'flows evaluate' and docs/benchmarks.md",
     ]
-    if model.model == "gravity":
+    if model.method == "gravity":
         lines.append(
             "parameters: " + ", ".join(f"{k} {v:.3f}" for k, v in model.gravity_.params_.items())
         )
@@ -82,42 +114,46 @@ def fit_flows(
 
 
 def predict_flows(
-    model: FlowModel,
-    city: City,
+    model_dir: str | Path,
+    source: Cities,
     out: Path,
     *,
     margins: str = "estimated",
-    map_path: Path | None = None,
-    draw_map: MapDrawer | None = None,
+    png: Path | None = None,
 ) -> list[str]:
-    """Write ``origin,destination,flow`` for ``city`` (and a map of the strongest flows)."""
+    """Write ``origin,destination,flow`` for one city (and a map of its strongest flows)."""
+    model = FlowModel.load(model_dir)
+    if len(source.counties) + (source.regions is not None) != 1:
+        raise HumanscapeError("give one city", fix="give --commuting-od DIR or --regions R.gpkg")
+    (city,), notes = source.load(need_flows=margins == "observed" and model.needs_margins)
     predicted = model.predict(city, margins=margins)
     table = flow_table(city, predicted)
     with atomic_output(out) as tmp:
         table.to_csv(tmp, index=False)
+    what = f" ({margins} margins)" if model.needs_margins else ""
     lines = [
+        *notes,
         f"{city.name}: {city.n} regions, {len(table):,} pairs with flow, "
-        f"{predicted.sum():,.0f} commuters predicted ({margins} margins)"
-        if model.needs_margins
-        else f"{city.name}: {city.n} regions, {len(table):,} pairs with flow, {predicted.sum():,.0f} commuters predicted",
+        f"{predicted.sum():,.0f} commuters predicted{what}",
         f"wrote {out}",
     ]
-    if map_path is not None and draw_map is not None:
-        with atomic_output(map_path) as tmp:
-            draw_map(city, predicted, tmp)
-        lines.append(f"wrote {map_path}")
+    if png is not None:
+        with atomic_output(png) as tmp:
+            flow_map_png(city, predicted, tmp)
+        lines.append(f"wrote {png}")
     return lines
 
 
 def evaluate_flows(
-    model: FlowModel,
-    cities: list[City],
+    model: str | Path | FlowModel,
+    source: Cities | list[City],
     out: Path,
     *,
     margins: str = "estimated",
-    draw_plots: PlotDrawer | None = None,
 ) -> list[str]:
     """Per-city metrics (``metrics.csv``), CPC by distance band and plots of each city into ``out``."""
+    model = model if isinstance(model, FlowModel) else FlowModel.load(model)
+    cities, notes = source.load() if isinstance(source, Cities) else (source, [])
     rows, bands, predictions = [], [], []
     for city in cities:
         assert city.flows is not None
@@ -134,17 +170,17 @@ def evaluate_flows(
             [table, pd.DataFrame([{"city": "mean", **mean.to_dict()}])], ignore_index=True
         )
     by_distance = pd.concat(bands, ignore_index=True)
-    with atomic_folder(out, marker="metrics.csv") as tmp:
+    with atomic_folder(out, written_by="flows evaluate") as tmp:
         table.to_csv(tmp / "metrics.csv", index=False)
         by_distance.to_csv(tmp / "cpc_by_distance.csv", index=False)
-        if draw_plots is not None:
-            for city, predicted in zip(cities, predictions, strict=True):
-                draw_plots(city, predicted, by_distance[by_distance["city"] == city.name], tmp)
+        for city, predicted in zip(cities, predictions, strict=True):
+            draw_evaluation(city, predicted, by_distance[by_distance["city"] == city.name], tmp)
     show = table[
         ["city", "regions", "cpc", "cpl", "mass_on_observed_pairs", "rmse", "mae", "pearson_r"]
     ]
     show = show.assign(regions=show["regions"].round().astype(int))
     return [
+        *notes,
         f"{model.label} ({margins} margins)" if model.needs_margins else model.label,
         show.to_string(index=False, float_format=lambda v: f"{v:.3f}"),
         f"wrote {out}",
@@ -152,18 +188,38 @@ def evaluate_flows(
 
 
 def embed_flow_regions(
-    regions: Any, scene: Any, encoder: Any, out: Path, *, size: int = 64, progress: bool = True
+    regions: str | Path,
+    scene: str | Path,
+    encoder: str,
+    out: Path,
+    reader: Any,
+    *,
+    id_column: str = "id",
+    size: int = 64,
+    progress: bool = True,
 ) -> list[str]:
     """Step 1 of Imagery2Flow: tiles per region -> encoder -> mean and std -> ``id, n_tiles, e000...``.
 
     The first ``d`` columns are the mean tile embedding, the next ``d`` the standard deviation
     (``d`` = the encoder's width). A region without a valid tile is refused (no partial table).
     """
+    from humanscape.geo.vector import read_vector
     from humanscape.models.embed import embed_regions, region_tiles
+    from humanscape.models.registry import load_encoder
 
-    tiles = region_tiles(scene, regions, list(encoder.bands), size=size, id_column="id")
-    table = embed_regions(encoder, tiles, progress=progress)
-    d = encoder.num_features
+    polygons = read_vector(regions)
+    if id_column not in polygons.columns:
+        raise HumanscapeError(
+            f"regions have no '{id_column}' column (columns: "
+            f"{', '.join(c for c in map(str, polygons.columns) if c != 'geometry')})",
+            path=regions,
+            fix="give the region id column with --id-column",
+        )
+    net = load_encoder(encoder)
+    with reader.open(scene) as s:
+        tiles = region_tiles(s, polygons, list(net.bands), size=size, id_column=id_column)
+    table = embed_regions(net, tiles, progress=progress)
+    d = net.num_features
     names = {f"mean_e{i:03d}": f"e{i:03d}" for i in range(d)} | {
         f"std_e{i:03d}": f"e{d + i:03d}" for i in range(d)
     }

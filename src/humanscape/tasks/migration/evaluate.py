@@ -24,7 +24,7 @@ from humanscape.errors import HumanscapeError
 from humanscape.evaluate.importance import permutation_importance
 from humanscape.evaluate.regression import coe, r2
 from humanscape.tasks.migration.imagery import MunicipalImages
-from humanscape.tasks.migration.model import MigrationModel
+from humanscape.tasks.migration.model import MigrationModel, prediction_table
 from humanscape.tasks.migration.table import CensusTable
 
 
@@ -46,7 +46,7 @@ def outflow_metrics(
         "within_1000": float((err <= 1000).mean()),
         "n": float(len(y)),
     }
-    if lower is not None and upper is not None:
+    if lower is not None and upper is not None and np.isfinite(upper).all():
         out["coverage"] = float(((y >= lower) & (y <= upper)).mean())
         out["interval_width"] = float(np.mean(np.asarray(upper) - np.asarray(lower)))
     return out
@@ -90,7 +90,7 @@ def cross_fit(
         train = np.setdiff1d(np.arange(len(table)), test)
         model = make(seed * 100 + k).fit(table.subset(train), images, progress=False)
         held = table.subset(test)
-        pred = model.predict(held, images)
+        pred = prediction_table(model, held, images)
         y = np.asarray(held.target)
         rows.append(
             {"fold": k, **outflow_metrics(y, pred["prediction"], pred["lower"], pred["upper"])}
@@ -110,7 +110,7 @@ def cross_fit(
         if report:
             m = rows[-1]
             report(
-                f"  {model.model} split {k + 1}/{n_splits}: r2 {m['r2']:.3f}, MAE {m['mae']:.1f}"
+                f"  {model.method} split {k + 1}/{n_splits}: r2 {m['r2']:.3f}, MAE {m['mae']:.1f}"
             )
         first = first or model
     assert first is not None
@@ -190,7 +190,7 @@ def transfer(
             )
         model = make(seed * 100 + k).fit(table.subset(train), images, progress=False)
         part = table.subset(test)
-        pred = model.predict(part, images)
+        pred = prediction_table(model, part, images)
         rows.append(
             {
                 "held_out": " ".join(held),

@@ -12,35 +12,37 @@
   the training rows, so that it never extrapolates an exponential beyond what it has seen (without
   the clamp one held-out state got r2 = -46 from a few huge estimates).
 
-Rows given to :meth:`MigrationModel.fit` are split once (seeded): 15 % *calibration* rows are never
-trained on and give split-conformal intervals (:mod:`humanscape.evaluate.uncertainty`); the networks
-also keep 15 % *validation* rows for early stopping. Intervals are conformal on the ``log1p`` scale
-and mapped back, so they are multiplicative (a municipality of 50 migrants does not get the
-+-800 band of one of 4000) and keep their coverage.
+Rows given to :meth:`MigrationModel.fit` are split once (seeded), the same way for every method so
+that methods are compared on equal data: 70 % *fitting* rows, 15 % *validation* rows (early
+stopping of the networks and of the boosted trees; the forest and the GLM do not look at them) and
+15 % *calibration* rows, never trained on, which give split-conformal intervals
+(:mod:`humanscape.evaluate.uncertainty`). Intervals are conformal on the ``log1p`` scale and mapped
+back, so they are multiplicative (a municipality of 50 migrants does not get the +-800 band of one
+of 4000) and keep their coverage. With too few calibration rows for the level asked (fewer than
+``1 / alpha - 1``) no finite interval exists: ``predict_interval`` then says so instead of
+returning ``[0, inf]``.
 
-A fitted model is a folder: ``config.json`` (hyperparameters, census columns, standardisation, image
-normalisation, the blueprint layout of every epoch, conformal quantile, seed, version) and
-``weights.safetensors`` (networks) or ``model.skops`` (trees).
+A fitted model is a folder (:class:`~humanscape.models.estimator.TaskModel`): ``config.json``
+(hyperparameters, census columns, standardisation, image normalisation, the blueprint layout of
+every epoch, conformal quantile, the id column and missing-value code of the census table, seed,
+versions) and ``weights.safetensors`` (networks) or ``model.skops`` (trees).
 """
 
 from __future__ import annotations
 
-import json
 import logging
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
-import sklearn
 from safetensors.torch import save_file
 
-from humanscape import __version__
-from humanscape._atomic import atomic_folder
 from humanscape.errors import HumanscapeError
 from humanscape.evaluate.uncertainty import SplitConformal
+from humanscape.models.estimator import TaskModel, finite_or
 from humanscape.models.heads import band_normalisation
-from humanscape.models.model_folder import config_of, load_net_weights, parsing
+from humanscape.models.model_folder import load_net_weights
 from humanscape.models.training import fit_module
 from humanscape.tasks.migration.imagery import MunicipalImages
 from humanscape.tasks.migration.nets import NET_KINDS, MigrationNet, RowDataset
@@ -51,7 +53,7 @@ log = logging.getLogger(__name__)
 WHAT, REFIT = "migration model", "migration fit"
 TREE_KINDS = ("ensemble", "hgb", "rf")
 MODEL_KINDS = (*NET_KINDS, *TREE_KINDS)
-#: The model ``--model`` uses when not told: the best one measured on the real table, on random
+#: The method ``fit`` uses when not told: the best one measured on the real table, on random
 #: splits and between states (docs/benchmarks.md, migration section).
 DEFAULT_MODEL = "ensemble"
 #: Ridge penalty of the Poisson GLM of the ``ensemble`` model.
@@ -80,12 +82,12 @@ def _split(n: int, shares: list[float], seed: int) -> list[np.ndarray]:
     return [np.sort(order[start:]), *out]
 
 
-class MigrationModel:
+class MigrationModel(TaskModel):
     """Outflow per municipality (see the module docstring).
 
     Parameters
     ----------
-    model
+    method
         One of :data:`MODEL_KINDS`.
     epochs, patience, batch_size, lr
         Network training (paper: 250 epochs, batch 64, learning rate 0.001, Adam betas 0.5, 0.9).
@@ -93,8 +95,8 @@ class MigrationModel:
         Learning rate of the signature blueprint (see :mod:`~humanscape.tasks.migration.nets`).
     tau, tau_end, anneal_share
         Blueprint temperature from ``tau`` to ``tau_end`` over ``anneal_share`` of the epochs.
-    trees
-        Trees of ``rf`` / boosting iterations of ``hgb``.
+    n_estimators
+        Trees of ``rf`` / most boosting iterations of ``hgb``.
     alpha
         Conformal intervals of level ``1 - alpha`` (0.1: 90 %).
     calibration, validation
@@ -105,9 +107,14 @@ class MigrationModel:
         Seed of every random choice.
     """
 
+    kind = "humanscape.migration"
+    what = WHAT
+    refit = REFIT
+    fitted_attribute = "standardiser_"
+
     def __init__(
         self,
-        model: str = DEFAULT_MODEL,
+        method: str = DEFAULT_MODEL,
         *,
         epochs: int = 250,
         patience: int = 40,
@@ -117,35 +124,29 @@ class MigrationModel:
         tau: float = 3.0,
         tau_end: float = 0.05,
         anneal_share: float = 0.4,
-        trees: int = 300,
+        n_estimators: int = 300,
         alpha: float = 0.1,
         calibration: float = 0.15,
         validation: float = 0.15,
         max_tiles: int = 16,
         seed: int = 0,
     ) -> None:
-        if model not in MODEL_KINDS:
-            raise HumanscapeError(
-                f"unknown migration model '{model}'", fix=f"use one of {', '.join(MODEL_KINDS)}"
-            )
-        self.model = model
+        self.method = method
         self.epochs, self.patience, self.batch_size, self.lr = epochs, patience, batch_size, lr
         self.blueprint_lr = blueprint_lr
         self.tau, self.tau_end, self.anneal_share = tau, tau_end, anneal_share
-        self.trees, self.alpha = trees, alpha
+        self.n_estimators, self.alpha = n_estimators, alpha
         self.calibration, self.validation = calibration, validation
         self.max_tiles, self.seed = max_tiles, seed
 
-    def get_params(self) -> dict[str, Any]:
-        keys = (
-            "model epochs patience batch_size lr blueprint_lr tau tau_end anneal_share trees alpha "
-            "calibration validation max_tiles seed"
-        ).split()
-        return {k: getattr(self, k) for k in keys}
+    def _validate_params(self) -> None:
+        self._choice("migration method", self.method, MODEL_KINDS)
+        if not 0 < self.alpha < 1:
+            raise HumanscapeError(f"alpha must be in (0, 1), got {self.alpha}")
 
     @property
     def uses_images(self) -> bool:
-        return "imagery" in self.model
+        return "imagery" in self.method
 
     # -- fitting ----------------------------------------------------------------------------
     def fit(
@@ -157,20 +158,16 @@ class MigrationModel:
         progress: bool = True,
     ) -> MigrationModel:
         """Fit on every row of ``table`` (minus the held-out calibration/validation rows)."""
+        self._validate_params()
         if table.target is None:
             raise HumanscapeError("the census table has no target", fix="give --target")
         if self.uses_images and images is None:
             raise HumanscapeError(
-                f"model '{self.model}' needs image tiles", fix="give --images TILES.csv"
+                f"method '{self.method}' needs image tiles", fix="give --images TILES.csv"
             )
-        n = len(table)
-        if self.model in TREE_KINDS:
-            fit_rows, calib_rows = _split(n, [self.calibration], self.seed)
-            val_rows = np.zeros(0, dtype=np.int64)
-        else:
-            fit_rows, calib_rows, val_rows = _split(
-                n, [self.calibration, self.validation], self.seed
-            )
+        fit_rows, calib_rows, val_rows = _split(
+            len(table), [self.calibration, self.validation], self.seed
+        )
         self.standardiser_ = Standardiser().fit(table.features.iloc[fit_rows])
         self.variables_ = self.standardiser_.names_
         x = self.standardiser_.transform(table.features)
@@ -179,10 +176,13 @@ class MigrationModel:
         self.bands_: list[str] = []
         self.image_mean_: list[float] = []
         self.image_std_: list[float] = []
-        if self.model in TREE_KINDS:
+        if self.method in TREE_KINDS:
             self.estimator_ = self._tree(len(fit_rows))
-            self.estimator_.fit(x[fit_rows], y[fit_rows])
-            if self.model == "ensemble":
+            if self.method in ("hgb", "ensemble"):  # boosting stops early on the validation rows
+                self.estimator_.fit(x[fit_rows], y[fit_rows], X_val=x[val_rows], y_val=y[val_rows])
+            else:
+                self.estimator_.fit(x[fit_rows], y[fit_rows])
+            if self.method == "ensemble":
                 from sklearn.linear_model import PoissonRegressor
 
                 self.glm_ = PoissonRegressor(alpha=GLM_ALPHA, max_iter=3000)
@@ -192,6 +192,8 @@ class MigrationModel:
         else:
             self._fit_net(table, x, y, images, fit_rows, val_rows, work_dir, progress)
         self.n_fit_ = int(len(fit_rows))
+        self.id_column_ = table.id_column
+        self.missing_ = table.missing
         predicted = self._predict_x(x[calib_rows], table.ids.iloc[calib_rows].tolist(), images)
         self.conformal_ = SplitConformal(self.alpha, inverse=np.expm1).fit(
             np.log1p(y[calib_rows]), np.log1p(predicted)
@@ -199,12 +201,14 @@ class MigrationModel:
         return self
 
     def _tree(self, n_rows: int) -> Any:
-        if self.model in ("hgb", "ensemble"):
+        if self.method in ("hgb", "ensemble"):
             from sklearn.ensemble import HistGradientBoostingRegressor
 
             return HistGradientBoostingRegressor(
                 loss="poisson",
-                max_iter=self.trees,
+                max_iter=self.n_estimators,
+                early_stopping=True,
+                n_iter_no_change=20,
                 learning_rate=0.05,
                 # scikit-learn's 20 rows per leaf allow no split in a table of 40 municipalities
                 min_samples_leaf=max(2, min(20, n_rows // 10)),
@@ -213,7 +217,7 @@ class MigrationModel:
         from sklearn.ensemble import RandomForestRegressor
 
         return RandomForestRegressor(
-            n_estimators=self.trees, min_samples_leaf=2, n_jobs=-1, random_state=self.seed
+            n_estimators=self.n_estimators, min_samples_leaf=2, n_jobs=-1, random_state=self.seed
         )
 
     def _fit_net(
@@ -250,7 +254,7 @@ class MigrationModel:
             drop_last=False,
             val_dataset=RowDataset(x, y / self.scale_, val_rows),
             patience=self.patience,
-            min_epochs=self._anneal_epochs + 1 if "signature" in self.model else None,
+            min_epochs=self._anneal_epochs + 1 if "signature" in self.method else None,
         )
         self.net_.eval()
         self.layouts_ = list(self.net_.layouts)
@@ -262,7 +266,7 @@ class MigrationModel:
 
     def _build(self, n_variables: int, in_chans: int) -> MigrationNet:
         return MigrationNet(
-            self.model,
+            self.method,
             n_variables,
             in_chans,
             seed=self.seed,
@@ -280,23 +284,19 @@ class MigrationModel:
         return np.nan_to_num((tiles - mean) / std).astype(np.float32)
 
     # -- prediction -------------------------------------------------------------------------
-    def _check_fitted(self) -> None:
-        if not hasattr(self, "standardiser_"):
-            raise HumanscapeError("the migration model is not fitted", fix="call fit first")
-
     def _predict_x(
         self, x: np.ndarray, ids: list[str], images: MunicipalImages | None
     ) -> np.ndarray:
-        if self.model in TREE_KINDS:
+        if self.method in TREE_KINDS:
             estimate = self.estimator_.predict(x)
-            if self.model == "ensemble":
+            if self.method == "ensemble":
                 eta = np.clip(x @ self.glm_.coef_ + self.glm_.intercept_, *self.eta_range_)
                 estimate = 0.5 * (estimate + np.exp(eta))
             return np.clip(estimate, 0, None)
         if self.uses_images:
             if images is None:
                 raise HumanscapeError(
-                    f"model '{self.model}' needs image tiles", fix="give --images TILES.csv"
+                    f"method '{self.method}' needs image tiles", fix="give --images TILES.csv"
                 )
             if list(images.bands) != self.bands_:
                 images_bands = ", ".join(images.bands)
@@ -312,41 +312,43 @@ class MigrationModel:
         self, features: pd.DataFrame, ids: list[str], images: MunicipalImages | None = None
     ) -> np.ndarray:
         """Point estimates of the outflow for census ``features`` (the fitted columns)."""
-        self._check_fitted()
+        self.check_fitted()
         return self._predict_x(self.standardiser_.transform(features), ids, images)
 
-    def predict(self, table: CensusTable, images: MunicipalImages | None = None) -> pd.DataFrame:
-        """``id``, ``prediction``, ``lower``, ``upper`` (conformal ``1 - alpha`` interval)."""
-        estimate = self.predict_features(table.features, table.ids.tolist(), images)
+    def predict(self, table: CensusTable, images: MunicipalImages | None = None) -> np.ndarray:
+        """The outflow of every municipality of ``table`` (point estimates)."""
+        return self.predict_features(table.features, table.ids.tolist(), images)
+
+    @property
+    def has_intervals(self) -> bool:
+        """Whether the calibration rows were enough for a finite interval of level ``1 - alpha``."""
+        return bool(np.isfinite(self.conformal_.quantile_))
+
+    def predict_interval(
+        self, table: CensusTable, images: MunicipalImages | None = None
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``(prediction, lower, upper)``: the conformal ``1 - alpha`` interval of each estimate.
+
+        Refused when the model's calibration rows were too few for that level (see module)."""
+        estimate = self.predict(table, images)
+        if not self.has_intervals:
+            raise HumanscapeError(
+                f"{self.conformal_.n_calibration_} calibration municipalities are too few for "
+                f"{100 * (1 - self.alpha):.0f} % intervals (at least {int(np.ceil(1 / self.alpha - 1))} "
+                "are needed)",
+                fix="fit on more municipalities, or with a larger alpha (--alpha 0.2)",
+            )
         lower, upper = self.conformal_.interval(np.log1p(estimate))
-        return pd.DataFrame(
-            {
-                "id": table.ids.to_numpy(),
-                "prediction": estimate,
-                "lower": np.clip(lower, 0, None),
-                "upper": upper,
-            }
-        )
+        return estimate, np.clip(lower, 0, None), upper
 
     # -- persistence ------------------------------------------------------------------------
-    def save(self, folder: str | Path) -> Path:
-        """Write the model folder atomically (``config.json`` + weights)."""
-        self._check_fitted()
-        folder = Path(folder)
-        with atomic_folder(folder, marker="config.json") as tmp:
-            self.write_into(tmp)
-        return folder
-
-    def write_into(self, tmp: Path) -> None:
-        """Write the model files into an existing (temporary) folder."""
-        config: dict[str, Any] = {
-            "kind": "migration",
-            "version": __version__,
-            "sklearn_version": sklearn.__version__,
-            "params": self.get_params(),
+    def _state(self, folder: Path) -> dict[str, Any]:
+        state: dict[str, Any] = {
             "standardiser": self.standardiser_.to_config(),
             "variables": self.variables_,
             "n_fit": self.n_fit_,
+            "id_column": self.id_column_,
+            "missing": self.missing_,
             "conformal_quantile": self.conformal_.quantile_,
             "n_calibration": self.conformal_.n_calibration_,
             "layouts": self.layouts_,
@@ -354,53 +356,60 @@ class MigrationModel:
             "image_mean": self.image_mean_,
             "image_std": self.image_std_,
         }
-        if self.model in TREE_KINDS:
+        if self.method in TREE_KINDS:
             import skops.io as sio
 
-            sio.dump(self.estimator_, tmp / "model.skops")
-            if self.model == "ensemble":
-                sio.dump(self.glm_, tmp / "glm.skops")
-                config["eta_range"] = list(self.eta_range_)
+            sio.dump(self.estimator_, folder / "model.skops")
+            if self.method == "ensemble":
+                sio.dump(self.glm_, folder / "glm.skops")
+                state["eta_range"] = list(self.eta_range_)
         else:
-            config["scale"] = self.scale_
-            config["in_chans"] = len(self.bands_)
-            state = {k: v.contiguous() for k, v in self.net_.state_dict().items()}
-            save_file(state, str(tmp / "weights.safetensors"))
-        (tmp / "config.json").write_text(json.dumps(config, indent=2))
+            state["scale"] = self.scale_
+            state["in_chans"] = len(self.bands_)
+            weights = {k: v.contiguous() for k, v in self.net_.state_dict().items()}
+            save_file(weights, str(folder / "weights.safetensors"))
+        return state
 
-    @classmethod
-    def load(cls, folder: str | Path) -> MigrationModel:
-        """Read a folder written by :meth:`save`."""
-        folder = Path(folder)
-        config = config_of(folder, kind="migration", what=WHAT, command=REFIT)
-        with parsing(folder / "config.json", WHAT, REFIT):
-            model = cls(**config["params"])
-            model.standardiser_ = Standardiser.from_config(config["standardiser"])
-            model.variables_ = list(config["variables"])
-            model.n_fit_ = int(config["n_fit"])
-            model.conformal_ = SplitConformal(model.alpha, inverse=np.expm1)
-            model.conformal_.quantile_ = float(config["conformal_quantile"])
-            model.conformal_.n_calibration_ = int(config["n_calibration"])
-            model.layouts_ = config["layouts"]
-            model.bands_ = list(config["bands"])
-            model.image_mean_ = list(config["image_mean"])
-            model.image_std_ = list(config["image_std"])
-            if model.model not in TREE_KINDS:
-                model.scale_ = float(config["scale"])
-                in_chans = int(config["in_chans"])
-            if model.model == "ensemble":
-                low, high = config["eta_range"]
-                model.eta_range_ = (float(low), float(high))
-        if model.model in TREE_KINDS:
+    def _restore(self, folder: Path, state: dict[str, Any]) -> None:
+        self.standardiser_ = Standardiser.from_config(state["standardiser"])
+        self.variables_ = list(state["variables"])
+        self.n_fit_ = int(state["n_fit"])
+        self.id_column_ = state.get("id_column")
+        self.missing_ = state.get("missing")
+        self.conformal_ = SplitConformal(self.alpha, inverse=np.expm1)
+        self.conformal_.quantile_ = finite_or(state["conformal_quantile"], float("inf"))
+        self.conformal_.n_calibration_ = int(state["n_calibration"])
+        self.layouts_ = state["layouts"]
+        self.bands_ = list(state["bands"])
+        self.image_mean_ = list(state["image_mean"])
+        self.image_std_ = list(state["image_std"])
+        if self.method in TREE_KINDS:
             from humanscape.models.sklearn_io import load_skops
 
-            model.estimator_ = load_skops(
-                folder / "model.skops", trusted=SKOPS_TRUSTED, refit=REFIT
-            )
-            if model.model == "ensemble":
-                model.glm_ = load_skops(folder / "glm.skops", trusted=SKOPS_TRUSTED, refit=REFIT)
+            self.estimator_ = load_skops(folder / "model.skops", trusted=SKOPS_TRUSTED, refit=REFIT)
+            if self.method == "ensemble":
+                low, high = state["eta_range"]
+                self.eta_range_ = (float(low), float(high))
+                self.glm_ = load_skops(folder / "glm.skops", trusted=SKOPS_TRUSTED, refit=REFIT)
         else:
-            model.net_ = load_net_weights(
-                model._build(len(model.variables_), in_chans), folder / "weights.safetensors", REFIT
+            self.scale_ = float(state["scale"])
+            self.net_ = load_net_weights(
+                self._build(len(self.variables_), int(state["in_chans"])),
+                folder / "weights.safetensors",
+                REFIT,
             )
-        return model
+
+
+def prediction_table(
+    model: MigrationModel, table: CensusTable, images: MunicipalImages | None = None
+) -> pd.DataFrame:
+    """``id``, ``prediction``, ``lower``, ``upper`` per municipality (the interval columns are
+    empty when the model has no finite interval: :attr:`MigrationModel.has_intervals`)."""
+    if model.has_intervals:
+        estimate, lower, upper = model.predict_interval(table, images)
+    else:
+        estimate = model.predict(table, images)
+        lower = upper = np.full(len(estimate), np.nan)
+    return pd.DataFrame(
+        {"id": table.ids.to_numpy(), "prediction": estimate, "lower": lower, "upper": upper}
+    )

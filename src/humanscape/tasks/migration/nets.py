@@ -26,7 +26,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import lightning.pytorch as pl
 import numpy as np
 import torch
 from torch import nn
@@ -39,6 +38,7 @@ from humanscape.models.signature import (
     annealed_temperature,
     signature_resnet18,
 )
+from humanscape.models.training import LightningModule
 
 #: Network kinds (Table 2 of the paper).
 NET_KINDS = ("signature+imagery", "signature", "dense", "imagery")
@@ -62,7 +62,7 @@ class RowDataset(Dataset):
         return self.rows[i], self.x[i], self.y[i]
 
 
-class MigrationNet(pl.LightningModule):
+class MigrationNet(LightningModule):
     """One of the four networks of Table 2 (see the module docstring).
 
     Parameters

@@ -49,6 +49,9 @@ class CensusTable:
         Optional region of each row (for transfer between regions), as strings.
     notes
         Warnings raised while reading (dropped columns, missing values), one line each.
+    id_column, missing
+        The id column's name and the missing-value code the table was read with (a fitted model
+        keeps both, so that ``migration predict`` reads new tables the same way).
     """
 
     ids: pd.Series
@@ -56,6 +59,8 @@ class CensusTable:
     target: np.ndarray | None = None
     groups: pd.Series | None = None
     notes: list[str] = field(default_factory=list)
+    id_column: str = "id"
+    missing: float | None = None
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -68,6 +73,8 @@ class CensusTable:
             None if self.target is None else self.target[rows],
             None if self.groups is None else self.groups.iloc[rows].reset_index(drop=True),
             list(self.notes),
+            self.id_column,
+            self.missing,
         )
 
 
@@ -101,7 +108,7 @@ def read_census(
                 f"census table has no column '{column}' (columns: "
                 f"{_columns_text(list(table.columns))})",
                 path=path,
-                fix="name an existing column (--id, --target, --group)",
+                fix="name an existing column (--id-column, --target, --region-column)",
             )
     ids = table[id_column]
     if ids.isna().any():
@@ -182,5 +189,11 @@ def read_census(
     if group_column is not None:
         groups = table[group_column].astype(str).str.strip()
     return CensusTable(
-        ids.reset_index(drop=True), features.reset_index(drop=True), y, groups, notes
+        ids.reset_index(drop=True),
+        features.reset_index(drop=True),
+        y,
+        groups,
+        notes,
+        id_column,
+        missing,
     )

@@ -27,46 +27,42 @@ mapped back to counts), an optional isotonic bias correction
 then taken from predictions corrected by a map fitted on the other half of the validation
 groups: cross-fitting), and the validation metrics stored with the model.
 
-A fitted model is a folder: ``config.json`` (hyperparameters, bands, normalisation, seed,
-calibration, validation metrics, versions), ``cnn.safetensors`` (network state dict),
-``head.skops`` and ``mosaiks.safetensors`` (the feature head and random filters). Nothing in it
-runs code when loaded.
+A fitted model is a folder (:class:`~humanscape.models.estimator.TaskModel`): ``config.json``
+(hyperparameters, bands, normalisation, seed, calibration, validation metrics, versions),
+``cnn.safetensors`` (network state dict), ``head.skops`` and ``mosaiks.safetensors`` (the feature
+head and random filters), and the fit's metric tables as CSV. Nothing in it runs code when loaded.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import lightning.pytorch as pl
 import numpy as np
-import sklearn
 import torch
 from safetensors.numpy import load_file as load_numpy
 from safetensors.numpy import save_file as save_numpy
 from safetensors.torch import load_file, save_file
 from torch.utils.data import TensorDataset
 
-from humanscape import __version__
-from humanscape._atomic import atomic_folder
 from humanscape.data.chiptable import EUROSAT_MS_ORDER
 from humanscape.data.splits import Split, block_folds
 from humanscape.errors import HumanscapeError
 from humanscape.evaluate.regression import agreement, bias_analysis, log_population
 from humanscape.evaluate.uncertainty import SplitConformal
 from humanscape.models.backbones import Backbone
+from humanscape.models.estimator import TaskModel, finite_or
 from humanscape.models.heads import (
     RegressionNet,
     band_normalisation,
     dihedral_views,
     log_cosh_loss,
 )
-from humanscape.models.model_folder import config_of, parsing, read_weights
+from humanscape.models.model_folder import read_weights
 from humanscape.models.random_features import RandomConvFeatures
-from humanscape.models.training import fit_module
+from humanscape.models.training import LightningModule, fit_module
 from humanscape.tasks.population.census import IsotonicBiasCorrection
 from humanscape.tasks.population.features import (
     FEATURES,
@@ -167,7 +163,7 @@ def spatial_validation(
 # --- the CNN member -----------------------------------------------------------------------------
 
 
-class PopulationRegressor(pl.LightningModule):
+class PopulationRegressor(LightningModule):
     """Lightning module: normalise, augment (rot90 / flip), log-cosh loss on the log target."""
 
     def __init__(
@@ -230,7 +226,7 @@ def build_net(
 # --- the estimator ------------------------------------------------------------------------------
 
 
-class PopulationModel:
+class PopulationModel(TaskModel):
     """People per grid cell from chips (see the module docstring).
 
     Parameters
@@ -270,6 +266,11 @@ class PopulationModel:
         Seed of the split, the initialisation, the batches and the random features.
     """
 
+    kind = "humanscape.population"
+    what = "population model"
+    refit = REFIT
+    fitted_attribute = "conformal_"
+
     def __init__(
         self,
         *,
@@ -294,29 +295,19 @@ class PopulationModel:
         cnn_seeds: int = 3,
         seed: int = 0,
     ) -> None:
-        self.method, self.arch, self.bands = method, arch, list(bands)
-        self.features, self.head, self.encoder = list(features), head, encoder
-        self.feature_bands = list(feature_bands) if feature_bands else None
+        self.method, self.arch, self.bands = method, arch, bands
+        self.features, self.head, self.encoder = features, head, encoder
+        self.feature_bands = feature_bands
         self.input_size, self.epochs, self.batch_size = input_size, epochs, batch_size
         self.lr, self.patience, self.dropout = lr, patience, dropout
         self.target, self.alpha, self.bias_correction = target, alpha, bias_correction
         self.mosaiks_filters, self.tta, self.seed = mosaiks_filters, tta, seed
         self.cnn_seeds = cnn_seeds
-        self._check()
 
-    def _check(self) -> None:
-        if self.method not in METHODS:
-            raise HumanscapeError(
-                f"unknown method '{self.method}'", fix=f"use one of {', '.join(METHODS)}"
-            )
-        if self.target not in TARGETS:
-            raise HumanscapeError(
-                f"unknown target '{self.target}'", fix=f"use one of {', '.join(TARGETS)}"
-            )
-        if self.head not in HEADS:
-            raise HumanscapeError(
-                f"unknown head '{self.head}'", fix=f"use one of {', '.join(HEADS)}"
-            )
+    def _validate_params(self) -> None:
+        self._choice("population method", self.method, METHODS)
+        self._choice("target", self.target, TARGETS)
+        self._choice("head", self.head, HEADS)
         unknown = [f for f in self.features if f not in FEATURES]
         if unknown or (self.uses_features and not self.features):
             raise HumanscapeError(
@@ -364,13 +355,6 @@ class PopulationModel:
         if self.uses_features and "encoder" in self.features:
             out += [b for b in self._feature_encoder().bands if b not in out]
         return out
-
-    def get_params(self) -> dict[str, Any]:
-        keys = (
-            "method arch bands feature_bands features head encoder input_size epochs batch_size lr patience "
-            "dropout target alpha bias_correction mosaiks_filters tta cnn_seeds seed"
-        ).split()
-        return {k: getattr(self, k) for k in keys}
 
     # -- members
     def _feature_encoder(self) -> Any:
@@ -473,8 +457,7 @@ class PopulationModel:
         return np.mean(preds, axis=0)
 
     def _check_fitted(self, images: np.ndarray) -> None:
-        if not hasattr(self, "conformal_"):
-            raise HumanscapeError("the population model is not fitted", fix="call fit first")
+        self.check_fitted()
         if images.ndim != 4 or images.shape[1] != len(self.input_bands):
             raise HumanscapeError(
                 f"the model reads {len(self.input_bands)} bands ({', '.join(self.input_bands)}), "
@@ -500,7 +483,7 @@ class PopulationModel:
         ``groups`` or ``locations`` (metres, in ``block_m`` blocks). ``work_dir`` keeps the CNN's
         checkpoints (an interrupted fit started again resumes).
         """
-        self._check()
+        self._validate_params()
         images = np.asarray(images, dtype=np.float32)
         population = np.asarray(population, dtype=np.float64)
         if (
@@ -576,27 +559,19 @@ class PopulationModel:
             from_target(upper, self.target),
         )
 
-    # -- persistence
-    def save(
-        self,
-        folder: str | Path,
-        *,
-        extra_files: dict[str, str] | None = None,
-        extra_config: dict[str, Any] | None = None,
-    ) -> Path:
-        """Write the model folder (see the module docstring) atomically.
+    def chip_predictor(self, token: str = "") -> Any:
+        """This model as a chip predictor of a map (``predict-chips``): people per chip with the
+        interval (:class:`~humanscape.tasks.population.mapping.PopulationChips`)."""
+        from humanscape.tasks.population.mapping import PopulationChips
 
-        ``extra_files`` (name -> text, e.g. metric tables) and ``extra_config`` (keys added to
-        ``config.json``) are written into the same folder in the same atomic step.
-        """
+        self.check_fitted()
+        return PopulationChips(self, token)
+
+    # -- persistence
+    def _state(self, folder: Path) -> dict[str, Any]:
         import skops.io as sio
 
-        if not hasattr(self, "conformal_"):
-            raise HumanscapeError("the population model is not fitted", fix="call fit first")
-        folder = Path(folder)
-        config: dict[str, Any] = {
-            "kind": "humanscape.population",
-            "params": self.get_params(),
+        state: dict[str, Any] = {
             "input_bands": self.input_bands,
             "validation_split": self.validation_name_,
             "chip_shape": list(self.chip_shape_),
@@ -606,85 +581,63 @@ class PopulationModel:
                 "quantile": self.conformal_.quantile_,
                 "n_calibration": self.conformal_.n_calibration_,
             },
-            "versions": {
-                "humanscape": __version__,
-                "torch": torch.__version__,
-                "sklearn": sklearn.__version__,
-            },
         }
         if hasattr(self, "isotonic_"):
             iso = self.isotonic_.map_
-            config["isotonic"] = {"x": iso.X_thresholds_.tolist(), "y": iso.y_thresholds_.tolist()}
+            state["isotonic"] = {"x": iso.X_thresholds_.tolist(), "y": iso.y_thresholds_.tolist()}
         if self.uses_cnn:
-            config["normalisation"] = self.norm_
-            config["epochs_run"] = self.epochs_run_
-        with atomic_folder(folder, marker="config.json") as tmp:
-            if self.uses_cnn:
-                state = {
-                    f"{i}.{k}": v.detach().contiguous().cpu()
-                    for i, net in enumerate(self.nets_)
-                    for k, v in net.state_dict().items()
-                }
-                save_file(state, str(tmp / "cnn.safetensors"))
-            if self.uses_features:
-                sio.dump(self.head_, tmp / "head.skops")
-                if hasattr(self, "mosaiks_"):
-                    m = self.mosaiks_
-                    save_numpy(
-                        {"weight": m.weight_, "offset": m.offset_},
-                        str(tmp / "mosaiks.safetensors"),
-                    )
-            for name, text in (extra_files or {}).items():
-                (tmp / name).write_text(text)
-            config |= extra_config or {}
-            (tmp / "config.json").write_text(json.dumps(config, indent=2))
-        return folder
+            state["normalisation"] = self.norm_
+            state["epochs_run"] = self.epochs_run_
+            weights = {
+                f"{i}.{k}": v.detach().contiguous().cpu()
+                for i, net in enumerate(self.nets_)
+                for k, v in net.state_dict().items()
+            }
+            save_file(weights, str(folder / "cnn.safetensors"))
+        if self.uses_features:
+            sio.dump(self.head_, folder / "head.skops")
+            if hasattr(self, "mosaiks_"):
+                m = self.mosaiks_
+                save_numpy(
+                    {"weight": m.weight_, "offset": m.offset_}, str(folder / "mosaiks.safetensors")
+                )
+        return state
 
-    @classmethod
-    def load(cls, folder: str | Path) -> PopulationModel:
-        """Load a folder written by :meth:`save`; a corrupt or foreign folder is refused by name."""
-        folder = Path(folder)
-        config_path = folder / "config.json"
-        config = config_of(
-            folder, kind="humanscape.population", what="population model", command=REFIT
-        )
-        with parsing(config_path, "population model", REFIT):
-            model = cls(**config["params"])
-            model.conformal_ = SplitConformal(config["conformal"]["alpha"])
-            model.conformal_.quantile_ = float(config["conformal"]["quantile"])
-            model.conformal_.n_calibration_ = int(config["conformal"]["n_calibration"])
-            model.validation_ = config.get("validation", {})
-            model.validation_name_ = config.get("validation_split", "")
-            model.chip_shape_ = tuple(int(v) for v in config["chip_shape"])
-        if "isotonic" in config:
+    def _restore(self, folder: Path, state: dict[str, Any]) -> None:
+        self.conformal_ = SplitConformal(state["conformal"]["alpha"])
+        self.conformal_.quantile_ = finite_or(state["conformal"]["quantile"], float("inf"))
+        self.conformal_.n_calibration_ = int(state["conformal"]["n_calibration"])
+        self.validation_ = state.get("validation", {})
+        self.validation_name_ = state.get("validation_split", "")
+        self.chip_shape_ = tuple(int(v) for v in state["chip_shape"])
+        if "isotonic" in state:
             from sklearn.isotonic import IsotonicRegression
 
             iso = IsotonicRegression(out_of_bounds="clip").fit(
-                config["isotonic"]["x"], config["isotonic"]["y"]
+                state["isotonic"]["x"], state["isotonic"]["y"]
             )
-            model.isotonic_ = IsotonicBiasCorrection()
-            model.isotonic_.map_ = iso
-        if model.uses_cnn:
-            model.norm_ = config["normalisation"]
-            model.epochs_run_ = config.get("epochs_run", 0)
-            state = read_weights(folder / "cnn.safetensors", load_file, REFIT)
-            model.nets_ = []
-            for i in range(model.cnn_seeds):
+            self.isotonic_ = IsotonicBiasCorrection()
+            self.isotonic_.map_ = iso
+        if self.uses_cnn:
+            self.norm_ = state["normalisation"]
+            self.epochs_run_ = state.get("epochs_run", [])
+            weights = read_weights(folder / "cnn.safetensors", load_file, REFIT)
+            self.nets_ = []
+            for i in range(self.cnn_seeds):
                 net, _, _ = build_net(
-                    model.arch, model.cnn_bands, input_size=model.input_size, dropout=model.dropout
+                    self.arch, self.cnn_bands, input_size=self.input_size, dropout=self.dropout
                 )
-                part = {k.split(".", 1)[1]: v for k, v in state.items() if k.startswith(f"{i}.")}
+                part = {k.split(".", 1)[1]: v for k, v in weights.items() if k.startswith(f"{i}.")}
                 _load_state(net, part, folder / "cnn.safetensors")
-                model.nets_.append(net.eval())
-        if model.uses_features:
-            model.head_ = _load_head(folder / "head.skops")
-            if "mosaiks" in model.features:
+                self.nets_.append(net.eval())
+        if self.uses_features:
+            self.head_ = _load_head(folder / "head.skops")
+            if "mosaiks" in self.features:
                 arrays = read_weights(folder / "mosaiks.safetensors", load_numpy, REFIT)
-                m = RandomConvFeatures(model.mosaiks_filters, seed=model.seed)
+                m = RandomConvFeatures(self.mosaiks_filters, seed=self.seed)
                 m.weight_, m.offset_ = arrays["weight"], arrays["offset"]
                 m.n_bands_ = int(m.weight_.shape[1])
-                model.mosaiks_ = m
-        return model
+                self.mosaiks_ = m
 
 
 def _load_state(net: torch.nn.Module, state: dict[str, torch.Tensor], path: Path) -> None:

@@ -1,6 +1,6 @@
-"""The population commands as functions: fit (with a transfer test), predict (chips or a map), evaluate.
-
-Each writes its outputs atomically and returns what the command prints.
+"""What ``humanscape population fit | predict | evaluate`` do (Huang et al. 2021), as functions:
+fit (with a transfer test), predict (chips or a map of a scene), evaluate. Each writes its
+outputs atomically and returns the lines the command prints.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import pandas as pd
 from humanscape.data.chiptable import write_chip_table
 from humanscape.data.splits import Split
 from humanscape.errors import HumanscapeError
-from humanscape.geo.scene import Scene
+from humanscape.geo.inputs import SceneReader
 from humanscape.scale import Execution
 from humanscape.tasks.population.chips import PopulationChips, load_chips
 from humanscape.tasks.population.evaluate import metrics_table, write_report
@@ -26,101 +26,106 @@ log = logging.getLogger(__name__)
 
 def fit_population(
     model: PopulationModel,
-    chips: PopulationChips,
-    locations: np.ndarray | None,
+    chip_table: str | Path,
+    target: str,
     out: Path,
     *,
-    groups: str | None = None,
-    holdout_group: str | None = None,
+    group_column: str | None = None,
+    region_column: str | None = None,
     holdout: list[str] | None = None,
     neighbors: int = 1,
-    block_m: float = 50_000.0,
-    source: str | Path = "chip table",
+    block_km: float = 50.0,
 ) -> list[str]:
-    """Fit ``model`` (on all chips, or all but the held-out region) and save it to ``out``.
+    """Fit ``model`` on the chips of a table (all, or all but a held-out region) and save it.
 
-    The CNNs checkpoint every epoch into ``<out>.checkpoints/`` (removed once the model is
-    saved): a fit interrupted and started again with the same ``out`` resumes from there.
-    With ``holdout_group`` the chips of ``holdout`` (default: the region with most chips) are
-    never seen in fitting; the model's metrics on them are written to ``transfer.csv`` in the
-    model folder, apart from the within-region validation metrics (``validation.csv``).
+    Validation holds out whole ``group_column`` groups, else ``block_km`` blocks of the chips'
+    locations. The CNNs checkpoint every epoch into ``<out>.checkpoints/`` (removed once the
+    model is saved): a fit interrupted and started again with the same ``out`` resumes there.
+    With ``region_column`` the chips of ``holdout`` (default: the region with most chips) are never
+    seen in fitting; the model's metrics on them are saved as ``transfer.csv`` in the model folder,
+    apart from the within-region validation metrics (``validation.csv``).
     """
+    from humanscape.data.chiptable import read_chip_table
+    from humanscape.tasks.population.chips import chip_locations
+
+    columns = [c for c in (group_column, region_column) if c]
+    if columns:
+        read_chip_table(chip_table, required=columns, check_files=False)
+    chips = load_chips(chip_table, model.input_bands, target=target)
     assert chips.population is not None
+    locations = chip_locations(chips.table) if group_column is None else None
     checkpoints = out.with_name(out.name + ".checkpoints")
     table = chips.table
-    group_values = table[groups].astype(str).to_numpy() if groups else None
+    group_values = table[group_column].astype(str).to_numpy() if group_column else None
     keep = np.arange(len(chips))
     transfer = None
-    if holdout_group:
-        regions = table[holdout_group].astype(str).to_numpy()
+    if region_column:
+        regions = table[region_column].astype(str).to_numpy()
         names = holdout or [pd.Series(regions).value_counts().index[0]]
         unknown = [n for n in names if n not in set(regions)]
         if unknown:
             raise HumanscapeError(
-                f"no chip has {holdout_group} = {', '.join(unknown)} "
+                f"no chip has {region_column} = {', '.join(unknown)} "
                 f"(values: {', '.join(sorted(set(regions))[:10])})",
-                path=source,
+                path=chip_table,
                 fix="give --holdout values of that column",
             )
         test = np.isin(regions, names)
         if test.all():
             raise HumanscapeError(
                 f"every chip is in the held-out region(s) {', '.join(names)}",
-                path=source,
+                path=chip_table,
                 fix="hold out fewer regions",
             )
         keep = np.flatnonzero(~test)
-        transfer = Split(keep, np.flatnonzero(test), f"{holdout_group} = {', '.join(names)}")
+        transfer = Split(keep, np.flatnonzero(test), f"{region_column} = {', '.join(names)}")
     model.fit(
         chips.images[keep],
         chips.population[keep],
         locations=locations[keep] if locations is not None else None,
         groups=group_values[keep] if group_values is not None else None,
-        block_m=block_m,
+        block_m=block_km * 1000,
         work_dir=checkpoints,
     )
+    v = model.validation_
     lines = [
-        f"{model.validation_name_}: train {model.validation_['n_train']}, validation "
-        f"{model.validation_['n_validation']} chips",
-        f"validation R2 (log {model.target}) {model.validation_['log']['r2']:.3f}, "
+        f"{model.validation_name_}: train {v['n_train']}, validation {v['n_validation']} chips",
+        f"validation r2 (coefficient of determination) of {model.target} {v['log']['r2']:.3f}, "
         f"conformal {100 * (1 - model.alpha):.0f} % quantile {model.conformal_.quantile_:.3f} (log)",
     ]
-    rows = [{"set": "validation", "scale": model.target, **model.validation_["log"]}]
-    rows.append({"set": "validation", "scale": "count", **model.validation_["counts"]})
-    files = {"validation.csv": pd.DataFrame(rows).to_csv(index=False)}
-    config: dict[str, object] = {"neighbors": neighbors}
+    rows = [{"set": "validation", "scale": model.target, **v["log"]}]
+    rows.append({"set": "validation", "scale": "count", **v["counts"]})
+    model.tables_ = {"validation.csv": pd.DataFrame(rows)}
+    model.info_ = {"chip_table": str(chip_table), "target": target, "neighbors": neighbors}
     if transfer is not None:
         pred, lower, upper = model.predict_interval(chips.images[transfer.test])
         frame = metrics_table(
             chips.population[transfer.test], pred, lower, upper, label=transfer.name
         )
-        files["transfer.csv"] = frame.to_csv(index=False)
+        model.tables_["transfer.csv"] = frame
         row = frame.set_index("scale").loc["log1p"]
-        config["transfer"] = {"held_out": transfer.name, "n": int(transfer.test.size)}
+        model.info_["transfer"] = {"held_out": transfer.name, "n": int(transfer.test.size)}
         lines.append(
             f"transfer to {transfer.name} ({transfer.test.size} chips never seen): "
-            f"R2 log1p {row['r2']:.3f}, coverage {row['coverage']:.3f}"
+            f"r2 log1p {row['r2']:.3f}, coverage {row['coverage']:.3f}"
         )
-    model.save(out, extra_files=files, extra_config=config)
+    model.save(out)
     shutil.rmtree(checkpoints, ignore_errors=True)
+    lines.append(f"wrote {out}")
     return lines
 
 
-def predict_table(model: PopulationModel, chip_table: Path, out: Path) -> pd.DataFrame:
+def predict_table(model_dir: str | Path, chip_table: str | Path, out: Path) -> list[str]:
     """``image``, ``prediction``, ``lower``, ``upper`` (people) per chip, written as CSV / Parquet."""
+    model = PopulationModel.load(model_dir)
     chips = load_chips(chip_table, model.input_bands)
     _check_chip_shape(model, chips, chip_table)
     pred, lower, upper = model.predict_interval(chips.images)
     frame = pd.DataFrame(
-        {
-            "image": chips.table["image"],
-            "prediction": pred,
-            "lower": lower,
-            "upper": upper,
-        }
+        {"image": chips.table["image"], "prediction": pred, "lower": lower, "upper": upper}
     )
     write_chip_table(frame, out)
-    return frame
+    return [f"wrote {out}: {len(frame)} chips"]
 
 
 def _check_chip_shape(model: PopulationModel, chips: PopulationChips, path: Path) -> None:
@@ -135,17 +140,19 @@ def _check_chip_shape(model: PopulationModel, chips: PopulationChips, path: Path
 
 
 def evaluate_table(
-    model: PopulationModel, chip_table: Path, target: str, out: Path
-) -> pd.DataFrame:
-    """The paper's metrics and plots for a chip table with census population, in ``out``."""
+    model_dir: str | Path, chip_table: str | Path, target: str, out: Path
+) -> list[str]:
+    """The paper's metrics and figures for a chip table with census population, in ``out``."""
+    model = PopulationModel.load(model_dir)
     chips = load_chips(chip_table, model.input_bands, target=target)
     assert chips.population is not None
     _check_chip_shape(model, chips, chip_table)
     pred, lower, upper = model.predict_interval(chips.images)
-    table = metrics_table(chips.population, pred, lower, upper, label=Path(chip_table).stem)
+    label = Path(str(chip_table)).stem
+    table = metrics_table(chips.population, pred, lower, upper, label=label)
     predictions = pd.DataFrame(
         {
-            "set": Path(chip_table).stem,
+            "set": label,
             "image": chips.table["image"],
             "observed": chips.population,
             "prediction": pred,
@@ -154,29 +161,33 @@ def evaluate_table(
         }
     )
     write_report(out, table, predictions, title="population")
-    return table
+    return [table.to_string(index=False, float_format=lambda v: f"{v:.3f}"), f"wrote {out}"]
 
 
 def map_population(
-    model: PopulationModel,
-    scene: Scene,
+    model_dir: str | Path,
+    scene: str | Path,
     out: Path,
+    reader: SceneReader,
     *,
     cell: float | None = None,
     arcsec: float | None = None,
     grid: Path | None = None,
     districts: Path | None = None,
     total_column: str = "pop",
+    png: Path | None = None,
     execution: Execution | None = None,
-    model_token: str = "",
 ) -> list[str]:
     """A population GeoTIFF of ``scene`` on a cell grid; census-consistent when ``districts`` given.
 
     Cells are predicted tile by tile on the tiled engine (``execution``: Dask workers, scheduler,
-    tile; default this process); the census rescaling then works on the cell-level map.
+    tile; default this process); the census rescaling then works on the cell-level map. ``png``:
+    a figure of the map (colour bar in people per cell up to the 99th percentile, scale bar).
     """
     from humanscape.geo.grid import cell_grid
     from humanscape.geo.vector import read_vector
+    from humanscape.geo.write import folder_token
+    from humanscape.report.quicklook import scalar_quicklook
     from humanscape.scale import IN_PROCESS
     from humanscape.tasks.population.mapping import (
         census_consistent,
@@ -189,11 +200,7 @@ def map_population(
 
     if sum(v is not None for v in (cell, arcsec, grid)) > 1:
         raise HumanscapeError("give one of --cell, --arcsec, --grid", fix="choose one grid")
-    cells = (
-        reference_grid(grid)
-        if grid is not None
-        else cell_grid(scene.grid, cell=cell, arcsec=arcsec)
-    )
+    model = PopulationModel.load(model_dir)
     district_frame = read_vector(districts) if districts is not None else None
     if district_frame is not None and total_column not in district_frame.columns:
         raise HumanscapeError(
@@ -202,17 +209,23 @@ def map_population(
             path=districts,
             fix="give the column of district population totals (--total-column)",
         )
-    job = population_job(
-        model, scene, cells, model.chip_shape_, token=model_token,
-        tags={"model": str(model.get_params())},
-    )  # fmt: skip
-    (execution or IN_PROCESS).run(job, out, desc="population", tile=job.default_tile())
-    result = read_map(out)
-    try:
-        check_overlap(result.population, scene.name)
-    except HumanscapeError:
-        out.unlink()
-        raise
+    with reader.open(scene) as s:
+        cells = (
+            reference_grid(grid)
+            if grid is not None
+            else cell_grid(s.grid, cell=cell, arcsec=arcsec)
+        )
+        job = population_job(
+            model, s, cells, model.chip_shape_, token=folder_token(model_dir),
+            tags={"model": str(model.get_params())},
+        )  # fmt: skip
+        (execution or IN_PROCESS).run(job, out, desc="population", tile=job.default_tile())
+        result = read_map(out)
+        try:
+            check_overlap(result.population, s.name)
+        except HumanscapeError:
+            out.unlink()
+            raise
     lines = []
     if district_frame is not None:
         before = float(np.nansum(result.population))
@@ -230,4 +243,17 @@ def map_population(
         f"wrote {out}: {result.grid.height} x {result.grid.width} cells, "
         f"{np.nansum(result.population):,.0f} people"
     )
+    if png is not None:
+        values = result.population
+        vmax = float(np.nanpercentile(values, 99)) if np.isfinite(values).any() else 1.0
+        scalar_quicklook(
+            out,
+            png,
+            title="Estimated population per cell",
+            units="people per cell",
+            vmin=0.0,
+            vmax=max(vmax, 1.0),
+            cmap="viridis",
+        )
+        lines.append(f"wrote {png}")
     return lines

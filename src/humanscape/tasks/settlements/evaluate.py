@@ -177,9 +177,11 @@ def cross_validate(
     by an inner spatial CV (:func:`~humanscape.tasks.settlements.model.select_model`), so that the
     score of the choice is itself held out.
     """
-    name = classifier if isinstance(classifier, str) else classifier.model
+    from tqdm.auto import tqdm
+
+    name = classifier if isinstance(classifier, str) else classifier.method
     parts = []
-    for k in range(len(folds)):
+    for k in tqdm(range(len(folds)), desc=f"{name}: folds", unit="fold"):
         split = folds.split(sample["x"].to_numpy(), sample["y"].to_numpy(), k)
         train = sample.iloc[split.train]
         if train["label"].nunique() < 2:
@@ -255,35 +257,18 @@ def write_report(results: Sequence[CVResult], out_dir: str | Path) -> dict[str, 
 
     The folder is written atomically (a previous report folder there is replaced).
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from humanscape.report.settlements import curves_png
 
     out_dir = Path(out_dir)
     curves = pd.concat([r.curves() for r in results], ignore_index=True)
     table = pd.concat([r.table() for r in results], ignore_index=True)
     names = {"curves": "curves.csv", "table": "table.csv"}
-    with atomic_folder(out_dir, marker="table.csv") as tmp:
+    with atomic_folder(out_dir, written_by="settlements evaluate") as tmp:
         curves.to_csv(tmp / names["curves"], index=False)
         table.to_csv(tmp / names["table"], index=False)
         for fold, part in curves.groupby("fold", sort=False):
-            fig, axes = plt.subplots(1, 2, figsize=(10, 4), sharey=True)
-            for ax, level in zip(axes, ("pixel", "settlement"), strict=True):
-                for model, m in part[part["level"] == level].groupby("model"):
-                    ax.plot(m["percent"], m["precision"], label=f"{model} precision")
-                    ax.plot(m["percent"], m["recall"], "--", label=f"{model} recall")
-                prevalence = table.loc[table["fold"] == fold, "prevalence"].iloc[0]
-                ax.set(
-                    title=f"{fold}: {level} level ({100 * prevalence:.1f} % positive pixels)",
-                    xlabel="top x % validated",
-                    ylabel="precision / recall",
-                    ylim=(0, 1.02),
-                )
-                ax.grid(alpha=0.3)
-            axes[0].legend(fontsize=7)
+            prevalence = float(table.loc[table["fold"] == fold, "prevalence"].iloc[0])
             name = "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in str(fold))
-            fig.savefig(tmp / f"curves_{name}.png", dpi=110, bbox_inches="tight", format="png")
-            plt.close(fig)
+            curves_png(part, str(fold), prevalence, tmp / f"curves_{name}.png")
             names[f"png_{name}"] = f"curves_{name}.png"
     return {key: out_dir / name for key, name in names.items()}

@@ -100,7 +100,7 @@ class SettlementMap:
             )
         band_names = ("probability", "new_score") if change else ("probability",)
         self.spec = RasterSpec(
-            grid, band_names, "probability", tags=(("model", model.model), ("features", label))
+            grid, band_names, "probability", tags=(("model", model.method), ("features", label))
         )
         self._src: rasterio.io.DatasetReader | None = None
 

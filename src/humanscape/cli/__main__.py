@@ -1,0 +1,5 @@
+"""``python -m humanscape.cli``: the ``humanscape`` command."""
+
+from humanscape.cli.main import main
+
+main()
