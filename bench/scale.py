@@ -51,11 +51,11 @@ import sys
 import time
 from pathlib import Path
 
+import humanscape.models._torch_shim  # noqa: F401  (before timm / torchvision)
+
 import numpy as np
 import rasterio
 from rasterio.windows import Window
-
-import humanscape.models._torch_shim  # noqa: F401  (before timm / torchvision)
 
 SIZE, CHIP, BATCH = 8192, 256, 32  # --size changes SIZE for a quick try
 

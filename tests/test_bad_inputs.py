@@ -955,7 +955,9 @@ CASES: list[Case] = [
     ),
     Case(
         "migration: tile ids match no municipality",
-        lambda t: _mig_fit(t, _mig_census(t), "--method", "imagery", "--images", str(_mig_tiles(t))),
+        lambda t: _mig_fit(
+            t, _mig_census(t), "--method", "imagery", "--images", str(_mig_tiles(t))
+        ),
         "none of the 2 municipality ids of the tiles matches a census id",
     ),
     Case(

@@ -58,7 +58,9 @@ def test_fit_and_predict_the_default_model_with_intervals(world):
     )  # fmt: skip
     assert "dropped 1 non-numeric column(s): region" in out
     config = json.loads((folder / "default" / "config.json").read_text())
-    assert config["params"]["method"] == "ensemble" and "outflow" not in config["state"]["variables"]
+    assert (
+        config["params"]["method"] == "ensemble" and "outflow" not in config["state"]["variables"]
+    )
     assert config["state"]["id_column"] == "municipality"
     assert not (folder / "default.checkpoints").exists()
     _ok(
