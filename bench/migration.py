@@ -54,7 +54,7 @@ def _save(part: str, key: str, value: object) -> None:
 
 def _line(name: str, s: dict) -> str:
     return (
-        f"{name:<18} r2 {s['r2']:.3f} +- {s['r2_std']:.3f}  r2P {s['r2_pearson']:.3f}  "
+        f"{name:<18} r2 {s['r2']:.3f} +- {s['r2_std']:.3f}  pearson_r2 {s['pearson_r2']:.3f}  "
         f"MAE {s['mae']:.1f}  w500 {s['within_500']:.3f}  w1000 {s['within_1000']:.3f}  "
         f"cov90 {s['coverage']:.3f}"
     )
@@ -126,7 +126,7 @@ def synthetic(seeds: list[int], models: list[str], epochs: int, size: int, n: in
             pooled = outflow_metrics(p["observed"], p["prediction"], p["lower"], p["upper"])
             print(
                 _line(f"w{seed} {name}", s),
-                f"pooled r2 {pooled['r2']:.3f} r2P {pooled['r2_pearson']:.3f}",
+                f"pooled r2 {pooled['r2']:.3f} pearson_r2 {pooled['pearson_r2']:.3f}",
                 f"({time.time() - t0:.0f} s)",
                 flush=True,
             )

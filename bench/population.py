@@ -127,12 +127,12 @@ def chips_part(only: list[str] | None, epochs: int, paper_epochs: int) -> None:
             "r2_log1p_pooled": float(row.loc["log1p", "r2"]),
             "r2_log1p_folds": [round(v, 4) for v in per_fold],
             "r2_log1p_fold_mean": float(np.mean(per_fold)),
-            "coe_log": float(row.loc["log", "coe"]),
+            "pearson_r2_log": float(row.loc["log", "pearson_r2"]),
             "mioa_log": float(row.loc["log", "mioa"]),
             "r2_log": float(row.loc["log", "r2"]),
             "r2_count": float(row.loc["count", "r2"]),
             "mae_count": float(row.loc["count", "mae"]),
-            "bias_beta_log1p": float(row.loc["log1p", "beta"]),
+            "bias_beta_log1p": float(row.loc["log1p", "bias_beta"]),
             "coverage_90": coverage(pop, lower, upper),
             "seconds": round(seconds, 1),
             "epochs_run": epochs_run,
@@ -265,7 +265,7 @@ def synthetic_part(epochs: int) -> None:
                 dense = chips.population >= np.percentile(chips.population, 90)
                 row = {
                     "r2_log1p": r2(p, q),
-                    "beta_log1p": bias_analysis(p, q)["beta"],
+                    "beta_log1p": bias_analysis(p, q)["bias_beta"],
                     "dense_top10pct_mean_ratio": float(
                         pred[dense].sum() / chips.population[dense].sum()
                     ),

@@ -7,10 +7,10 @@ from humanscape.errors import HumanscapeError
 from humanscape.evaluate.regression import (
     agreement,
     bias_analysis,
-    coe,
     log_population,
     mae,
     mioa,
+    pearson_r2,
     r2,
     rmse,
 )
@@ -22,42 +22,47 @@ Q = [1.5, 2.0, 2.5, 3.0]
 
 def test_metrics_by_hand():
     # p̄ = 2.5; errors q - p = 0.5, 0, -0.5, -1
-    assert coe(P, Q) == pytest.approx(
+    assert r2(P, Q) == pytest.approx(
         1 - (0.25 + 0 + 0.25 + 1) / (2.25 + 0.25 + 0.25 + 2.25)
     )  # 0.7
     # Σ|p - q| = 2; Σ(|q - p̄| + |p - p̄|) = (1 + .5 + 0 + .5) + (1.5 + .5 + .5 + 1.5) = 6
     assert mioa(P, Q) == pytest.approx(1 - 2 / 6)
-    assert r2(P, Q) == pytest.approx(1.0)  # q = 0.5 p + 1: perfectly correlated
+    assert pearson_r2(P, Q) == pytest.approx(1.0)  # q = 0.5 p + 1: perfectly correlated
     assert mae(P, Q) == pytest.approx(0.5) and rmse(P, Q) == pytest.approx(np.sqrt(1.5 / 4))
     # Table III: q - p = 1 - 0.5 p exactly: alpha 1, beta -0.5, r -1
     bias = bias_analysis(P, Q)
-    assert bias == pytest.approx({"pearson_r": -1.0, "alpha": 1.0, "beta": -0.5})
+    assert bias == pytest.approx({"bias_r": -1.0, "bias_alpha": 1.0, "bias_beta": -0.5})
     assert set(agreement(P, Q)) == {
         "r2",
-        "coe",
+        "pearson_r2",
         "mioa",
         "mae",
         "rmse",
-        "pearson_r",
-        "alpha",
-        "beta",
+        "bias_r",
+        "bias_alpha",
+        "bias_beta",
     }
 
 
-def test_coe_can_be_negative_while_r2_is_perfect():
-    # a model that is perfectly correlated but far off has R2 1 and a negative efficiency
-    assert r2(P, [10, 20, 30, 40]) == pytest.approx(1) and coe(P, [10, 20, 30, 40]) < 0
+def test_r2_can_be_negative_while_squared_pearson_is_perfect():
+    # perfectly correlated but ten times too large: squared Pearson 1, coefficient of
+    # determination 1 - Σ(p - 10p)² / Σ(p - p̄)² = 1 - 81 * 30 / 5 = -485
+    assert pearson_r2(P, [10, 20, 30, 40]) == pytest.approx(1)
+    assert r2(P, [10, 20, 30, 40]) == pytest.approx(1 - 81 * 30 / 5)
 
 
-def test_log_population_maps_zero_to_zero():
-    np.testing.assert_allclose(log_population([0, 1, np.e, 100]), [0, 0, 1, np.log(100)])
+def test_log_population_floors_counts_below_one_as_eq_1():
+    # eq. 1: below 1 -> 0; then log(p) for p >= 1 (0.01 would otherwise be log 0.01 = -4.6)
+    np.testing.assert_allclose(
+        log_population([0, 0.01, 0.99, 1, np.e, 100]), [0, 0, 0, 0, 1, np.log(100)]
+    )
     with pytest.raises(HumanscapeError, match="negative"):
         log_population([-1])
 
 
 def test_bad_pairs_are_refused():
     with pytest.raises(HumanscapeError, match="one length"):
-        coe([1, 2], [1, 2, 3])
+        r2([1, 2], [1, 2, 3])
     with pytest.raises(HumanscapeError, match="NaN"):
         mae([1, np.nan], [1, 2])
 

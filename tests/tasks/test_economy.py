@@ -242,7 +242,7 @@ def test_gini_known_values():
 
 
 def test_r2_is_the_coefficient_of_determination():
-    from humanscape.tasks.economy.evaluate import r2
+    from humanscape.evaluate.regression import r2
 
     y = np.array([1.0, 2.0, 3.0, 4.0])
     # SS_res = 0.25 * 4 = 1, SS_tot = 5 -> 1 - 1/5

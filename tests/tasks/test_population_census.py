@@ -24,11 +24,11 @@ def test_isotonic_correction_removes_the_table_iii_bias():
     rng = np.random.default_rng(0)
     truth = rng.uniform(0, 10, 2000)
     estimate = 2 + 0.6 * truth + rng.normal(0, 0.3, 2000)  # the paper's pattern: slope < 1
-    before = bias_analysis(truth[1000:], estimate[1000:])["beta"]
+    before = bias_analysis(truth[1000:], estimate[1000:])["bias_beta"]
     corrected = (
         IsotonicBiasCorrection().fit(estimate[:1000], truth[:1000]).transform(estimate[1000:])
     )
-    after = bias_analysis(truth[1000:], corrected)["beta"]
+    after = bias_analysis(truth[1000:], corrected)["bias_beta"]
     assert before == pytest.approx(-0.4, abs=0.03) and abs(after) < 0.1
     # monotone: the ranking of cells is kept
     order = np.argsort(estimate[1000:])

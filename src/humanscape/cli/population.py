@@ -253,8 +253,8 @@ def predict(
 @TARGET
 @opt.out_folder("Report folder: metrics.csv, predictions.csv, scatter and bias PNGs.")
 def evaluate(model_dir: str, chip_table: Path, target: str, out: Path) -> None:
-    """The paper's metrics (r2, squared Pearson, CoE, MIoA, MAE, Table III bias), interval
-    coverage, and the scatter and bias figures."""
+    """The paper's metrics on log, log1p and count scales (r2 = the paper's CoE, pearson_r2 = the
+    paper's R², MIoA, MAE, Table III bias), interval coverage, scatter and bias figures."""
     from humanscape.tasks.population.workflow import evaluate_table
 
     echo(evaluate_table(model_dir, chip_table, target, out))

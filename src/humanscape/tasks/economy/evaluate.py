@@ -20,8 +20,7 @@ import numpy as np
 import pandas as pd
 from scipy.stats import spearmanr
 
-from humanscape.evaluate.regression import coe
-from humanscape.evaluate.regression import r2 as squared_pearson
+from humanscape.evaluate.regression import pearson_r2, r2
 from humanscape.tasks.economy.data import DistrictData
 from humanscape.tasks.economy.district import DistrictRegressor, DistrictStats, district_stats
 from humanscape.tasks.economy.model import EconomyModel
@@ -29,12 +28,6 @@ from humanscape.tasks.economy.score import pooled_features
 
 Factory = Callable[[bool, int], DistrictRegressor]  # (augment, seed) -> regressor
 Config = tuple[DistrictStats, Factory]
-
-
-def r2(observed: np.ndarray, predicted: np.ndarray) -> float:
-    """The paper's R2: coefficient of determination ``1 - SS_res / SS_tot`` on the original scale
-    (negative when worse than predicting the test mean, as for several baselines of Table 1)."""
-    return coe(observed, predicted)
 
 
 def random_splits(
@@ -76,7 +69,7 @@ def split_r2(
     """Table 1: R2 (original scale) of each configuration over the same splits.
 
     Returns one row per configuration: ``r2_mean``, ``r2_std``, ``r2_median`` (coefficient of
-    determination, the paper's), ``pearson2_mean`` (squared Pearson correlation),
+    determination, the paper's), ``pearson_r2_mean`` (squared Pearson correlation),
     ``spearman_mean`` (rank agreement, robust to the heavy tail of counts), ``n_splits``.
     """
     y = np.asarray(y, dtype=np.float64)
@@ -86,7 +79,7 @@ def split_r2(
         for k, (train, test) in enumerate(splits):
             pred = _fit_predict(config, y, train, test, weights, True, k)
             scores.append(r2(y[test], pred))
-            pearson.append(squared_pearson(y[test], pred))
+            pearson.append(pearson_r2(y[test], pred))
             ranks.append(spearmanr(y[test], pred).statistic)
         rows.append(
             {
@@ -94,7 +87,7 @@ def split_r2(
                 "r2_mean": float(np.mean(scores)),
                 "r2_std": float(np.std(scores)),
                 "r2_median": float(np.median(scores)),
-                "pearson2_mean": float(np.nanmean(pearson)),
+                "pearson_r2_mean": float(np.nanmean(pearson)),
                 "spearman_mean": float(np.nanmean(ranks)),
                 "n_splits": len(splits),
             }

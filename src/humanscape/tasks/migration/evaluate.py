@@ -22,7 +22,7 @@ import pandas as pd
 
 from humanscape.errors import HumanscapeError
 from humanscape.evaluate.importance import permutation_importance
-from humanscape.evaluate.regression import coe, r2
+from humanscape.evaluate.regression import pearson_r2, r2
 from humanscape.tasks.migration.imagery import MunicipalImages
 from humanscape.tasks.migration.model import MigrationModel, prediction_table
 from humanscape.tasks.migration.table import CensusTable
@@ -39,8 +39,8 @@ def outflow_metrics(
     p = np.asarray(predicted, dtype=np.float64)
     err = np.abs(p - y)
     out = {
-        "r2": coe(y, p),
-        "r2_pearson": r2(y, p) if np.std(p) > 0 else 0.0,
+        "r2": r2(y, p),
+        "pearson_r2": pearson_r2(y, p) if np.std(p) > 0 else 0.0,
         "mae": float(err.mean()),
         "within_500": float((err <= 500).mean()),
         "within_1000": float((err <= 1000).mean()),

@@ -1,8 +1,10 @@
-"""The paper's evaluation of population estimates (Huang et al. 2021, Sec. IV.D, Table III, Figs. 6-8).
+"""The paper's evaluation of population estimates (Huang et al. 2021, Sec. IV.D, Table III, Figs. 5-8).
 
-:func:`metrics_table` scores predictions on three scales: the paper's ``log(p)`` with 0 -> 0
-(R2, CoE, MIoA), ``log(1 + p)`` and counts (R2, MAE), each with the Table III bias analysis
-(Pearson r of ``p`` and ``p̂ - p``, OLS intercept alpha and slope beta), and the coverage and
+:func:`metrics_table` scores predictions on three scales: the paper's ``log(p)`` (eq. 1's floor,
+then log), ``log(1 + p)`` and counts. Every scale has ``r2`` (coefficient of determination, the
+paper's CoE), ``pearson_r2`` (the paper's R²), ``mioa``, ``mae``, ``rmse`` and the Table III bias
+analysis (``bias_r``: Pearson r of ``p`` and ``p̂ - p``; OLS intercept ``bias_alpha`` and slope
+``bias_beta``), and the coverage and
 width of the conformal interval when given; :func:`write_report` puts table, predictions and the
 two figures (:mod:`humanscape.report.population`) in one folder atomically.
 """
@@ -20,7 +22,7 @@ from humanscape.evaluate.uncertainty import coverage
 from humanscape.report.population import bias_plot, scatter_plot
 
 SCALES = {
-    "log": ("log population, log(p) with p=0 -> 0 (Huang et al.)", log_population),
+    "log": ("log population, log(p) with p<1 -> 0 (Huang et al. eq. 1)", log_population),
     "log1p": ("log(1 + population)", np.log1p),
     "count": ("people per cell", np.asarray),
 }
