@@ -43,12 +43,8 @@ from humanscape.data.chiptable import EUROSAT_MS_ORDER, read_chips
 from humanscape.tasks.economy.model import EconomyModel
 from humanscape.tasks.economy.ordinal import EUROSAT_LEVELS, LEVELS, Thresholds, level_targets
 from humanscape.tasks.economy.score import ScoreModel, score_metrics
-from humanscape.tasks.economy.workflow import (
-    DistrictData,
-    evaluate_economy,
-    labelled_tiles,
-    load_district_data,
-)
+from humanscape.tasks.economy.data import DistrictData, labelled_tiles, load_district_data
+from humanscape.tasks.economy.workflow import evaluate_districts
 
 SHARED = Path(__file__).resolve().parents[1] / ".." / "shared" / "data"
 OUT = Path(__file__).resolve().parent / "out"
@@ -251,9 +247,9 @@ def districts_part(args: argparse.Namespace) -> dict:
         full.districts,
     )
     labelled = labelled_tiles(score, None, None, None, progress=False)
-    model = EconomyModel(indicator=indicator, kind="count", seed=0)
+    model = EconomyModel(indicator=indicator, indicator_kind="count", seed=0)
     t0 = time.time()
-    lines = evaluate_economy(
+    lines = evaluate_districts(
         model,
         score,
         data,

@@ -111,7 +111,7 @@ def _synthetic_city(seed: int, folder: Path, encoder: object, setting: str):  # 
     import geopandas as gpd
 
     from humanscape.data.synthetic import SyntheticWorld
-    from humanscape.geo.raster import open_scene
+    from humanscape.geo.inputs import SceneReader
     from humanscape.tasks.flows.cities import read_flow_table, read_regions
     from humanscape.tasks.flows.workflow import embed_flow_regions
 
@@ -131,10 +131,15 @@ def _synthetic_city(seed: int, folder: Path, encoder: object, setting: str):  # 
         table = folder / f"emb{seed}.parquet"
         if not table.exists():
             scene = world.write_scene(folder / f"scene{seed}.tif")
-            with open_scene(scene, sensor=world.sensor) as s:
-                embed_flow_regions(
-                    regions[["id", "geometry"]], s, encoder, table, size=32, progress=False
-                )
+            embed_flow_regions(
+                path,
+                scene,
+                encoder,
+                table,
+                SceneReader(sensor=world.sensor),
+                size=32,
+                progress=False,
+            )
         city = city.with_features(pd.read_parquet(table), source=str(table))
     return city
 

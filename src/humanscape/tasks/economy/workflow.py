@@ -327,13 +327,49 @@ def evaluate_economy(
     progress: bool = True,
     report: Callable[[str], None] = log.info,
 ) -> list[str]:
-    """Item 5 of the paper's evaluation into folder ``out``: ``table1.csv`` (R2 over random 80/20
-    splits), ``figure6.csv`` / ``figure6.png`` (training share), ``transfer.csv`` (Spearman between
-    regions, with ``region_column`` in the district table), ``inequality.csv``.
-
-    The shipped SimCLR baseline runs when the tiles have its 13 Sentinel-2 bands."""
+    """Item 5 of the paper's evaluation into folder ``out`` from the files of ``inputs``
+    (:func:`evaluate_districts` does the work)."""
     score_model, data, labelled, nightlight = inputs.load(progress=progress)
-    baseline_images = inputs.baseline_images(score_model)
+    return evaluate_districts(
+        model,
+        score_model,
+        data,
+        out,
+        labelled=labelled,
+        nightlight=nightlight,
+        baseline_images=inputs.baseline_images(score_model),
+        n_splits=n_splits,
+        share_splits=share_splits,
+        region_column=region_column,
+        title=title,
+        progress=progress,
+        report=report,
+    )
+
+
+def evaluate_districts(
+    model: EconomyModel,
+    score_model: ScoreModel,
+    data: DistrictData,
+    out: Path,
+    *,
+    labelled: tuple[np.ndarray, np.ndarray] | None = None,
+    nightlight: np.ndarray | None = None,
+    baseline_images: np.ndarray | None = None,
+    n_splits: int = 100,
+    share_splits: int = 20,
+    region_column: str | None = None,
+    title: str = "",
+    progress: bool = True,
+    report: Callable[[str], None] = log.info,
+) -> list[str]:
+    """Park et al. (2022) evaluation of districts in memory, into folder ``out``:
+    ``table1.csv`` (R2, the coefficient of determination, over random 80/20 splits),
+    ``figure6.csv`` / ``figure6.png`` (training share), ``transfer.csv`` (Spearman between
+    regions, with ``region_column`` in the district table), ``inequality.csv``, ``districts.csv``.
+
+    The shipped SimCLR baseline runs when ``baseline_images`` (the tiles in its 13 Sentinel-2
+    bands) are given."""
     lines = (
         []
         if baseline_images is not None
