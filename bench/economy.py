@@ -40,10 +40,10 @@ from sklearn.ensemble import RandomForestClassifier
 from humanscape.data import samples
 from humanscape.data.chips import chip_districts
 from humanscape.data.chiptable import EUROSAT_MS_ORDER, read_chips
+from humanscape.tasks.economy.data import DistrictData, labelled_tiles, load_district_data
 from humanscape.tasks.economy.model import EconomyModel
 from humanscape.tasks.economy.ordinal import EUROSAT_LEVELS, LEVELS, Thresholds, level_targets
 from humanscape.tasks.economy.score import ScoreModel, score_metrics
-from humanscape.tasks.economy.data import DistrictData, labelled_tiles, load_district_data
 from humanscape.tasks.economy.workflow import evaluate_districts
 
 SHARED = Path(__file__).resolve().parents[1] / ".." / "shared" / "data"

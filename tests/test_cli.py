@@ -137,3 +137,48 @@ def test_demo_runs_on_shipped_data_and_prints_outputs(tmp_path):
         assert str(out / name) in result.output.replace("\n", "") or name in result.output
     with rasterio.open(out / "berlin_indices.tif") as src:
         assert src.count == 10 and src.crs.to_epsg() == 32633
+
+
+def test_version_flag():
+    from humanscape import __version__
+
+    result = run("--version")
+    assert result.exit_code == 0 and result.output.strip() == f"humanscape, version {__version__}"
+
+
+def test_info_reads_a_gdal_virtual_path_untouched(berlin_dir):
+    # /vsimem/ stands for any /vsi... or URL path: GDAL must get it exactly as given
+    from rasterio.io import MemoryFile
+
+    from humanscape.geo.files import GdalPath
+
+    band = next(berlin_dir.glob("*_B04*.jp2"))
+    with MemoryFile(band.read_bytes(), filename="T33UUU_20200101T100000_B04.jp2") as mem:
+        assert mem.name.startswith("/vsimem/")
+        result = run("info", mem.name)
+        assert result.exit_code == 0, result.output
+        assert "B04" in result.output and "EPSG:32633" in result.output
+    url = GdalPath("https://host.example/tiles/T33_B04.tif?sig=a//b")
+    assert str(url) == "/vsicurl/https://host.example/tiles/T33_B04.tif?sig=a//b"
+    assert url.name == "T33_B04.tif"
+    s3 = GdalPath("/vsis3/bucket/x/T33_B8A.tif")
+    assert str(s3) == "/vsis3/bucket/x/T33_B8A.tif" and s3.name == "T33_B8A.tif"
+
+
+def test_library_logs_are_quiet_unless_verbose(tmp_path):
+    # Dask distributed logs ~30 INFO lines for a 2-worker job from this and the worker processes
+    import subprocess
+    import sys
+
+    scene = make_band_folder(tmp_path / "scene", size=200)
+
+    def stderr(*flags: str) -> str:
+        args = [*flags, "indices", str(scene), "--workers", "2", "--tile", "64"]
+        code = "from humanscape.cli import main; main()"
+        cmd = [sys.executable, "-c", code, *args, "-o", str(tmp_path / "i.tif")]
+        done = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0, done.stderr
+        return done.stderr
+
+    assert "INFO" not in stderr()
+    assert "INFO distributed" in stderr("--verbose")

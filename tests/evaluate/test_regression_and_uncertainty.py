@@ -22,9 +22,7 @@ Q = [1.5, 2.0, 2.5, 3.0]
 
 def test_metrics_by_hand():
     # p̄ = 2.5; errors q - p = 0.5, 0, -0.5, -1
-    assert r2(P, Q) == pytest.approx(
-        1 - (0.25 + 0 + 0.25 + 1) / (2.25 + 0.25 + 0.25 + 2.25)
-    )  # 0.7
+    assert r2(P, Q) == pytest.approx(1 - (0.25 + 0 + 0.25 + 1) / (2.25 + 0.25 + 0.25 + 2.25))  # 0.7
     # Σ|p - q| = 2; Σ(|q - p̄| + |p - p̄|) = (1 + .5 + 0 + .5) + (1.5 + .5 + .5 + 1.5) = 6
     assert mioa(P, Q) == pytest.approx(1 - 2 / 6)
     assert pearson_r2(P, Q) == pytest.approx(1.0)  # q = 0.5 p + 1: perfectly correlated

@@ -134,3 +134,32 @@ def test_tiles_over_polygon_stride_and_alignment():
     assert sorted({w.col_off for w in edge}) == [64, 128, 192]
     with pytest.raises(HumanscapeError, match="unknown tile alignment"):
         g.tiles_over_polygon(cell, pixels, size=64, align="centre")
+
+
+def test_tiles_wholly_inside_are_the_same_whatever_the_districts_crs(monkeypatch):
+    from rasterio.transform import from_origin
+
+    pixels = g.GridSpec("EPSG:32633", from_origin(390000, 5830000, 10, 10), 1000, 1000)
+    # 49 districts of 2 x 3 tiles of 32 px (320 m), edges on tile edges: 6 tiles wholly inside each
+    polygons = [
+        box(390000 + 320 * i, 5830000 - 320 * (j + 3), 390000 + 320 * (i + 2), 5830000 - 320 * j)
+        for i in range(0, 20, 3)
+        for j in range(0, 20, 3)
+    ]
+    native = gpd.GeoSeries(polygons, crs="EPSG:32633")
+    via_wgs84 = native.to_crs("EPSG:4326").to_crs("EPSG:32633")  # edges move by ~1e-10 m
+
+    def tiles(series):
+        return [
+            [
+                (w.col_off, w.row_off)
+                for w in g.tiles_over_polygon(p, pixels, size=32, min_overlap=1)
+            ]
+            for p in series
+        ]
+
+    assert sum(map(len, tiles(native))) == 49 * 6
+    assert tiles(via_wgs84) == tiles(native)
+    # without the tolerance the round trip drops 126 of the 294 tiles
+    monkeypatch.setattr(g, "OVERLAP_TOLERANCE", 0.0)
+    assert sum(map(len, tiles(via_wgs84))) < 49 * 6

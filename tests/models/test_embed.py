@@ -219,3 +219,43 @@ def test_cli_embed_writes_parquet_and_refuses_missing_images(tmp_path, ms_encode
     )
     assert result.exit_code == 2 and "bad.csv: 1 chip image(s) do not exist" in result.output
     assert not (tmp_path / "x.parquet").exists()
+
+
+def test_batch_size_follows_the_memory_budget_by_hand():
+    from humanscape.models.embed import BATCH_BUDGET, batch_for
+    from humanscape.models.registry import load_encoder
+
+    encoder = load_encoder("simclr_resnet18half_eurosat_ms")
+    assert (encoder.orientations, encoder.input_scale, encoder.backbone.num_features) == (4, 2, 256)
+    # 300 px chip (nbr 3 of 1 km cells): 4 views x 600 x 600 px x 256 bytes = 368.6 MB a chip
+    assert batch_for(encoder, (300, 300)) == BATCH_BUDGET // (4 * 600 * 600 * 256) == 2
+    # 64 px chips: 4 x 128 x 128 x 256 = 16.8 MB -> 64 a batch within 1 GiB
+    assert batch_for(encoder, (64, 64)) == 2**30 // (4 * 128 * 128 * 256) == 64
+    assert batch_for(encoder, (300, 300), budget=1) == 1  # never below one chip
+
+
+def test_readme_chain_embeds_300_px_chips_under_2_gb(tmp_path):
+    # the README's chip -> embed chain once took 22 GB (batch 128 of 300 px chips) and was killed
+    import subprocess
+    import sys
+
+    from humanscape.data.chips import chip_scene
+    from humanscape.data.samples import sample_path
+    from humanscape.geo.grid import CellGrid, GridSpec
+    from humanscape.geo.raster import open_scene
+
+    scene = open_scene(sample_path("berlin", "IMG_DATA"))
+    corner = GridSpec(scene.grid.crs, scene.grid.transform, 300, 200)  # 6 cells of 1 km
+    chip_scene(scene, CellGrid(corner, 100), tmp_path / "chips", neighbors=3, progress=False)
+    code = (
+        "import atexit, resource\n"  # the child prints its own peak (Linux: kilobytes)
+        "atexit.register(lambda: print('peak', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss))\n"
+        "from humanscape.cli import main\nmain()"
+    )
+    cmd = [sys.executable, "-c", code, "embed", str(tmp_path / "chips" / "chips.csv")]
+    cmd += ["--encoder", "simclr_resnet18half_eurosat_ms", "--out", str(tmp_path / "e.parquet")]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert "wrote 6 embeddings" in done.stdout
+    peak_kb = int(done.stdout.split("peak")[-1])
+    assert peak_kb < 2 * 1024**2, f"peak RSS {peak_kb / 1024:.0f} MB"

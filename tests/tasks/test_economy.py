@@ -283,3 +283,27 @@ def test_economy_model_fits_predicts_and_reloads_the_same(score_model, real_chip
     table2, national2 = again.district_table(X)
     assert np.allclose(table2["population"], table["population"])
     assert national2 == pytest.approx(national)
+
+
+def test_ridge_head_extrapolation_is_held_to_the_training_range():
+    # ln y = component on 6 districts (y = e^1 .. e^6); a new district with component 80 would
+    # be exp(80) ~ 5.5e34 people: the estimate is held to e^6 * 10 (LOG_MARGIN = ln 10)
+    comp = np.arange(1.0, 7.0)
+    train = district_stats(np.arange(6), comp[:, None], np.ones(6), names=list("abcdef"))
+    reg = DistrictRegressor(hyperlocal=False, augment=False, std=False, head="ridge")
+    reg.fit(train, np.exp(comp))
+    far = district_stats(np.arange(2), np.array([[80.0], [3.0]]), np.ones(2), names=["x", "y"])
+    pred = reg.predict(far)
+    assert pred[0] == pytest.approx(np.exp(6.0) * 10)
+    assert pred[1] == pytest.approx(np.exp(3.0), rel=0.05)
+
+
+def test_non_finite_metrics_print_as_not_available():
+    import pandas as pd
+
+    from humanscape.report.text import number, table_text
+
+    assert number(0.12345) == "0.123" and number(-1.2e38) == "n/a"
+    assert number(float("inf")) == "n/a" and number(float("nan")) == "n/a" and number(None) == "n/a"
+    text = table_text(pd.DataFrame({"model": ["a", "b"], "r2": [0.5, -1.2e38]}))
+    assert "0.500" in text and "n/a" in text and "e+38" not in text

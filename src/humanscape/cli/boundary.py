@@ -61,6 +61,15 @@ def configure_logging(verbose: bool) -> None:
         force=True,
     )
     logging.captureWarnings(True)
+    # Dask distributed sets its own loggers to INFO when it is first imported (later, in the
+    # engine) and in every worker process: its configuration, read at import and inherited by
+    # the workers through the environment, says the level instead
+    level = "info" if verbose else "error"
+    os.environ["DASK_DISTRIBUTED__LOGGING__DISTRIBUTED"] = level
+    if "dask.config" in sys.modules:
+        import dask.config
+
+        dask.config.set({"distributed.logging.distributed": level})
     for name in QUIET_LOGGERS:
         logging.getLogger(name).setLevel(logging.INFO if verbose else logging.ERROR)
     logging.getLogger("py.warnings").setLevel(logging.WARNING if verbose else logging.CRITICAL)

@@ -50,7 +50,7 @@ class GdalPath(PurePosixPath):
 
     def __new__(cls, text: str) -> GdalPath:
         gdal = _gdal_path(text)
-        inner = gdal.split("/", 3)[-1] if gdal.startswith("/vsi") else gdal
+        inner = gdal.split("/", 2)[2] if gdal.startswith("/vsi") else gdal
         parts = urlsplit(inner) if "://" in inner else None
         name_path = parts.path if parts is not None else inner
         obj = super().__new__(cls, "/" + name_path.lstrip("/"))

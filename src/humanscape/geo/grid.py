@@ -286,6 +286,9 @@ def overview_grid(grid: GridSpec, max_size: int) -> GridSpec:
     return GridSpec.from_bounds(grid.crs, grid.bounds, grid.res[0] * factor)
 
 
+OVERLAP_TOLERANCE = 1e-6  # share of a tile's area: below it, two areas count as equal
+
+
 def tiles_over_polygon(
     polygon: BaseGeometry,
     pixels: GridSpec,
@@ -302,9 +305,11 @@ def tiles_over_polygon(
     (``align="grid"``: the same tiles for every polygon) or from the pixel at the polygon's
     upper-left corner (``align="polygon"``: as many tiles as fit inside a small polygon).
 
-    ``polygon`` is in the grid's CRS. A tile is kept when the polygon covers more than
+    ``polygon`` is in the grid's CRS. A tile is kept when the polygon covers at least
     ``min_overlap`` of its area (0: any overlap of positive area; a tile that only touches the
-    polygon's edge is dropped). Tiles may extend past the raster edge (read them with
+    polygon's edge is dropped), to within :data:`OVERLAP_TOLERANCE` of the tile's area: a polygon
+    reprojected from another CRS moves its edges by ~1e-10 m, and "wholly inside" must still
+    hold for the tiles it covers. Tiles may extend past the raster edge (read them with
     :func:`humanscape.geo.scene.read_padded`).
     """
     if polygon.is_empty:
@@ -332,6 +337,6 @@ def tiles_over_polygon(
             overlap = (
                 tile.intersection(polygon).area / tile.area if tile.intersects(polygon) else 0.0
             )
-            if overlap > 0 and overlap >= min_overlap:
+            if overlap > OVERLAP_TOLERANCE and overlap >= min_overlap - OVERLAP_TOLERANCE:
                 out.append(window)
     return out

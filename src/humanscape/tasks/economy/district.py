@@ -203,6 +203,9 @@ def log_ratio(y: np.ndarray, score_sum: np.ndarray) -> np.ndarray:
     return np.log(y / np.asarray(score_sum, dtype=np.float64))
 
 
+LOG_MARGIN = float(np.log(10.0))  # predictions up to 10x beyond the most extreme training district
+
+
 class DistrictRegressor:
     """``h`` of eq. 13-14: a random forest on district vectors (see the module docstring).
 
@@ -253,6 +256,7 @@ class DistrictRegressor:
             )
         X = stats.vectors(std=self.std, score=self.hyperlocal)
         target = log_ratio(y, stats.score_sum) if self.hyperlocal else np.log(y)
+        self.target_range_ = (float(target.min()), float(target.max()))
         if self.head == "forest":
             self.forest_ = RandomForestRegressor(
                 self.n_estimators, random_state=self.seed, n_jobs=self.n_jobs
@@ -264,9 +268,14 @@ class DistrictRegressor:
         return self
 
     def factor(self, stats: DistrictStats) -> np.ndarray:
-        """The district factor ``exp(h(r_i))`` (with ``hyperlocal=False``: the estimate itself)."""
+        """The district factor ``exp(h(r_i))`` (with ``hyperlocal=False``: the estimate itself).
+
+        ``h`` is held to the training targets' range widened by :data:`LOG_MARGIN` on each side: a
+        forest stays inside it anyway, a ridge head on 512 random features can extrapolate to
+        ``exp(80)`` on one odd district and turn a whole evaluation's R2 into ``-1e38``."""
         h = self.forest_.predict(stats.vectors(std=self.std, score=self.hyperlocal))
-        return np.exp(np.clip(h, -50.0, 50.0))
+        low, high = self.target_range_
+        return np.exp(np.clip(h, low - LOG_MARGIN, high + LOG_MARGIN))
 
     def predict(self, stats: DistrictStats) -> np.ndarray:
         """Eq. 13: ``sum f * exp(h(r))``."""

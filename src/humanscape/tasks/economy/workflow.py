@@ -21,9 +21,11 @@ from humanscape.errors import HumanscapeError, NoOverlapError
 from humanscape.geo.inputs import SceneReader
 from humanscape.geo.scene import Scene
 from humanscape.report.economy import share_plot
+from humanscape.report.text import table_text
 from humanscape.scale import Execution
 from humanscape.tasks.economy.data import (
     UNITS,
+    DistrictData,
     DistrictInputs,
     load_district_data,
     read_levels,
@@ -424,7 +426,7 @@ def evaluate_districts(
             indicator=model.indicator,
         )
     lines += [
-        table1.to_string(index=False, float_format=lambda v: f"{v:.3f}"),
+        table_text(table1),
         f"wrote {out}",
     ]
     return lines

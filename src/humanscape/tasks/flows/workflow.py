@@ -20,6 +20,7 @@ from humanscape._atomic import atomic_folder, atomic_output
 from humanscape.errors import HumanscapeError
 from humanscape.evaluate.flows import cpc, cpc_by_distance, flow_metrics
 from humanscape.report.flows import draw_evaluation, flow_map_png
+from humanscape.report.text import table_text
 from humanscape.tasks.flows.cities import City, load_cities
 from humanscape.tasks.flows.model import FlowModel, remove_checkpoints
 
@@ -182,7 +183,7 @@ def evaluate_flows(
     return [
         *notes,
         f"{model.label} ({margins} margins)" if model.needs_margins else model.label,
-        show.to_string(index=False, float_format=lambda v: f"{v:.3f}"),
+        table_text(show),
         f"wrote {out}",
     ]
 

@@ -23,6 +23,7 @@ import pandas as pd
 from humanscape.errors import HumanscapeError
 from humanscape.evaluate.importance import permutation_importance
 from humanscape.evaluate.regression import pearson_r2, r2
+from humanscape.report.text import number
 from humanscape.tasks.migration.imagery import MunicipalImages
 from humanscape.tasks.migration.model import MigrationModel, prediction_table
 from humanscape.tasks.migration.table import CensusTable
@@ -110,7 +111,7 @@ def cross_fit(
         if report:
             m = rows[-1]
             report(
-                f"  {model.method} split {k + 1}/{n_splits}: r2 {m['r2']:.3f}, MAE {m['mae']:.1f}"
+                f"  {model.method} split {k + 1}/{n_splits}: r2 {number(m['r2'])}, MAE {m['mae']:.1f}"
             )
         first = first or model
     assert first is not None

@@ -28,6 +28,7 @@ from humanscape.report.migration import (
     signature_epochs_png,
     signature_png,
 )
+from humanscape.report.text import number
 from humanscape.tasks.migration.evaluate import cross_fit, summarise, transfer
 from humanscape.tasks.migration.imagery import MunicipalImages, read_municipal_images
 from humanscape.tasks.migration.model import MigrationModel, prediction_table
@@ -365,10 +366,10 @@ def evaluate_migration(
             error_png(table.features[pop].to_numpy(), residual, tmp / "error_vs_population.png")
     for row in summary:
         lines.append(
-            f"{row['model']:<18} r2 {row['r2']:.3f} +- {row['r2_std']:.3f}, MAE {row['mae']:.1f}, "
+            f"{row['model']:<18} r2 {number(row['r2'])} +- {number(row['r2_std'])}, MAE {row['mae']:.1f}, "
             f"within 500 {row['within_500']:.2f}, within 1000 {row['within_1000']:.2f}"
             + (f", 90 % coverage {row['coverage']:.2f}" if "coverage" in row else "")
-            + (f"; transfer r2 {row['transfer_r2']:.3f}" if "transfer_r2" in row else "")
+            + (f"; transfer r2 {number(row['transfer_r2'])}" if "transfer_r2" in row else "")
         )
     lines.append(f"wrote {out}")
     return lines

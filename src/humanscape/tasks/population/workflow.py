@@ -16,6 +16,7 @@ from humanscape.data.chiptable import write_chip_table
 from humanscape.data.splits import Split
 from humanscape.errors import HumanscapeError
 from humanscape.geo.inputs import SceneReader
+from humanscape.report.text import number, table_text
 from humanscape.scale import Execution
 from humanscape.tasks.population.chips import PopulationChips, load_chips
 from humanscape.tasks.population.evaluate import metrics_table, write_report
@@ -90,7 +91,7 @@ def fit_population(
     v = model.validation_
     lines = [
         f"{model.validation_name_}: train {v['n_train']}, validation {v['n_validation']} chips",
-        f"validation r2 (coefficient of determination) of {model.target} {v['log']['r2']:.3f}, "
+        f"validation r2 (coefficient of determination) of {model.target} {number(v['log']['r2'])}, "
         f"conformal {100 * (1 - model.alpha):.0f} % quantile {model.conformal_.quantile_:.3f} (log)",
     ]
     rows = [{"set": "validation", "scale": model.target, **v["log"]}]
@@ -107,7 +108,7 @@ def fit_population(
         model.info_["transfer"] = {"held_out": transfer.name, "n": int(transfer.test.size)}
         lines.append(
             f"transfer to {transfer.name} ({transfer.test.size} chips never seen): "
-            f"r2 log1p {row['r2']:.3f}, coverage {row['coverage']:.3f}"
+            f"r2 log1p {number(row['r2'])}, coverage {number(row['coverage'])}"
         )
     model.save(out)
     shutil.rmtree(checkpoints, ignore_errors=True)
@@ -161,7 +162,7 @@ def evaluate_table(
         }
     )
     write_report(out, table, predictions, title="population")
-    return [table.to_string(index=False, float_format=lambda v: f"{v:.3f}"), f"wrote {out}"]
+    return [table_text(table), f"wrote {out}"]
 
 
 def map_population(
