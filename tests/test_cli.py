@@ -182,3 +182,31 @@ def test_library_logs_are_quiet_unless_verbose(tmp_path):
 
     assert "INFO" not in stderr()
     assert "INFO distributed" in stderr("--verbose")
+
+
+def test_one_rule_for_existing_outputs(band_folder, tmp_path):
+    # a folder output replaces a folder humanscape wrote or an empty one, never a user's folder
+    out = tmp_path / "chips"
+    assert run("chip", band_folder, "--cell", "100", "--out", out).exit_code == 0
+    assert (out / ".humanscape.json").exists()
+    assert run("chip", band_folder, "--cell", "200", "--out", out).exit_code == 0  # replaced
+    user = tmp_path / "mine"
+    user.mkdir()
+    (user / "notes.txt").write_text("keep me")
+    assert_one_line_error(
+        run("chip", band_folder, "--cell", "100", "--out", user),
+        "mine",
+        "not written by humanscape",
+    )
+    assert (user / "notes.txt").read_text() == "keep me" and len(list(user.iterdir())) == 1
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert run("chip", band_folder, "--cell", "100", "--out", empty).exit_code == 0
+    # a file output replaces a file; a folder where the file goes, or the input itself, is refused
+    tif = tmp_path / "idx.tif"
+    tif.write_bytes(b"old")
+    assert run("indices", band_folder, "--out", tif).exit_code == 0
+    assert rasterio.open(tif).count == 10
+    assert_one_line_error(run("indices", band_folder, "--out", user), "mine")
+    band = next(band_folder.glob("*B04.tif"))
+    assert_one_line_error(run("indices", band_folder, "--out", band), "B04")

@@ -295,7 +295,8 @@ def check_outputs(
     replaces. A file output replaces an existing file (atomically, when the run succeeds); a
     folder output replaces a folder humanscape wrote (it holds ``.humanscape.json``) or an empty
     one, and refuses any other folder. Outputs must be distinct from each other and from the
-    inputs, not a folder where a file goes (nor the reverse), and writable.
+    inputs, never replace a file inside an input folder, not be a folder where a file goes (nor
+    the reverse), and be writable.
     """
     from humanscape._atomic import check_folder_replaceable
 
@@ -318,6 +319,13 @@ def check_outputs(
         if full in resolved_inputs:
             raise HumanscapeError(
                 "is an input of this command, so it cannot also be its output",
+                path=path,
+                fix="write the output elsewhere",
+            )
+        if full.exists() and any(d in full.parents for d in resolved_inputs if d.is_dir()):
+            raise HumanscapeError(
+                "exists inside an input folder of this command (it may be one of the files "
+                "read), so it is not replaced",
                 path=path,
                 fix="write the output elsewhere",
             )
