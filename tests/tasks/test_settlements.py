@@ -574,3 +574,29 @@ def test_model_and_complement_weight_are_chosen_by_spatial_cv(stack, world):
     top = table.iloc[0]
     assert best.method == top["method"] and best.complement_weight == top["complement_weight"]
     assert table["mean_test_score"].iloc[0] == table["mean_test_score"].max()
+
+
+def test_quantile_codes_by_hand_and_the_booster_splits_as_on_raw_features():
+    from sklearn.ensemble import HistGradientBoostingClassifier
+
+    from humanscape.tasks.settlements.model import QuantileCodes
+
+    # few distinct values: cuts at the midpoints 1.5, 2.5, 3.5; NaN stays missing
+    codes = QuantileCodes().fit(np.array([[1.0], [2.0], [3.0], [4.0]]))
+    np.testing.assert_allclose(codes.thresholds_[0], [1.5, 2.5, 3.5])
+    out = codes.transform(np.array([[1.0], [2.0], [2.2], [4.0], [np.nan]]))[:, 0]
+    np.testing.assert_array_equal(out[:4], [0, 1, 1, 3])
+    assert np.isnan(out[4])
+    # many distinct values: the booster on the codes predicts as the booster on the raw values
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(3000, 3))
+    X[rng.random(X.shape) < 0.05] = np.nan
+    y = (np.nan_to_num(X[:, 0]) + 0.5 * np.nan_to_num(X[:, 1]) ** 2 > 0.4).astype(int)
+    params = {"max_iter": 30, "max_bins": 32, "random_state": 0, "early_stopping": False}
+    raw = HistGradientBoostingClassifier(**params).fit(X, y)
+    q = QuantileCodes(max_bins=32).fit(X)
+    coded = HistGradientBoostingClassifier(**params).fit(q.transform(X), y)
+    test = rng.normal(size=(1000, 3))
+    np.testing.assert_allclose(
+        coded.predict_proba(q.transform(test)), raw.predict_proba(test), atol=1e-9
+    )
