@@ -77,12 +77,13 @@ def test_ordinal_loss_hard_and_soft_by_hand():
 def test_classify_thresholds_and_positive_shift():
     th = Thresholds()
     assert classify(np.array([-0.1, 0.0, 9.99, 10.0, 20.0]), th).tolist() == [0, 1, 1, 2, 2]
+    # distance above the clamp floor t_min = -10
     assert positive_scores(np.array([-10.0, -20.0, 0.0, 20.0, 30.0]), th).tolist() == [
-        1.0,
-        1.0,
-        11.0,
-        31.0,
-        31.0,
+        0.0,
+        0.0,
+        10.0,
+        30.0,
+        30.0,
     ]
     with pytest.raises(HumanscapeError, match="t_min < t1 < t2 < t_max"):
         Thresholds(0, 10, 5, 20)

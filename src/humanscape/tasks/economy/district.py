@@ -21,6 +21,7 @@ a random subset of pairs is drawn.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -32,6 +33,8 @@ from sklearn.preprocessing import StandardScaler
 from humanscape.errors import HumanscapeError
 
 KINDS = ("count", "rate")
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -255,7 +258,26 @@ class DistrictRegressor:
                 stats, y, kind=self.kind, weights=weights, max_pairs=self.max_pairs, seed=self.seed
             )
         X = stats.vectors(std=self.std, score=self.hyperlocal)
-        target = log_ratio(y, stats.score_sum) if self.hyperlocal else np.log(y)
+        if self.hyperlocal:
+            # eq. 14 has no finite target for a district whose tiles all sit on the score floor
+            usable = stats.score_sum > 0
+            if not usable.any():
+                raise HumanscapeError(
+                    "every district's tiles sit on the score floor (score sum 0): eq. 14 has "
+                    "nothing to learn from",
+                    fix="check the score model and the tiles, or fit without hyperlocal scores",
+                )
+            if not usable.all():
+                log.warning(
+                    "%d of %d districts have no tile above the score floor and are left out of "
+                    "the fit of eq. 14 (eq. 13 estimates 0 for such districts)",
+                    int((~usable).sum()),
+                    len(usable),
+                )
+            X, y, score_sum = X[usable], y[usable], stats.score_sum[usable]
+            target = log_ratio(y, score_sum)
+        else:
+            target = np.log(y)
         self.target_range_ = (float(target.min()), float(target.max()))
         if self.head == "forest":
             self.forest_ = RandomForestRegressor(

@@ -94,17 +94,20 @@ def classify(scores: np.ndarray, th: Thresholds = Thresholds()) -> np.ndarray:
 
 
 def positive_scores(scores: np.ndarray, th: Thresholds = Thresholds()) -> np.ndarray:
-    """Scores shifted to be positive before sums, Gini and eq. 13: ``clamp(f) - t_min + 1``.
+    """Scores on a ratio scale for sums, Gini and eq. 13: ``clamp(f) - t_min``.
 
-    The ordinal scores are negative for uninhabited tiles, so a district sum of raw scores can be
-    zero or negative and ``ln(y / Σf)`` (eq. 14) undefined. Shifting by ``-t_min`` maps the clamp
-    range onto ``[0, t_max - t_min]``; the extra 1 keeps every tile's weight above zero (a tile at
-    ``t_min`` counts 1, a tile at ``t_max`` counts ``t_max - t_min + 1``: 31 with the paper's
-    range), so that a district of water and forest still has a finite sum. A constant offset is
-    absorbed by the learned district factor ``exp(h(r))``.
+    Park et al. sum and compare scores (eq. 13, Table 4) but do not say how their negative range
+    enters a sum or a Gini index. A Gini index needs a scale whose zero means "none": it is not
+    shift-invariant (in one measurement the national Gini of scores shifted by 10, 11 and 20 was
+    0.479, 0.446 and 0.274). Here zero is the floor of the clamp range, the score of a tile with
+    no sign of activity the model can express (water, forest far from settlement): every tile's
+    value is its distance above that floor, ``[0, t_max - t_min]`` (0 to 30 with the paper's
+    range). A district whose tiles all sit on the floor sums to zero; eq. 13 then estimates 0 for
+    it, and eq. 14 cannot learn from it (:class:`~humanscape.tasks.economy.district.
+    DistrictRegressor` leaves such districts out of its fit and says so).
     """
     s = np.clip(np.asarray(scores, dtype=np.float64), th.t_min, th.t_max)
-    return s - th.t_min + 1.0
+    return s - th.t_min
 
 
 def read_mapping(path: str | Path) -> dict[str, np.ndarray]:
