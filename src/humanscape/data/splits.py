@@ -1,6 +1,6 @@
 """Spatial train/test splits that do not leak through spatial autocorrelation.
 
-Tingzon et al. (2020, Sec. 5) validate leave-one-municipality-out "to overcome data leakages brought
+Tingzon et al. (2020, model evaluation) validate leave-one-municipality-out "to overcome data leakages brought
 about by spatial autocorrelation and to measure the model's generalizability when applied to new
 and unseen geographies". humanscape makes such splits the default and reports their sizes:
 
@@ -105,7 +105,7 @@ def block_folds(
 
 
 def leave_one_group_out(groups: Sequence[object] | np.ndarray) -> Iterator[Split]:
-    """One split per distinct group, testing on that group (LOGO CV, Tingzon et al. 2020, Sec. 5)."""
+    """One split per distinct group, testing on that group (LOGO CV, Tingzon et al. 2020)."""
     groups = np.asarray(groups)
     if groups.size == 0:
         raise HumanscapeError("no groups given")

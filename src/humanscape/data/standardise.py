@@ -1,6 +1,6 @@
 """Standardising numeric tables for models: log1p for heavy tails, z-scores, missing indicators.
 
-Used for census tables (migration, Runfola et al. 2022, Sec. 3.3: "z-score standardisation is
+Used for census tables (migration, Runfola et al. 2022, Sec. 3.3: "z-score standardization is
 applied to all input information") and region features (flows). Fitted on training rows only:
 heavy-tailed non-negative columns (skewness > 2 on the training rows, e.g. population and income
 totals) are ``log1p``-transformed before z-scoring, every column with missing values gets a 0/1

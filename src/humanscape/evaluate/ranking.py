@@ -1,4 +1,4 @@
-"""Precision and recall at a validation budget: the evaluation of Tingzon et al. (2020), Sec. 6.1.
+"""Precision and recall at a validation budget: the evaluation of Tingzon et al. (2020), results and Fig. 4.
 
 Field validators visit the highest-scoring pixels (or settlements) first. For every budget of the
 top ``x`` percent, ``x = 1..100``, precision = tp / k and recall = tp / P, where k = ceil(x n / 100)

@@ -1,6 +1,6 @@
 """Temporal composites of valid (cloud-free) observations.
 
-Tingzon et al. (2020), Sec. 4.1: "we calculated the median of all cloudless pixels available within
+Tingzon et al. (2020), biennial composites: "we calculated the median of all cloudless pixels available within
 the two years and resampled each band to the highest geometric resolution of 10 m", producing one
 biennial composite per period (2015-2016, 2017-2018, 2019-2020). This module generalises that to
 any periods, the median or the minimum, and any cloud mask:
@@ -266,7 +266,7 @@ def composite_array(
     clear
         ``(dates, rows, cols)`` boolean clear-sky mask; ``None`` = all clear.
     method
-        ``median`` (Tingzon et al. 2020, Sec. 4.1) or ``min``.
+        ``median`` (Tingzon et al. 2020) or ``min``.
 
     Returns
     -------

@@ -1,6 +1,6 @@
 """Texture features over a moving window: local variance and GLCM contrast / homogeneity.
 
-Tingzon et al. (2020, Sec. 6.1) trace their main false positives (bare land, new formal
+Tingzon et al. (2020, error analysis) trace their main false positives (bare land, new formal
 settlements) to the lack of texture and recommend "texture features in future studies as was done in
 [Wurm et al. 2017]". humanscape computes, per pixel, over the ``w x w`` window centred on it:
 

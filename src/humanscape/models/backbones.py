@@ -6,8 +6,9 @@ Three ways to feed N spectral bands to a network designed for RGB:
     The first convolution takes N channels (timm ``in_chans=N``).
 ``conv1x1``
     A learned 1 x 1 convolution maps the N bands to 3 channels in front of a 3-channel network
-    (Huang et al. 2021, Sec. 3.2: "we add a 1 x 1 convolution layer before the pretrained network so
-    that multispectral input can use RGB-pretrained weights").
+    (Huang et al. 2021, Sec. IV.B: "we implemented 1 × 1 Conv layers, commonly-used layers for
+    image fusion and dimensionality reduction [43], to reduce the number of channels from four to
+    three, consistent with the situation where the initial weights from ImageNet were derived").
 ``samescaled``
     3-band weights widened to N bands: the mean of the RGB filters is copied to every extra band
     and all filters are scaled by 3/N (Yeh et al. 2020, Nature Communications, Methods:

@@ -1,6 +1,6 @@
 """A backbone with one regression output, and the regression losses the task papers use.
 
-Huang et al. (2021, Sec. III.B, Fig. 3): the backbone's feature maps are global-average-pooled,
+Huang et al. (2021, Sec. IV.B, Fig. 3): the backbone's feature maps are global-average-pooled,
 flattened, passed through dropout (0.5) and one neuron with a linear activation. timm backbones
 built with ``num_classes=0`` end in exactly that pooling, so :class:`RegressionNet` is
 ``Dropout(Backbone(x)) -> Linear(num_features, 1)``. The same net scores tiles for Park et al.

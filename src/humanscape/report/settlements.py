@@ -1,4 +1,4 @@
-"""Figures of the settlement evaluation (Tingzon et al. 2020, Sec. 6): precision and recall of the
+"""Figures of the settlement evaluation (Tingzon et al. 2020, Fig. 4): precision and recall of the
 top x % of pixels and of settlements, every model of the evaluation on one figure per fold."""
 
 from __future__ import annotations

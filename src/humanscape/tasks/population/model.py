@@ -4,11 +4,11 @@
 log scale, one or both of two members:
 
 ``cnn``
-    The paper's end-to-end network (Sec. III.B, Fig. 3): a backbone (VGG-16, ResNet-50, Xception,
+    The paper's end-to-end network (Sec. IV.B, Fig. 3): a backbone (VGG-16, ResNet-50, Xception,
     DenseNet-121, ResNet-18, or a shipped SimCLR encoder to fine-tune) over the chosen bands,
     global average pooling, dropout 0.5 and one linear output
     (:class:`~humanscape.models.heads.RegressionNet`), trained on the log target with the log-cosh
-    loss (eq. 4) and Adam (Sec. III.C; learning rate 1e-4 in the paper), batch 32, with random
+    loss (eq. 4) and Adam (Sec. IV.C; learning rate 1e-4 in the paper), batch 32, with random
     90-degree rotations and flips, and early stopping on a spatially grouped validation split,
     through Lightning (:func:`~humanscape.models.training.fit_module`).
 ``features``

@@ -1,6 +1,6 @@
 """Spatially honest cross-validation of settlement classifiers and the paper's curves.
 
-Tingzon et al. (2020, Sec. 5-6) use leave-one-municipality-out CV and report pixel-level and
+Tingzon et al. (2020, model evaluation and Fig. 4) use leave-one-municipality-out CV and report pixel-level and
 settlement-level precision and recall at the top x % for each held-out municipality. humanscape
 does the same when groups are given, and spatial block CV otherwise (square blocks of
 ``block_size`` metres shuffled into ``n_folds`` folds), always with a ``buffer`` between training

@@ -1,4 +1,4 @@
-"""The per-pixel feature stack of Tingzon et al. (2020), Sec. 4.1-4.3.
+"""The per-pixel feature stack of Tingzon et al. (2020): 12 bands and 10 indices per biennial composite, 66 features.
 
 For each period (default the biennial 2015-2016, 2017-2018, 2019-2020) a median composite of the
 cloud-free observations, and per composite the 12 Sentinel-2 bands B01-B12 without the cirrus band

@@ -1,4 +1,4 @@
-"""The pixel classifiers of Tingzon et al. (2020), Sec. 5, as one scikit-learn estimator.
+"""The pixel classifiers of Tingzon et al. (2020; logistic regression, linear SVM, random forest), as one scikit-learn estimator.
 
 - ``lr``: logistic regression with an L1 penalty, C = 1;
 - ``svm``: linear support vector machine (C = 1) with Platt-scaled probabilities, calibrated on

@@ -1,4 +1,4 @@
-"""Outputs for field teams (Tingzon et al. 2020, Sec. 6.2): probability map, ranked grid, candidates.
+"""Outputs for field teams (Tingzon et al. 2020, the two-step verification: remote then on the ground): probability map, ranked grid, candidates.
 
 - a 10 m probability GeoTIFF computed tile by tile (memory flat in the scene size), optionally with a
   second band ``new_score``: the settlement probability minus what the model gives when every period

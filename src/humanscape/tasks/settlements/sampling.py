@@ -1,4 +1,4 @@
-"""Training pixels for settlement mapping (Tingzon et al. 2020, Sec. 4.2).
+"""Training pixels for settlement mapping (Tingzon et al. 2020, ground truth: labelled settlements and random 500 m grid blocks).
 
 - **Positives**: every pixel inside a settlement polygon (or the pixel of each labelled point).
 - **Labelled negatives** (beyond the paper): features of the label file whose class is not
