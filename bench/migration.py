@@ -95,7 +95,8 @@ def real(models: list[str], epochs: int, skip_transfer: bool) -> None:
 
 
 def synthetic(seeds: list[int], models: list[str], epochs: int, size: int, n: int) -> None:
-    from humanscape.data.synthetic import SyntheticWorld, write_census_inputs
+    from humanscape.data.synthetic import SyntheticWorld
+    from humanscape.data.synthetic_census import write_census_inputs
     from humanscape.tasks.migration.imagery import read_municipal_images
 
     for seed in seeds:

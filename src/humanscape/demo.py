@@ -317,7 +317,8 @@ def _migration(out: Path) -> dict[str, Path]:
     census table whose built-up share is hidden (the imagery shows it), municipality polygons and
     16 px image tiles; the signature + imagery model fitted (signature PNGs), and the default model
     evaluated over 3 splits with importance, Moran's I and the error plot."""
-    from humanscape.data.synthetic import SyntheticWorld, write_census_inputs
+    from humanscape.data.synthetic import SyntheticWorld
+    from humanscape.data.synthetic_census import write_census_inputs
     from humanscape.tasks.migration.model import MigrationModel
     from humanscape.tasks.migration.workflow import Census, evaluate_migration, fit_migration
 

@@ -108,7 +108,8 @@ def test_census_outflow_uses_the_stated_function():
 
 
 def test_pointwise_noise_equals_gridded_noise():
-    from humanscape.data.synthetic import _fbm, _fbm_at
+    from humanscape.data.noise import fbm as _fbm
+    from humanscape.data.noise import fbm_at as _fbm_at
 
     rows, cols = np.arange(40.0) + 3, np.arange(25.0) + 1000
     grid = _fbm(rows, cols, 300, 1, 11)

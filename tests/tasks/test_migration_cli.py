@@ -11,7 +11,8 @@ import pytest
 from click.testing import CliRunner
 
 from humanscape.cli import cli
-from humanscape.data.synthetic import SyntheticWorld, write_census_inputs
+from humanscape.data.synthetic import SyntheticWorld
+from humanscape.data.synthetic_census import write_census_inputs
 
 runner = CliRunner()
 

@@ -33,8 +33,8 @@ from humanscape.tasks.population.mapping import (
     reference_grid,
     write_map,
 )
-from humanscape.tasks.population.model import (
-    PopulationModel,
+from humanscape.tasks.population.model import PopulationModel
+from humanscape.tasks.population.network import (
     PopulationRegressor,
     from_target,
     spatial_validation,
@@ -148,7 +148,7 @@ def test_each_architecture_trains_two_steps_on_real_chips(arch, real_chips):
         bands = RGBN
     x = torch.from_numpy(np.ascontiguousarray(images[:4, :, :32, :32]))
     y = torch.from_numpy(np.log1p(pop[:4]).astype(np.float32))
-    from humanscape.tasks.population.model import build_net
+    from humanscape.tasks.population.network import build_net
 
     torch.manual_seed(0)
     net, mean, std = build_net(arch, bands, input_size=None, dropout=0.5)

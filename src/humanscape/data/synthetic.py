@@ -41,6 +41,7 @@ from rasterio.windows import Window
 from scipy.spatial import cKDTree
 from shapely.geometry import Point, box
 
+from humanscape.data.noise import fbm, fbm_at, hash_uniform, pixel_gauss, value_noise
 from humanscape.data.samples import EUROSAT_CLASSES
 from humanscape.errors import HumanscapeError
 from humanscape.geo.grid import GridSpec
@@ -94,88 +95,6 @@ CLASS_TEXTURE_DN = {
 _S2_WAVELENGTHS = np.array(
     [b.wavelength_nm for b in SENTINEL2_L1C.bands if b.kind == "reflectance"]
 )
-
-
-# --- deterministic noise -------------------------------------------------------------------------
-
-
-def _hash(seed: int, key: int, a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """splitmix64-style hash of (seed, key, a, b) -> uniform float64 in [0, 1)."""
-    with np.errstate(over="ignore"):
-        x = (
-            np.uint64(seed) * np.uint64(0x9E3779B97F4A7C15)
-            ^ np.uint64(key) * np.uint64(0xBF58476D1CE4E5B9)
-            ^ a.astype(np.int64).astype(np.uint64) * np.uint64(0x94D049BB133111EB)
-            ^ b.astype(np.int64).astype(np.uint64) * np.uint64(0xD6E8FEB86659FD93)
-        )
-        x ^= x >> np.uint64(30)
-        x *= np.uint64(0xBF58476D1CE4E5B9)
-        x ^= x >> np.uint64(27)
-        x *= np.uint64(0x94D049BB133111EB)
-        x ^= x >> np.uint64(31)
-    return (x >> np.uint64(11)).astype(np.float64) / float(1 << 53)
-
-
-def _value_noise(
-    rows: np.ndarray, cols: np.ndarray, scale: float, seed: int, key: int
-) -> np.ndarray:
-    """Smooth value noise in [0, 1] on global pixel coordinates (1-D ``rows`` x ``cols``)."""
-    fr, fc = rows / scale, cols / scale
-    r0, c0 = np.floor(fr).astype(np.int64), np.floor(fc).astype(np.int64)
-    tr, tc = fr - r0, fc - c0
-    tr, tc = tr * tr * (3 - 2 * tr), tc * tc * (3 - 2 * tc)  # smoothstep
-    lr = np.arange(r0.min(), r0.max() + 2)
-    lc = np.arange(c0.min(), c0.max() + 2)
-    lattice = _hash(seed, key, lr[:, None], lc[None, :])
-    ir, ic = (r0 - lr[0])[:, None], (c0 - lc[0])[None, :]
-    top = lattice[ir, ic] * (1 - tc) + lattice[ir, ic + 1] * tc
-    bottom = lattice[ir + 1, ic] * (1 - tc) + lattice[ir + 1, ic + 1] * tc
-    return (top * (1 - tr)[:, None] + bottom * tr[:, None]).astype(np.float32)
-
-
-def _value_noise_at(
-    rows: np.ndarray, cols: np.ndarray, scale: float, seed: int, key: int
-) -> np.ndarray:
-    """:func:`_value_noise` at scattered points (same lattice, same values)."""
-    fr, fc = rows / scale, cols / scale
-    r0, c0 = np.floor(fr).astype(np.int64), np.floor(fc).astype(np.int64)
-    tr, tc = fr - r0, fc - c0
-    tr, tc = tr * tr * (3 - 2 * tr), tc * tc * (3 - 2 * tc)
-    top = _hash(seed, key, r0, c0) * (1 - tc) + _hash(seed, key, r0, c0 + 1) * tc
-    bottom = _hash(seed, key, r0 + 1, c0) * (1 - tc) + _hash(seed, key, r0 + 1, c0 + 1) * tc
-    return (top * (1 - tr) + bottom * tr).astype(np.float32)
-
-
-def _fbm_at(
-    rows: np.ndarray, cols: np.ndarray, scale: float, seed: int, key: int, octaves: int = 4
-) -> np.ndarray:
-    """:func:`_fbm` at scattered points."""
-    total, norm, amp = np.zeros(rows.size, np.float32), 0.0, 1.0
-    for o in range(octaves):
-        total += amp * _value_noise_at(rows, cols, scale / 2**o, seed, key * 16 + o)
-        norm += amp
-        amp *= 0.5
-    return total / norm
-
-
-def _fbm(
-    rows: np.ndarray, cols: np.ndarray, scale: float, seed: int, key: int, octaves: int = 4
-) -> np.ndarray:
-    """Fractal sum of value-noise octaves, normalised to about [0, 1]."""
-    total, norm, amp = np.zeros((rows.size, cols.size), np.float32), 0.0, 1.0
-    for o in range(octaves):
-        total += amp * _value_noise(rows, cols, scale / 2**o, seed, key * 16 + o)
-        norm += amp
-        amp *= 0.5
-    return total / norm
-
-
-def _pixel_gauss(rows: np.ndarray, cols: np.ndarray, seed: int, key: int) -> np.ndarray:
-    """Per-pixel approximately standard-normal noise (sum of 4 uniforms), deterministic."""
-    acc = np.zeros((rows.size, cols.size), np.float64)
-    for k in range(4):
-        acc += _hash(seed, key * 8 + k, rows[:, None], cols[None, :])
-    return ((acc - 2.0) * math.sqrt(3.0)).astype(np.float32)
 
 
 # --- the world -----------------------------------------------------------------------------------
@@ -304,7 +223,7 @@ class SyntheticWorld:
         return np.clip(out, 0, 1)
 
     def _water_at(self, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
-        return _fbm_at(rows, cols, 3000 / self.pixel_size, self.seed, 11) < 0.3
+        return fbm_at(rows, cols, 3000 / self.pixel_size, self.seed, 11) < 0.3
 
     # -- tiles
     def tile(self, window: Window | None = None, *, period: int | None = None) -> WorldTile:
@@ -334,22 +253,20 @@ class SyntheticWorld:
                     -((rows[:, None] - row) ** 2 + (cols[None, :] - col) ** 2) / (2 * sigma**2)
                 )
             ).astype(np.float32)
-        built *= 0.55 + 0.9 * _fbm(rows, cols, 400 / ps, s, 21)
+        built *= 0.55 + 0.9 * fbm(rows, cols, 400 / ps, s, 21)
         built = np.clip(built, 0, 1)
 
-        water = _fbm(rows, cols, 3000 / ps, s, 11, octaves=4) < 0.3
-        river = (np.abs(_fbm(rows, cols, 2000 / ps, s, 12, octaves=3) - 0.5) < 0.012) & ~water
-        forest = _fbm(rows, cols, 1200 / ps, s, 13) > 0.58
-        road = (np.abs(_fbm(rows, cols, 1500 / ps, s, 14, octaves=2) - 0.5) < 0.006) & (
-            built > 0.15
-        )
-        industrial = _fbm(rows, cols, 600 / ps, s, 15, octaves=2) > 0.62
+        water = fbm(rows, cols, 3000 / ps, s, 11, octaves=4) < 0.3
+        river = (np.abs(fbm(rows, cols, 2000 / ps, s, 12, octaves=3) - 0.5) < 0.012) & ~water
+        forest = fbm(rows, cols, 1200 / ps, s, 13) > 0.58
+        road = (np.abs(fbm(rows, cols, 1500 / ps, s, 14, octaves=2) - 0.5) < 0.006) & (built > 0.15)
+        industrial = fbm(rows, cols, 600 / ps, s, 15, octaves=2) > 0.62
 
         # agricultural fields: piecewise constant per ~300 m field
         field_px = max(1, round(300 / ps))
         fr, fc = np.floor(rows / field_px), np.floor(cols / field_px)
         farm = np.array([0, 2, 5, 6], np.uint8)[
-            (_hash(s, 16, fr[:, None], fc[None, :]) * 4).astype(int)
+            (hash_uniform(s, 16, fr[:, None], fc[None, :]) * 4).astype(int)
         ]
 
         lc = farm.copy()
@@ -405,7 +322,7 @@ class SyntheticWorld:
                 continue
             rr, cc = rows[r0:r1], cols[c0:c1]
             d = np.sqrt((rr[:, None] - row) ** 2 + (cc[None, :] - col) ** 2)
-            wobble = 0.75 + 0.5 * _value_noise(rr, cc, max(radius / 2, 1), self.seed, 31)
+            wobble = 0.75 + 0.5 * value_noise(rr, cc, max(radius / 2, 1), self.seed, 31)
             mask[r0:r1, c0:c1] |= d < radius * wobble
         return mask
 
@@ -440,9 +357,11 @@ class SyntheticWorld:
         garden = spectra[2]
         mix = np.clip(built, 0.35, 0.75)[..., None]
         base = np.where((lc == 7)[..., None], mix * spectra[7] + (1 - mix) * garden, base)
-        texture = (_fbm(rows, cols, 6, self.seed, 40 + period, octaves=2) - 0.5) * 3.0
-        sensor_noise = _pixel_gauss(rows, cols, self.seed, 50 + period) * 0.004
-        season = 1.0 + 0.03 * (_hash(self.seed, 60, np.array([period]), np.array([0]))[0] - 0.5)
+        texture = (fbm(rows, cols, 6, self.seed, 40 + period, octaves=2) - 0.5) * 3.0
+        sensor_noise = pixel_gauss(rows, cols, self.seed, 50 + period) * 0.004
+        season = 1.0 + 0.03 * (
+            hash_uniform(self.seed, 60, np.array([period]), np.array([0]))[0] - 0.5
+        )
         out = base * season + (texture * texture_amp[lc])[..., None] * (
             base / base.mean(-1, keepdims=True)
         )
@@ -685,58 +604,3 @@ class SyntheticWorld:
             }
         )
         return table, {"gamma": gamma, "sigma": sigma}
-
-
-def write_census_inputs(
-    world: SyntheticWorld,
-    folder: str | Path,
-    *,
-    tile: int = 32,
-    stride: int | None = None,
-    bands: Sequence[str] = ("B02", "B03", "B04", "B08"),
-    hidden: Sequence[str] = ("urban_share",),
-    progress: bool = False,
-) -> dict[str, Path]:
-    """Write a migration test set of ``world`` into ``folder``: census, polygons, image tiles.
-
-    ``census.csv`` (:meth:`SyntheticWorld.census` with ``hidden`` columns left out, plus a
-    ``region`` column: the world's left or right half, for transfer tests), ``municipalities.gpkg``
-    (the Voronoi polygons, ``municipality`` ids), ``scene.tif`` and ``tiles/chips.csv`` (``tile`` px
-    tiles every ``stride`` px (default ``tile / 2``), a quarter of each inside the municipality; a ``municipality``
-    column).
-    """
-    from humanscape.data.chips import chip_districts
-    from humanscape.geo.inputs import open_scene
-    from humanscape.geo.vector import write_vector
-
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    table, _ = world.census(hidden=hidden)
-    districts = world.districts()
-    middle = world.origin[0] + world.width * world.pixel_size / 2
-    table = table.drop(columns=["rate"])  # the truth behind the target, not a census variable
-    table.insert(1, "region", np.where(districts["x"].to_numpy() < middle, "west", "east"))
-    table.to_csv(folder / "census.csv", index=False)
-    polygons = gpd.GeoDataFrame(
-        {"municipality": table["municipality"].to_numpy()},
-        geometry=districts.geometry.to_numpy(),
-        crs=districts.crs,
-    )
-    write_vector(polygons, folder / "municipalities.gpkg")
-    scene = world.write_scene(folder / "scene.tif", bands=bands)
-    chip_districts(
-        open_scene(scene, sensor=world.sensor),
-        polygons,
-        folder / "tiles",
-        column="municipality",
-        size=tile,
-        stride=stride or max(1, tile // 2),
-        min_overlap=0.25,
-        progress=progress,
-    )
-    return {
-        "census": folder / "census.csv",
-        "polygons": folder / "municipalities.gpkg",
-        "scene": scene,
-        "tiles": folder / "tiles" / "chips.csv",
-    }

@@ -48,21 +48,19 @@ from safetensors.torch import load_file, save_file
 from torch.utils.data import TensorDataset
 
 from humanscape.data.chiptable import EUROSAT_MS_ORDER
-from humanscape.data.splits import Split, block_folds
+from humanscape.data.splits import Split
 from humanscape.errors import HumanscapeError
-from humanscape.evaluate.regression import agreement, bias_analysis, log_population
+from humanscape.evaluate.regression import agreement, bias_analysis
 from humanscape.evaluate.uncertainty import SplitConformal
-from humanscape.models.backbones import Backbone
 from humanscape.models.estimator import TaskModel, finite_or
 from humanscape.models.heads import (
     RegressionNet,
     band_normalisation,
     dihedral_views,
-    log_cosh_loss,
 )
 from humanscape.models.model_folder import read_weights
 from humanscape.models.random_features import RandomConvFeatures
-from humanscape.models.training import LightningModule, fit_module
+from humanscape.models.training import fit_module
 from humanscape.tasks.population.census import IsotonicBiasCorrection
 from humanscape.tasks.population.features import (
     FEATURES,
@@ -70,15 +68,21 @@ from humanscape.tasks.population.features import (
     ClippedRegressor,
     band_statistics,
 )
+from humanscape.tasks.population.network import (
+    TARGETS,
+    PopulationRegressor,
+    build_net,
+    from_target,
+    spatial_validation,
+    to_target,
+)
 
 log = logging.getLogger(__name__)
 
 REFIT = "population fit"
 
 METHODS = ("cnn", "features", "ensemble")
-TARGETS = ("log1p", "log")
 #: The paper's four architectures, ResNet-18, and the shipped encoders (fine-tuned) by name.
-PAPER_ARCHS = ("vgg16_bn", "resnet50", "xception", "densenet121")
 #: Paper's band list (Sec. III.A): R, G, B, NIR.
 RGBN = ("B02", "B03", "B04", "B08")
 #: The 13 Sentinel-2 bands of EuroSAT-style chips: the default bands of the feature head.
@@ -96,131 +100,6 @@ SKOPS_TRUSTED = (
     "sklearn._loss.link.Interval",
     "sklearn.utils._bunch.Bunch",
 )
-
-
-def to_target(population: np.ndarray, kind: str = "log1p") -> np.ndarray:
-    """Counts -> model target: ``log1p`` or the paper's ``log`` with 0 -> 0 (Sec. IV.A)."""
-    if kind == "log1p":
-        return np.log1p(np.asarray(population, dtype=np.float64))
-    if kind == "log":
-        return log_population(population)
-    raise HumanscapeError(f"unknown target '{kind}'", fix=f"use one of {', '.join(TARGETS)}")
-
-
-def from_target(values: np.ndarray, kind: str = "log1p") -> np.ndarray:
-    """Model target -> people (never negative)."""
-    v = np.asarray(values, dtype=np.float64)
-    return np.maximum(np.expm1(v) if kind == "log1p" else np.exp(v), 0.0)
-
-
-def spatial_validation(
-    locations: np.ndarray | None,
-    groups: np.ndarray | None,
-    *,
-    fraction: float = 0.2,
-    block_m: float = 50_000.0,
-    seed: int = 0,
-) -> Split:
-    """A spatially grouped train / validation split: whole groups (or ``block_m`` blocks) held out.
-
-    ``groups`` (e.g. a district column) win over ``locations`` (metres); the validation share is
-    the fold of ``round(1 / fraction)`` random block folds (or group folds) with seed ``seed``.
-    """
-    n_folds = max(2, round(1 / fraction))
-    if groups is not None:
-        _, index = np.unique(np.asarray(groups).astype(str), return_inverse=True)
-        if index.max() + 1 < 2:
-            raise HumanscapeError(
-                "one group only: cannot hold a group out", fix="give two or more groups"
-            )
-        assignment = np.random.default_rng(seed).permutation(index.max() + 1) % n_folds
-        fold = assignment[index]
-        val = np.flatnonzero(fold == 0)
-        return Split(np.flatnonzero(fold != 0), val, f"validation: groups fold 0/{n_folds}")
-    if locations is None:
-        raise HumanscapeError("a spatial split needs chip locations or groups")
-    blocks = np.floor(np.asarray(locations) / block_m).astype(np.int64)
-    n_blocks = len(np.unique(blocks, axis=0))
-    folds = (
-        block_folds(
-            np.asarray(locations),
-            block_m,
-            n_folds=min(n_folds, n_blocks),
-            scheme="random",
-            seed=seed,
-        )
-        if n_blocks >= 2
-        else None
-    )
-    if folds is None:
-        raise HumanscapeError(
-            f"every chip lies in one {block_m / 1000:g} km block: no spatial validation possible",
-            fix="give --groups COLUMN, or smaller --block-km",
-        )
-    return Split(folds[0].train, folds[0].test, f"validation: {folds[0].name}")
-
-
-# --- the CNN member -----------------------------------------------------------------------------
-
-
-class PopulationRegressor(LightningModule):
-    """Lightning module: normalise, augment (rot90 / flip), log-cosh loss on the log target."""
-
-    def __init__(
-        self, net: RegressionNet, mean: Sequence[float], std: Sequence[float], lr: float
-    ) -> None:
-        super().__init__()
-        self.net, self.lr = net, lr
-        self.register_buffer(
-            "mean", torch.tensor(list(mean), dtype=torch.float32).view(1, -1, 1, 1)
-        )
-        self.register_buffer("std", torch.tensor(list(std), dtype=torch.float32).view(1, -1, 1, 1))
-
-    def normalise(self, x: torch.Tensor) -> torch.Tensor:
-        x = (x - self.mean) / self.std
-        return torch.nan_to_num(x, nan=0.0)  # nodata -> band mean
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net(self.normalise(x))
-
-    def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], _: int) -> torch.Tensor:
-        x, y = batch
-        x = self.normalise(x)
-        k = int(torch.randint(4, (1,)))
-        x = torch.rot90(x, k, dims=(2, 3))
-        if bool(torch.rand(1) < 0.5):
-            x = x.flip(3)
-        loss = log_cosh_loss(self.net(x), y)
-        self.log("train_loss", loss, prog_bar=True, on_epoch=True, on_step=False)
-        return loss
-
-    def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], _: int) -> None:
-        x, y = batch
-        self.log("val_loss", log_cosh_loss(self(x), y), prog_bar=True, on_epoch=True)
-
-    def configure_optimizers(self) -> torch.optim.Optimizer:
-        return torch.optim.Adam(self.parameters(), lr=self.lr, betas=(0.9, 0.999))
-
-
-def build_net(
-    arch: str, bands: Sequence[str], *, input_size: int | None, dropout: float
-) -> tuple[RegressionNet, list[float] | None, list[float] | None]:
-    """The network of ``arch``: a timm architecture from random init, or a shipped encoder's
-    backbone (fine-tuned; its bands must be among ``bands``) with its normalisation."""
-    from humanscape.models.registry import list_weights, load_encoder
-
-    shipped = {e.name for e in list_weights()}
-    if arch in shipped or Path(arch).exists():
-        encoder = load_encoder(arch)
-        if list(encoder.bands) != list(bands):
-            raise HumanscapeError(
-                f"encoder '{arch}' takes bands {','.join(encoder.bands)}, the model has {','.join(bands)}",
-                fix=f"use --bands {','.join(encoder.bands)} with this encoder",
-            )
-        net = RegressionNet(encoder.backbone, dropout=dropout, input_size=input_size)
-        return net, encoder.mean.flatten().tolist(), encoder.std.flatten().tolist()
-    backbone = Backbone(arch, len(bands), "conv1x1" if arch in PAPER_ARCHS else "native")
-    return RegressionNet(backbone, dropout=dropout, input_size=input_size), None, None
 
 
 # --- the estimator ------------------------------------------------------------------------------
