@@ -62,3 +62,17 @@ def band_folder(tmp_path: Path) -> Path:
 def read_all(path: Path) -> tuple[np.ndarray, dict]:
     with rasterio.open(path) as src:
         return src.read(), src.profile
+
+
+@pytest.fixture(scope="session")
+def demo_output(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+    """``humanscape demo`` run once per session: its folder and what it printed (the demo test
+    checks them; the README tour runs on the models it fitted)."""
+    from click.testing import CliRunner
+
+    from humanscape.cli import cli
+
+    out = tmp_path_factory.mktemp("demo") / "demo-output"
+    result = CliRunner().invoke(cli, ["demo", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    return out, result.output

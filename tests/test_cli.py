@@ -121,10 +121,8 @@ def test_chip_of_nodata_only(tmp_path):
 
 
 @pytest.mark.timeout(900)  # the whole demo chain, about 3-4 minutes on 2 cores
-def test_demo_runs_on_shipped_data_and_prints_outputs(tmp_path):
-    out = tmp_path / "demo"
-    result = run("demo", "--out", out)
-    assert result.exit_code == 0, result.output
+def test_demo_runs_on_shipped_data_and_prints_outputs(demo_output):
+    out, printed = demo_output
     for name in (
         "berlin_rgb.png",
         "berlin_indices.tif",
@@ -134,7 +132,7 @@ def test_demo_runs_on_shipped_data_and_prints_outputs(tmp_path):
         "economy/berlin_districts.csv",
     ):
         assert (out / name).exists(), name
-        assert str(out / name) in result.output.replace("\n", "") or name in result.output
+        assert str(out / name) in printed.replace("\n", "") or name in printed
     with rasterio.open(out / "berlin_indices.tif") as src:
         assert src.count == 10 and src.crs.to_epsg() == 32633
 

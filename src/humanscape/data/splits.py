@@ -234,7 +234,7 @@ class SpatialFolds:
         if len(names) < 2:
             raise HumanscapeError(
                 f"leave-one-group-out needs 2 or more groups, got {len(names)}",
-                fix="give more group polygons, or leave --groups out for block CV",
+                fix="give more group polygons, or leave --group-polygons out for block CV",
             )
         step = max(1, int(round(max(buffer / 4, pixel) / pixel)))
         coarse = group_of_pixel[::step, ::step].astype(np.int64)

@@ -214,7 +214,7 @@ class CloudMask:
         if kind in ("raster", "probability") and not paths:
             raise HumanscapeError(
                 f"cloud mask '{kind}' needs one mask file per scene",
-                fix="pass --mask-file per scene",
+                fix="pass one --mask-files file per scene",
             )
         return cls(kind, [Path(p) for p in paths], threshold, probability_max)  # type: ignore[arg-type]
 

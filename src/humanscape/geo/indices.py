@@ -183,7 +183,7 @@ class IndicesMap:
                 f"indices {', '.join(self.names)} need band roles {', '.join(missing)} "
                 f"(scene has {', '.join(scene.band_names)})",
                 path=scene.name,
-                fix="add the missing band files or choose other indices with --index",
+                fix="add the missing band files or choose other indices with --indices",
             )
         self.band_names = scene.resolve(self.roles)
         self.spec = RasterSpec(

@@ -161,7 +161,7 @@ class TileStore:
         return {p.name for p in self.folder.glob("*.tif") if not p.name.startswith(".")}
 
     def start(self, finished: set[str]) -> None:
-        """Create the folder, or clear it when it holds tiles of another run (or ``--no-resume``)."""
+        """Create the folder, or clear it when it holds tiles of another run (or resume is off)."""
         if self.folder.exists() and not finished:
             if (self.folder / MANIFEST).exists() and any(self.folder.glob("*.tif")):
                 log.warning(

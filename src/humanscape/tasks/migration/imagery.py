@@ -62,7 +62,7 @@ def check_tile_ids(tile_ids: list[str], ids: list[str], source: str = "") -> lis
             f"none of the {len(tile_ids)} municipality ids of the tiles matches a census id "
             f"(first tile id '{unmatched[0]}', first census id '{ids[0] if ids else ''}')",
             path=source or None,
-            fix="give tiles cut for these municipalities, with the same ids as --id",
+            fix="give tiles cut for these municipalities, with the same ids as --id-column",
         )
     return unmatched
 

@@ -100,7 +100,7 @@ def read_polygons(path: Path, id_column: str, ids: Sequence[str]) -> gpd.GeoData
             f"polygon file has no column '{id_column}' (columns: "
             f"{', '.join(c for c in map(str, gdf.columns) if c != 'geometry')})",
             path=path,
-            fix="give the municipality id column with --polygon-id",
+            fix="give the municipality id column with --polygon-id-column",
         )
     gdf = gdf.assign(_id=gdf[id_column].astype(str).str.strip())
     known = set(ids)
@@ -110,7 +110,7 @@ def read_polygons(path: Path, id_column: str, ids: Sequence[str]) -> gpd.GeoData
             f"none of the {len(gdf)} polygon ids matches a census id (first polygon id "
             f"'{gdf['_id'].iloc[0]}', first census id '{ids[0]}')",
             path=path,
-            fix="give polygons of these municipalities with the same ids as --id",
+            fix="give polygons of these municipalities with the same ids as --id-column",
         )
     if unmatched:
         log.warning("%s: %d polygon(s) match no census id, ignored", path.name, unmatched)

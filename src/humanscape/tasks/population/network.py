@@ -79,7 +79,7 @@ def spatial_validation(
     if folds is None:
         raise HumanscapeError(
             f"every chip lies in one {block_m / 1000:g} km block: no spatial validation possible",
-            fix="give --groups COLUMN, or smaller --block-km",
+            fix="give --group-column COLUMN, or smaller --block-km",
         )
     return Split(folds[0].train, folds[0].test, f"validation: {folds[0].name}")
 
