@@ -66,13 +66,14 @@ def read_all(path: Path) -> tuple[np.ndarray, dict]:
 
 @pytest.fixture(scope="session")
 def demo_output(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
-    """``humanscape demo`` run once per session: its folder and what it printed (the demo test
-    checks them; the README tour runs on the models it fitted)."""
+    """``humanscape demo --quick`` run once per session (every step of the demo, tiny training
+    budgets): its folder and what it printed. The demo test checks them; the README tour runs on
+    the models it fitted."""
     from click.testing import CliRunner
 
     from humanscape.cli import cli
 
     out = tmp_path_factory.mktemp("demo") / "demo-output"
-    result = CliRunner().invoke(cli, ["demo", "--out", str(out)])
+    result = CliRunner().invoke(cli, ["demo", "--quick", "--out", str(out)])
     assert result.exit_code == 0, result.output
     return out, result.output

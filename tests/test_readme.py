@@ -107,7 +107,7 @@ def test_python_example_runs_whole(tmp_path, monkeypatch, capsys):
     exec(compile(blocks("python")[0], "README.md", "exec"), {"__name__": "__readme__"})
     printed = capsys.readouterr().out
     assert "sentinel2_l1c 2017-02-16 EPSG:32633" in printed
-    assert "32 chips -> (32, 449)" in printed  # id + 448 embedding values
+    assert "32 chips; (16, 448) embeddings" in printed
     assert "FlowModel gravity (43, 43)" in printed
     assert (tmp_path / "python_flow_model" / "config.json").exists()
 
@@ -131,7 +131,7 @@ def test_tour_runs_line_by_line_after_the_demo(tour_folder):
         result = runner.invoke(cli, args)
         assert result.exit_code == 0, f"{line}\n{result.output}"
         ran += 1
-    assert ran >= 14
+    assert ran >= 13
     assert (tour_folder / "tour" / "flows_report" / "metrics.csv").exists()
     assert (tour_folder / "tour" / "migration.csv").exists()
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from rich.console import Console
@@ -25,12 +26,41 @@ console = Console(stderr=True, soft_wrap=True)
 BERLIN = SceneReader(sensor="sentinel2_l1c")
 
 
+@dataclass(frozen=True)
+class Budget:
+    """How much each step trains. The default is the demo; :data:`QUICK` runs the same steps and
+    workflows with tiny budgets, to check the chain in about a minute (its numbers mean nothing)."""
+
+    settlement_methods: tuple[str, ...] = ("hgb", "rf")
+    settlement_trees: int = 100
+    settlement_negatives: int = 20_000
+    settlement_test_pixels: int = 100_000
+    population_epochs: int = 20
+    score_epochs: int = 15
+    migration_epochs: int = 8
+    migration_splits: int = 3
+    migration_eval_epochs: int | None = None  # None: the model's default
+
+
+QUICK = Budget(
+    settlement_methods=("hgb",),
+    settlement_trees=20,
+    settlement_negatives=4_000,
+    settlement_test_pixels=20_000,
+    population_epochs=2,
+    score_epochs=2,
+    migration_epochs=2,
+    migration_splits=2,
+    migration_eval_epochs=5,
+)
+
+
 def _print(lines: list[str]) -> None:
     for line in lines:
         console.print(line, highlight=False)
 
 
-def run_demo(out: str | Path) -> dict[str, Path]:
+def run_demo(out: str | Path, *, budget: Budget = Budget()) -> dict[str, Path]:
     """Run every demo step into ``out``; returns ``{label: path}``."""
     out = Path(out)
     check_folder_replaceable(out)
@@ -52,13 +82,14 @@ def run_demo(out: str | Path) -> dict[str, Path]:
         console.rule(title)
         (out / folder).mkdir(exist_ok=True)
         began = time.perf_counter()
-        outputs.update(step(out / folder))
+        outputs.update(step(out / folder, budget))
         seconds[step.__name__.lstrip("_")] = round(time.perf_counter() - began, 1)
         console.print(f"[{time.perf_counter() - began:.0f} s]", style="dim", highlight=False)
     summary = {
         "outputs": {k: str(v) for k, v in outputs.items()},
         "seconds": round(time.perf_counter() - start, 1),
         "seconds_by_step": seconds,
+        "quick": budget == QUICK,
     }
     with atomic_output(out / "summary.json") as tmp:
         tmp.write_text(json.dumps(summary, indent=2))
@@ -66,7 +97,7 @@ def run_demo(out: str | Path) -> dict[str, Path]:
     return outputs
 
 
-def _geodata(out: Path) -> dict[str, Path]:
+def _geodata(out: Path, budget: Budget) -> dict[str, Path]:
     """Quicklook, the ten indices, 1 km chips and their embeddings by the shipped encoder."""
     from humanscape.report.quicklook import rgb_quicklook
     from humanscape.tasks.geodata.workflow import write_chips, write_embeddings, write_indices
@@ -91,7 +122,7 @@ def _geodata(out: Path) -> dict[str, Path]:
     }
 
 
-def _landsat(out: Path) -> dict[str, Path]:
+def _landsat(out: Path, budget: Budget) -> dict[str, Path]:
     from humanscape.geo.composite import CloudMask
     from humanscape.tasks.geodata.workflow import write_composite
 
@@ -106,7 +137,7 @@ def _landsat(out: Path) -> dict[str, Path]:
     return {"median composite 2010-2011 (GeoTIFF)": path}
 
 
-def _settlements(out: Path) -> dict[str, Path]:
+def _settlements(out: Path, budget: Budget) -> dict[str, Path]:
     """Single-date Berlin scene, OSM residential polygons as positives, the other OSM land use as
     labelled negatives: spatial block CV at the true class balance (gradient boosting, the
     default, against the paper's random forest), the fit, the maps."""
@@ -128,17 +159,17 @@ def _settlements(out: Path) -> dict[str, Path]:
         samples.sample_path("berlin", "osm_landuse.gpkg"),
         column="fclass",
         positive=["residential"],
-        negatives=20_000,
+        negatives=budget.settlement_negatives,
     )
     _print(
         evaluate_settlements(
             features,
             labels,
             out / "report",
-            methods=["hgb", "rf"],
-            n_estimators=100,
+            methods=list(budget.settlement_methods),
+            n_estimators=budget.settlement_trees,
             n_jobs=-1,
-            max_test_pixels=100_000,
+            max_test_pixels=budget.settlement_test_pixels,
         )
     )
     _print(fit_settlements(features, labels, out / "model", method="hgb"))
@@ -173,7 +204,7 @@ def _settlements(out: Path) -> dict[str, Path]:
     }
 
 
-def _population(out: Path) -> dict[str, Path]:
+def _population(out: Path, budget: Budget) -> dict[str, Path]:
     """The default population model fitted on the shipped real EuroSAT chips with census labels,
     mapped over the Berlin scene on the grid of its real 1 km Eurostat census raster, and compared
     with that census."""
@@ -186,7 +217,7 @@ def _population(out: Path) -> dict[str, Path]:
     from humanscape.tasks.population.workflow import fit_population, map_population
 
     # one CNN of at most 20 epochs: the default (3 CNNs, 30 epochs) takes 3-4x longer for +0.01 R2
-    model = PopulationModel(cnn_seeds=1, epochs=20)
+    model = PopulationModel(cnn_seeds=1, epochs=budget.population_epochs)
     chips = samples.sample_path("eurosat_ms", "population_1km.csv")
     _print(fit_population(model, chips, "pop_1km", out / "model"))
     census_path = samples.sample_path("berlin", "population_1km_eurostat.tif")
@@ -228,7 +259,7 @@ def _population(out: Path) -> dict[str, Path]:
     }
 
 
-def _economy(out: Path) -> dict[str, Path]:
+def _economy(out: Path, budget: Budget) -> dict[str, Path]:
     """Park et al. (2022) on real data: a score model trained on the shipped EuroSAT MS chips
     (classes mapped to uninhabited / rural / urban), its score map of the Berlin scene, and the
     district model on the real census cells of the scene (cells with people as districts, tiles of
@@ -256,7 +287,7 @@ def _economy(out: Path) -> dict[str, Path]:
     )
     chips = samples.sample_path("eurosat_ms", "population_1km.csv")
     # ResNet-18 at half width for the demo's time; the CLI default is the paper's ResNet-18
-    score = ScoreModel(arch="resnet18_half", epochs=15)
+    score = ScoreModel(arch="resnet18_half", epochs=budget.score_epochs)
     _print(fit_score(score, chips, "class", out / "score_model", mapping=levels))
     scene = samples.sample_path("berlin", "IMG_DATA")
     _print(
@@ -312,7 +343,7 @@ def _economy(out: Path) -> dict[str, Path]:
     }
 
 
-def _migration(out: Path) -> dict[str, Path]:
+def _migration(out: Path, budget: Budget) -> dict[str, Path]:
     """Runfola et al. (2022) on a synthetic world (the real Mexican table may not be shipped): a
     census table whose built-up share is hidden (the imagery shows it), municipality polygons and
     16 px image tiles; the signature + imagery model fitted (signature PNGs), and the default model
@@ -327,16 +358,21 @@ def _migration(out: Path) -> dict[str, Path]:
     census = Census(
         paths["census"], "municipality", target="outflow", drop=True, images=paths["tiles"]
     )
-    model = MigrationModel("signature+imagery", epochs=8, patience=8, max_tiles=8)
+    model = MigrationModel(
+        "signature+imagery", epochs=budget.migration_epochs, patience=8, max_tiles=8
+    )
+    epochs = (
+        {} if budget.migration_eval_epochs is None else {"epochs": budget.migration_eval_epochs}
+    )
     _print(fit_migration(model, census, out / "signature_model", progress=False))
     _print(
         evaluate_migration(
             ["ensemble"],
-            lambda name, seed: MigrationModel(name, seed=seed, alpha=0.2),
+            lambda name, seed: MigrationModel(name, seed=seed, alpha=0.2, **epochs),
             census,
             out / "report",
             polygons=paths["polygons"],
-            n_splits=3,
+            n_splits=budget.migration_splits,
         )
     )
     return {
@@ -347,7 +383,7 @@ def _migration(out: Path) -> dict[str, Path]:
     }
 
 
-def _flows(out: Path) -> dict[str, Path]:
+def _flows(out: Path, budget: Budget) -> dict[str, Path]:
     """Imagery2Flow's step 2 with the default flow model on real CommutingODGen counties (LODES
     commuting, ACS, OSM POIs): fitted on 26021 and 35013, the unseen county 36093 predicted
     (flows CSV + map) and scored (CPC, CPL, RMSE, Pearson r, CPC by distance band, plots)."""

@@ -237,11 +237,17 @@ def predict_chips(
 
 @click.command(cls=HumanscapeCommand)
 @opt.out_folder("Output folder.", default="demo-output")
-def demo(out: Path) -> None:
+@click.option(
+    "--quick",
+    is_flag=True,
+    help="The same steps with tiny training budgets: checks the chain in about a minute "
+    "(its numbers mean nothing).",
+)
+def demo(out: Path, quick: bool) -> None:
     """Run the humanscape chain on the shipped real sample data and write the results to OUT."""
-    from humanscape.demo import run_demo
+    from humanscape.demo import QUICK, Budget, run_demo
 
-    outputs = run_demo(out)
+    outputs = run_demo(out, budget=QUICK if quick else Budget())
     click.echo("\nhumanscape demo finished. Outputs:")
     for label, path in outputs.items():
         click.echo(f"  {label:<34} {path}")

@@ -159,7 +159,9 @@ def transfer(
     with the held-out regions named.
     """
     if table.groups is None:
-        raise HumanscapeError("no region column for a transfer test", fix="give --region-column COLUMN")
+        raise HumanscapeError(
+            "no region column for a transfer test", fix="give --region-column COLUMN"
+        )
     groups = table.groups.to_numpy()
     names = sorted(set(groups))
     if holdout:
@@ -173,7 +175,9 @@ def transfer(
         tests = [list(holdout)]
     else:
         if len(names) < 2:
-            raise HumanscapeError("a transfer test needs at least 2 regions", fix="check --region-column")
+            raise HumanscapeError(
+                "a transfer test needs at least 2 regions", fix="check --region-column"
+            )
         order = np.random.default_rng([seed, 31]).permutation(len(names))
         tests = [
             [names[i] for i in part]
