@@ -31,18 +31,24 @@ class Budget:
     """How much each step trains. The default is the demo; :data:`QUICK` runs the same steps and
     workflows with tiny budgets, to check the chain in about a minute (its numbers mean nothing)."""
 
+    embedded_chips: int | None = None  # None: every chip
+    settlement_texture: bool = True
     settlement_methods: tuple[str, ...] = ("hgb", "rf")
     settlement_trees: int = 100
     settlement_negatives: int = 20_000
     settlement_test_pixels: int = 100_000
     population_epochs: int = 20
     score_epochs: int = 15
+    score_tta: bool = True
+    economy_clusters: tuple[int, ...] = (0, 30)
     migration_epochs: int = 8
     migration_splits: int = 3
     migration_eval_epochs: int | None = None  # None: the model's default
 
 
 QUICK = Budget(
+    embedded_chips=16,
+    settlement_texture=False,
     settlement_methods=("hgb",),
     settlement_trees=20,
     settlement_negatives=4_000,
@@ -52,6 +58,8 @@ QUICK = Budget(
     migration_epochs=2,
     migration_splits=2,
     migration_eval_epochs=5,
+    economy_clusters=(0,),
+    score_tta=False,
 )
 
 
@@ -107,9 +115,16 @@ def _geodata(out: Path, budget: Budget) -> dict[str, Path]:
         png = rgb_quicklook(s, out / "berlin_rgb.png")
     _print(write_indices(scene, out / "berlin_indices.tif", BERLIN))
     _print(write_chips(scene, out / "berlin_chips", BERLIN, cell=1000))
+    table = out / "berlin_chips" / "chips.csv"
+    if budget.embedded_chips is not None:
+        import pandas as pd
+
+        subset = out / "berlin_chips" / "chips_embedded.csv"
+        pd.read_csv(table).head(budget.embedded_chips).to_csv(subset, index=False)
+        table = subset
     _print(
         write_embeddings(
-            out / "berlin_chips" / "chips.csv",
+            table,
             "simclr_resnet18half_eurosat_ms",
             out / "berlin_chip_embeddings.parquet",
         )
@@ -152,7 +167,10 @@ def _settlements(out: Path, budget: Budget) -> dict[str, Path]:
     features = out / "features.tif"
     _print(
         compute_features(
-            [samples.sample_path("berlin", "IMG_DATA")], features, BERLIN, texture=True
+            [samples.sample_path("berlin", "IMG_DATA")],
+            features,
+            BERLIN,
+            texture=budget.settlement_texture,
         )
     )
     labels = Labels(
@@ -287,7 +305,7 @@ def _economy(out: Path, budget: Budget) -> dict[str, Path]:
     )
     chips = samples.sample_path("eurosat_ms", "population_1km.csv")
     # ResNet-18 at half width for the demo's time; the CLI default is the paper's ResNet-18
-    score = ScoreModel(arch="resnet18_half", epochs=budget.score_epochs)
+    score = ScoreModel(arch="resnet18_half", epochs=budget.score_epochs, tta=budget.score_tta)
     _print(fit_score(score, chips, "class", out / "score_model", mapping=levels))
     scene = samples.sample_path("berlin", "IMG_DATA")
     _print(
@@ -322,7 +340,13 @@ def _economy(out: Path, budget: Budget) -> dict[str, Path]:
         label_column="class",
         mapping=levels,
     )
-    _print(fit_economy(EconomyModel(n_clusters=(0, 30), encoder_epochs=1), inputs, out / "model"))
+    _print(
+        fit_economy(
+            EconomyModel(n_clusters=budget.economy_clusters, encoder_epochs=1),
+            inputs,
+            out / "model",
+        )
+    )
     _print(
         predict_economy(out / "model", out / "tiles" / "chips.csv", out / "berlin_districts.csv")
     )

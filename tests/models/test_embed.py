@@ -104,13 +104,18 @@ def test_unknown_encoder_name_lists_the_shipped_ones():
 
 
 def test_chip_bands_are_matched_by_name_and_missing_ones_refused(tmp_path, ms_encoder):
+    from humanscape.geo.grid import CellGrid, GridSpec
+
+    def corner(s):  # four 320 m cells in the scene's top-left corner
+        return CellGrid(GridSpec(s.grid.crs, s.grid.transform, 64, 64), 32)
+
     scene = samples.berlin_scene(bands=["B08", "B04", "B03", "B02", "B11"])
-    table = chip_scene(scene, regular_grid(scene.grid, 320), tmp_path / "chips", progress=False)
+    table = chip_scene(scene, corner(scene), tmp_path / "chips", progress=False)
     chip = read_chip_for(ms_encoder, tmp_path / "chips" / table["image"][0])
     direct = scene.read(S2, window=Window(0, 0, 32, 32))
     np.testing.assert_allclose(chip, direct)  # reordered to the encoder's band order
     narrow = samples.berlin_scene(bands=["B04", "B03"])
-    t2 = chip_scene(narrow, regular_grid(narrow.grid, 320), tmp_path / "narrow", progress=False)
+    t2 = chip_scene(narrow, corner(narrow), tmp_path / "narrow", progress=False)
     with pytest.raises(HumanscapeError, match="lack the encoder's bands B02, B08"):
         read_chip_for(ms_encoder, tmp_path / "narrow" / t2["image"][0])
 

@@ -123,8 +123,11 @@ def _fit(
     ckpt_path = None
     if work_dir is not None:
         work = Path(work_dir)
+        # last.ckpt only (save_top_k=0: no extra epoch=N copy): one write per epoch for resume
         callbacks.append(
-            pl.callbacks.ModelCheckpoint(dirpath=work, save_last=True, every_n_epochs=1)
+            pl.callbacks.ModelCheckpoint(
+                dirpath=work, save_last=True, save_top_k=0, every_n_epochs=1
+            )
         )
         if (work / "last.ckpt").exists():
             ckpt_path = str(work / "last.ckpt")
