@@ -136,3 +136,36 @@ def test_random_features_are_seeded_and_separate_real_classes(rgb_sample):
     assert (pred == labels).mean() > 0.4
     with pytest.raises(HumanscapeError, match="fitted on 3 bands"):
         RandomConvFeatures(num_filters=8).fit(images / 255).transform(np.zeros((1, 4, 32, 32)))
+
+
+def test_lightning_lines_are_quiet_by_default_and_printed_once_with_verbose(capfd):
+    from torch.utils.data import TensorDataset
+
+    from humanscape.cli.boundary import configure_logging
+    from humanscape.models.training import LightningModule, fit_module
+
+    class Tiny(LightningModule):
+        def __init__(self) -> None:
+            super().__init__()
+            self.layer = torch.nn.Linear(2, 1)
+
+        def training_step(self, batch, _):
+            x, y = batch
+            return torch.nn.functional.mse_loss(self.layer(x).squeeze(-1), y)
+
+        def configure_optimizers(self):
+            return torch.optim.SGD(self.parameters(), lr=0.1)
+
+    data = TensorDataset(torch.randn(8, 2), torch.randn(8))
+    try:
+        configure_logging(verbose=False)
+        fit_module(Tiny(), data, epochs=1, batch_size=4, progress=False)
+        quiet = capfd.readouterr().err
+        configure_logging(verbose=True)
+        fit_module(Tiny(), data, epochs=1, batch_size=4, progress=False)
+        loud = capfd.readouterr().err
+    finally:
+        configure_logging(verbose=False)
+    assert "GPU available" not in quiet and "litlogger" not in quiet.lower()
+    gpu = [line for line in loud.splitlines() if "GPU available" in line]
+    assert len(gpu) == 1, loud  # once, not once per handler

@@ -133,7 +133,8 @@ def test_nbr3_chip_holds_the_exact_pixels_of_the_3x3_block(tmp_path):
 
 @pytest.mark.parametrize(
     # vgg16_bn (134 M parameters: 10 s for two Adam steps) builds and runs in test_backbones.py
-    "arch", ["resnet18", "resnet50", "xception", "densenet121", "shipped"]
+    "arch",
+    ["resnet18", "resnet50", "xception", "densenet121", "shipped"],
 )
 def test_each_architecture_trains_two_steps_on_real_chips(arch, real_chips):
     images, pop, _ = real_chips
