@@ -278,9 +278,127 @@ def synthetic_part(epochs: int) -> None:
                 (OUT / "population_synthetic.json").write_text(json.dumps(results, indent=2))
 
 
+def _score_on_census(
+    people: np.ndarray,
+    parents: tuple[np.ndarray, np.ndarray],
+    truth: np.ndarray,
+    inside: np.ndarray,
+) -> dict[str, float]:
+    """People per fine cell summed onto the 1 km census cells, scored on the cells inside."""
+    parent_r, parent_c = parents
+    ok = (parent_r < truth.shape[0]) & (parent_c < truth.shape[1])
+    grid = np.zeros(truth.shape)
+    np.add.at(grid, (parent_r[ok], parent_c[ok]), np.nan_to_num(people[ok]))
+    t, q = truth[inside], grid[inside]
+    return {
+        "r2": r2(t, q),
+        "r2_log1p": r2(np.log1p(t), np.log1p(q)),
+        "mae": float(np.abs(t - q).mean()),
+        "total_error": float(q.sum() - t.sum()),
+    }
+
+
+def disaggregate_part() -> dict:
+    """Issue 22: the Berlin census (1 km, 105 cells inside the scene) summed into 4 km and 2 km
+    blocks, spread back onto 1 km and 100 m cells by each method, and scored on the 105 cells
+    (100 m results summed to 1 km). Areal weighting is the baseline in the same run. The
+    ``+ residential`` rows add the share of each cell under OSM residential land use."""
+    import geopandas as gpd
+    from rasterio.features import rasterize
+
+    from humanscape.data import samples
+    from humanscape.geo.grid import CellGrid
+    from humanscape.geo.inputs import open_scene
+    from humanscape.tasks.population.covariates import cell_covariates
+    from humanscape.tasks.population.disaggregate import (
+        Disaggregator,
+        Units,
+        redistribute,
+        select_method,
+    )
+
+    census = samples.berlin_population()
+    truth, inside = census.data[0], census.data[4] >= 0.99
+    scene = open_scene(samples.sample_path("berlin", "IMG_DATA"), sensor="sentinel2_l1c")
+    landuse = gpd.read_file(samples.sample_path("berlin", "osm_landuse.gpkg")).to_crs(scene.crs)
+    g = scene.grid
+    residential = rasterize(
+        [(geom, 1) for geom in landuse.loc[landuse["fclass"] == "residential", "geometry"]],
+        out_shape=(g.height, g.width),
+        transform=g.transform,
+        fill=0,
+        dtype="uint8",
+    ).astype(np.float64)
+    results: dict = {}
+    for fine in (100, 10):  # cell side in scene pixels: 1 km, 100 m
+        cov = cell_covariates(scene, CellGrid(g, fine), progress=False)
+        n_rows, n_cols = cov.values.shape[1:]
+        rr, cc = np.meshgrid(np.arange(n_rows), np.arange(n_cols), indexing="ij")
+        parent_r, parent_c = rr // (100 // fine), cc // (100 // fine)
+        ok = (parent_r < truth.shape[0]) & (parent_c < truth.shape[1])
+        shape, parents = (n_rows, n_cols), (parent_r, parent_c)
+        parent_inside = np.zeros_like(ok)
+        parent_inside[ok] = inside[parent_r[ok], parent_c[ok]]
+        area = np.nan_to_num(cov.column("valid_share")).ravel() * (fine / 100) ** 2
+        padded = np.zeros((n_rows * fine, n_cols * fine))
+        padded[: g.height, : g.width] = residential
+        share = padded.reshape(n_rows, fine, n_cols, fine).mean(axis=(1, 3)).ravel()
+        x = cov.matrix()
+        x_res = np.column_stack([x, share])
+        names_res = [*cov.names, "residential_share"]
+        for block in (4, 2):
+            key = np.where(parent_inside, (parent_r // block) * 1000 + parent_c // block, -1)
+            key = key.ravel()
+            ids, index = np.unique(key[key >= 0], return_inverse=True)
+            unit = np.full(key.shape, -1)
+            unit[key >= 0] = index
+            rows_, cols_ = np.indices(truth.shape)
+            counts = np.array(
+                [
+                    truth[
+                        inside & (rows_ // block == k // 1000) & (cols_ // block == k % 1000)
+                    ].sum()
+                    for k in ids
+                ]
+            )
+            units = Units(unit, area, counts, [str(k) for k in ids])
+
+            def score(
+                weights: np.ndarray,
+                units: Units = units,
+                shape: tuple[int, int] = shape,
+                parents: tuple[np.ndarray, np.ndarray] = parents,
+            ) -> dict[str, float]:
+                people = redistribute(weights, units).reshape(shape)
+                return _score_on_census(people, parents, truth, inside)
+
+            rows = {}
+            for method in ("areal", "binary", "rf", "occupancy"):
+                model = Disaggregator(method).fit(x, units, cov.names)
+                rows[method] = score(model.weights(x, area))
+            rows["binary residential (+0.05)"] = score((share + 0.05) * area)
+            for method in ("rf", "occupancy"):
+                model = Disaggregator(method).fit(x_res, units, names_res)
+                rows[f"{method} + residential"] = score(model.weights(x_res, area))
+            selection = select_method(x, units, cov.names)
+            key_name = f"cells {fine * 10} m, blocks {block} km ({units.n_units} units)"
+            results[key_name] = {"methods": rows, "leave_units_out_rmse_log": selection}
+            print(key_name, {k: round(v, 3) for k, v in selection.items()})
+            for name, row in rows.items():
+                print(
+                    f"  {name:<28} r2 {row['r2']:.3f}  r2 log1p {row['r2_log1p']:.3f}  "
+                    f"MAE {row['mae']:.1f}  total error {row['total_error']:+.1f}",
+                    flush=True,
+                )
+    (OUT / "population_disaggregate.json").write_text(json.dumps(results, indent=2))
+    return results
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--part", choices=["chips", "berlin", "synthetic"], default="chips")
+    parser.add_argument(
+        "--part", choices=["chips", "berlin", "synthetic", "disaggregate"], default="chips"
+    )
     parser.add_argument("--only", default=None, help="comma-separated configuration names")
     parser.add_argument("--epochs", type=int, default=30)
     parser.add_argument("--paper-epochs", type=int, default=15)
@@ -292,6 +410,8 @@ def main() -> None:
         chips_part(args.only.split(",") if args.only else None, args.epochs, args.paper_epochs)
     elif args.part == "synthetic":
         synthetic_part(args.epochs)
+    elif args.part == "disaggregate":
+        disaggregate_part()
     else:
         from humanscape.tasks.population.model import PopulationModel as _M
 
