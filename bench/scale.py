@@ -283,7 +283,7 @@ def _peak_of_one(size: int, work: Path, cache_mb: int | None = None) -> float:
     code = f"""
 import resource, sys
 sys.argv = ["humanscape", "predict-chips", "{scene}", "--encoder", "{work / "encoder"}",
-            "--chip", "64", "--band-names", "B02,B03,B04,B08", "--units", "reflectance",
+            "--chip", "64", "--band-names", "B02,B03,B04,B08", "--pixel-units", "reflectance",
             "--workers", "0", "--tile", "8", "--out", "{work / f"mem_{size}.tif"}"]
 from humanscape.cli import cli
 try:

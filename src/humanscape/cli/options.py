@@ -297,7 +297,7 @@ def id_column_option(
 
 
 def scene_options(*, band_names: bool = True, resolution: bool = False) -> Callable[[F], F]:
-    """``--sensor``, ``--units`` (and ``--band-names``, ``--resolution``), handed to the command as
+    """``--sensor``, ``--pixel-units`` (and ``--band-names``, ``--resolution``), handed to the command as
     one ``reader`` (a :class:`~humanscape.geo.inputs.SceneReader`)."""
 
     def decorate(f: F) -> F:
@@ -309,7 +309,7 @@ def scene_options(*, band_names: bool = True, resolution: bool = False) -> Calla
             kwargs["reader"] = SceneReader(
                 sensor=kwargs.pop("sensor"),
                 band_names=tuple(layers) if layers else None,
-                units=kwargs.pop("units"),
+                units=kwargs.pop("pixel_units"),
                 resolution=kwargs.pop("resolution", None),
             )
             return f(*args, **kwargs)
@@ -328,11 +328,11 @@ def scene_options(*, band_names: bool = True, resolution: bool = False) -> Calla
                 help="Band name of each layer of a multi-band file, in order (B02,B03,...).",
             )(wrapper)
         wrapper = click.option(
-            "--units",
+            "--pixel-units",
             type=click.Choice(["auto", "dn", "reflectance"]),
             default="auto",
             show_default=True,
-            help="Units of files that record none: digital numbers or reflectance.",
+            help="Pixel values of files that record no units: digital numbers or reflectance.",
         )(wrapper)
         return click.option(
             "--sensor",

@@ -258,3 +258,80 @@ def evaluate(model_dir: str, chip_table: Path, target: str, out: Path) -> None:
     from humanscape.tasks.population.workflow import evaluate_table
 
     echo(evaluate_table(model_dir, chip_table, target, out))
+
+
+@group.command("disaggregate")
+@click.argument("scene", type=opt.INPUT)
+@click.option(
+    "--units",
+    "units_path",
+    type=opt.INPUT,
+    required=True,
+    help="Census units (districts) with a count of people each; any vector format and CRS "
+    "(the pixel values of a scene are --pixel-units).",
+)
+@click.option("--count-column", required=True, help="Column of people per unit.")
+@opt.id_column_option(
+    None, "Column of unit ids (for messages) [default: row number].", required=False
+)
+@opt.out_file("Output GeoTIFF: people per cell (band 'population'), summing to each unit.")
+@click.option(
+    "--cell",
+    type=float,
+    default=100.0,
+    show_default=True,
+    callback=opt.positive,
+    help="Cell side in metres (a whole number of scene pixels).",
+)
+@click.option(
+    "--method",
+    type=click.Choice(["auto", "areal", "binary", "rf", "occupancy"]),
+    default="auto",
+    show_default=True,
+    help="auto (areal weighting or random-forest dasymetric, by leave-units-out error), areal, "
+    "binary (built-up share), rf, occupancy (weakly supervised log-linear).",
+)
+@click.option(
+    "--landuse",
+    type=opt.INPUT,
+    default=None,
+    help="Land-use polygons (e.g. OSM): the share of each cell under --built classes becomes a "
+    "covariate.",
+)
+@click.option(
+    "--landuse-column", default="fclass", show_default=True, help="Land-use class column."
+)
+@opt.names_option("--built", help="Land-use classes where people live [default: residential].")
+@opt.scene_options()
+def disaggregate(
+    scene: Path,
+    units_path: Path,
+    count_column: str,
+    id_column: str | None,
+    out: Path,
+    cell: float,
+    method: str,
+    landuse: Path | None,
+    landuse_column: str,
+    built: list[str] | None,
+    reader: Any,
+) -> None:
+    """Spread census counts of units over the cells of SCENE (dasymetric mapping): people per
+    cell that sum exactly to each unit's count."""
+    from humanscape.tasks.population.dasymetric import disaggregate_scene
+
+    echo(
+        disaggregate_scene(
+            scene,
+            units_path,
+            count_column,
+            out,
+            reader,
+            cell=cell,
+            id_column=id_column,
+            method=method,
+            landuse=landuse,
+            landuse_column=landuse_column,
+            built=built or ["residential"],
+        )
+    )

@@ -109,7 +109,7 @@ def decide(
     if (scale, offset) != (1.0, 0.0):
         return Radiometry("dn", float(scale), float(offset), "file scale/offset metadata")
     if units == "reflectance":
-        return Radiometry("reflectance", source="--units reflectance")
+        return Radiometry("reflectance", source="--pixel-units reflectance")
     if units == "auto" and declared != "dn" and np.dtype(ds.dtypes[index - 1]).kind == "f":
         if _looks_like_reflectance(ds, index):
             log.info("%s: float band %s holds reflectance-like values; not scaled", path, band.name)

@@ -20,6 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from affine import Affine
 from rasterio.windows import Window
 
 from humanscape.errors import EmptyInputError
@@ -105,7 +106,8 @@ def cell_covariates(
         raise EmptyInputError(
             "no cell of the grid has valid pixels", path=scene.name, fix="check the scene's nodata"
         )
-    grid = GridSpec.from_bounds(cells.crs, _bounds(cells), cells.cell_size)
+    t, size = cells.pixels.transform, cells.cell_size
+    grid = GridSpec(cells.crs, Affine(size, 0, t.c, 0, -size, t.f), n_cols, n_rows)
     return CellCovariates(out, NAMES, grid)
 
 
@@ -117,10 +119,3 @@ def _read_padded(job: IndicesMap, scene: Scene, window: Window) -> np.ndarray:
     r, c = int(inside.row_off - window.row_off), int(inside.col_off - window.col_off)
     full[:, r : r + int(inside.height), c : c + int(inside.width)] = values
     return full
-
-
-def _bounds(cells: CellGrid) -> tuple[float, float, float, float]:
-    t = cells.pixels.transform
-    size = cells.cell_size
-    left, top = t.c, t.f
-    return (left, top - cells.n_rows * size, left + cells.n_cols * size, top)

@@ -1,0 +1,193 @@
+"""``population disaggregate``: census counts of units spread over the cells of a scene.
+
+The workflow behind the command: the scene's per-cell covariates
+(:mod:`~humanscape.tasks.population.covariates`), optionally the share of each cell under given
+land-use classes (OSM ``residential``), the units burned onto the cells (a cell belongs to the
+unit that contains its centre), one method of :mod:`~humanscape.tasks.population.disaggregate`
+(``auto``: the better of areal weighting and the random forest by leave-units-out error), and a
+GeoTIFF of people per cell that sums exactly to each unit's count.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+from affine import Affine
+from rasterio.features import rasterize
+
+from humanscape.errors import EmptyInputError, HumanscapeError
+from humanscape.geo.grid import GridSpec, cell_grid
+from humanscape.geo.inputs import SceneReader
+from humanscape.geo.write import write_raster
+from humanscape.tasks.population.covariates import cell_covariates
+from humanscape.tasks.population.disaggregate import (
+    METHODS,
+    Disaggregator,
+    Units,
+    redistribute,
+    select_method,
+)
+
+log = logging.getLogger(__name__)
+
+#: Candidates of ``--method auto`` (the occupancy model is asked for by name: its unit totals
+#: score well but its allocation within units was weak on Berlin, docs/benchmarks.md).
+AUTO_CANDIDATES = ("areal", "rf")
+LANDUSE_OVERSAMPLE = 10  # land-use shares from a grid 10 x finer than the cells
+
+
+def read_units(
+    path: Path, count_column: str, crs: object, id_column: str | None = None
+) -> gpd.GeoDataFrame:
+    """The units with ``id`` and ``count``, in ``crs``; bad counts and overlaps refused."""
+    from humanscape.geo.vector import read_vector
+
+    units = read_vector(path, crs=crs)
+    columns = [c for c in map(str, units.columns) if c != "geometry"]
+    for column, option in ((count_column, "--count-column"), (id_column, "--id-column")):
+        if column is not None and column not in units.columns:
+            raise HumanscapeError(
+                f"units have no column '{column}' (columns: {', '.join(columns)})",
+                path=path,
+                fix=f"give {option} one of these columns",
+            )
+    counts = pd.to_numeric(units[count_column], errors="coerce").to_numpy(dtype=np.float64)
+    bad = ~np.isfinite(counts) | (counts < 0)
+    if bad.any():
+        raise HumanscapeError(
+            f"{int(bad.sum())} unit(s) have a missing, non-numeric or negative count in "
+            f"'{count_column}'",
+            path=path,
+            fix="give every unit a count of people >= 0",
+        )
+    ids = units[id_column].astype(str) if id_column else pd.Series(range(len(units))).astype(str)
+    out = gpd.GeoDataFrame(
+        {"id": ids.to_numpy(), "count": counts}, geometry=units.geometry.values, crs=units.crs
+    )
+    overlap = out.geometry.area.sum() - out.geometry.union_all().area
+    if overlap > 1e-6 * max(out.geometry.area.sum(), 1e-12):
+        raise HumanscapeError(
+            f"units overlap ({overlap:,.0f} m² counted twice): a person would be placed twice",
+            path=path,
+            fix="give units that partition the land (census districts, not overlapping buffers)",
+        )
+    return out
+
+
+def burn_units(units: gpd.GeoDataFrame, grid: GridSpec) -> np.ndarray:
+    """Index of the unit containing each cell's centre, -1 outside every unit; ``(rows, cols)``."""
+    shapes = [(geom, i) for i, geom in enumerate(units.geometry) if geom is not None]
+    return rasterize(
+        shapes,
+        out_shape=(grid.height, grid.width),
+        transform=grid.transform,
+        fill=-1,
+        dtype="int32",
+    )
+
+
+def class_share(
+    landuse: gpd.GeoDataFrame, column: str, classes: Sequence[str], grid: GridSpec
+) -> np.ndarray:
+    """Share of each cell under polygons of ``classes`` (from a grid ``LANDUSE_OVERSAMPLE`` finer)."""
+    if column not in landuse.columns:
+        raise HumanscapeError(
+            f"land use has no column '{column}'", fix="give --landuse-column a column of the file"
+        )
+    chosen = landuse[landuse[column].astype(str).isin(list(classes))]
+    k = LANDUSE_OVERSAMPLE
+    if chosen.empty:
+        log.warning(
+            "no land-use polygon of class %s: the share is 0 everywhere", ", ".join(classes)
+        )
+        return np.zeros((grid.height, grid.width))
+    t = grid.transform
+    fine = rasterize(
+        [(geom, 1) for geom in chosen.geometry],
+        out_shape=(grid.height * k, grid.width * k),
+        transform=t * Affine.scale(1 / k),
+        fill=0,
+        dtype="uint8",
+    )
+    return fine.reshape(grid.height, k, grid.width, k).mean(axis=(1, 3))
+
+
+def disaggregate_scene(
+    scene: str | Path,
+    units_path: Path,
+    count_column: str,
+    out: Path,
+    reader: SceneReader,
+    *,
+    cell: float = 100.0,
+    id_column: str | None = None,
+    method: str = "auto",
+    landuse: Path | None = None,
+    landuse_column: str = "fclass",
+    built: Sequence[str] = ("residential",),
+    progress: bool = True,
+) -> list[str]:
+    """Write people per cell of ``scene`` (``cell`` metres) from the counts of ``units_path``."""
+    if method != "auto" and method not in METHODS:
+        raise HumanscapeError(
+            f"unknown method '{method}'", fix=f"use auto or one of {', '.join(METHODS)}"
+        )
+    with reader.open(scene) as s:
+        cells = cell_grid(s.grid, cell=cell)
+        covariates = cell_covariates(s, cells, progress=progress)
+        crs = s.crs
+    grid = covariates.grid
+    table = read_units(units_path, count_column, crs, id_column)
+    index = burn_units(table, grid)
+    if (index < 0).all():
+        raise EmptyInputError(
+            "no unit covers a cell centre of the scene", path=units_path,
+            fix="give units that overlap the scene, or a smaller --cell",
+        )  # fmt: skip
+    x, names = covariates.matrix(), list(covariates.names)
+    if landuse is not None:
+        from humanscape.geo.vector import read_vector
+
+        share = class_share(read_vector(landuse, crs=crs), landuse_column, built, grid)
+        x, names = np.column_stack([x, share.ravel()]), [*names, "landuse_share"]
+    area_km2 = np.nan_to_num(covariates.column("valid_share")).ravel() * (cell / 1000.0) ** 2
+    units = Units(index.ravel(), area_km2, table["count"].to_numpy(), list(table["id"]))
+    lost = units.without_cells()
+    lines = []
+    if method == "auto":
+        scores = select_method(x, units, names, methods=AUTO_CANDIDATES)
+        method = min(scores, key=scores.__getitem__)
+        lines.append(
+            "leave-units-out RMSE of log(1 + unit total): "
+            + ", ".join(f"{k} {v:.3f}" for k, v in scores.items())
+            + f" -> {method}"
+        )
+    model = Disaggregator(method).fit(x, units, names)
+    people = redistribute(model.weights(x, area_km2), units).reshape(grid.height, grid.width)
+    write_raster(
+        out,
+        people.astype(np.float32)[None],
+        grid,
+        units="people",
+        nodata=float("nan"),
+        band_names=["population"],
+        tags={"method": method, "units": str(units_path), "count_column": count_column},
+    )
+    placed = float(np.nansum(people))
+    lines.append(
+        f"{units.n_units} units, {table['count'].sum():,.0f} people; {placed:,.0f} placed on "
+        f"{int((index >= 0).sum())} cells of {cell:g} m by {method}"
+    )
+    if lost:
+        lines.append(
+            f"{len(lost)} unit(s) with people cover no cell centre and are not placed: "
+            + ", ".join(lost[:10])
+            + (" ..." if len(lost) > 10 else "")
+        )
+    lines.append(f"wrote {out}")
+    return lines

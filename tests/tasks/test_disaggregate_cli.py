@@ -1,0 +1,118 @@
+"""`humanscape population disaggregate` on the real Berlin scene and census (1 km cells summed
+into 2 km blocks): exact sums per unit, and bad units refused in one line."""
+
+import geopandas as gpd
+import numpy as np
+import pytest
+import rasterio
+from click.testing import CliRunner
+from rasterio.features import rasterize
+from shapely.affinity import translate
+
+from humanscape.cli import cli
+from humanscape.data import samples
+
+SCENE = str(samples.sample_path("berlin", "IMG_DATA"))
+
+
+@pytest.fixture(scope="module")
+def blocks(tmp_path_factory):
+    cells = samples.berlin_census_cells()
+    rc = cells["district"].str.extract(r"r(\d+)c(\d+)").astype(int)
+    cells["block"] = (rc[0] // 2).astype(str) + "_" + (rc[1] // 2).astype(str)
+    blocks = cells.dissolve("block", aggfunc={"population": "sum"}).reset_index()
+    path = tmp_path_factory.mktemp("units") / "blocks.gpkg"
+    blocks.to_crs("EPSG:4326").to_file(path)  # another CRS than the scene: reprojected
+    return path, blocks
+
+
+def run(*args):
+    return CliRunner().invoke(
+        cli, ["population", "disaggregate", SCENE, "--sensor", "sentinel2_l1c", *map(str, args)]
+    )
+
+
+@pytest.mark.parametrize("method", ["auto", "areal", "rf"])
+def test_people_per_cell_sum_exactly_to_each_unit(blocks, tmp_path, method):
+    path, table = blocks
+    out = tmp_path / "pop.tif"
+    result = run(
+        "--units",
+        path,
+        "--count-column",
+        "population",
+        "--id-column",
+        "block",
+        "--cell",
+        1000,
+        "--method",
+        method,
+        "--out",
+        out,
+    )
+    assert result.exit_code == 0, result.output
+    assert "32 units, 3,892 people; 3,892 placed" in result.output
+    with rasterio.open(out) as src:
+        people, transform, shape = src.read(1), src.transform, (src.height, src.width)
+        assert src.descriptions == ("population",) and src.units == ("people",)
+    index = rasterize(
+        [(g, i) for i, g in enumerate(table.geometry)],
+        out_shape=shape,
+        transform=transform,
+        fill=-1,
+    )
+    sums = np.bincount(index[index >= 0], np.nan_to_num(people[index >= 0]), len(table))
+    np.testing.assert_allclose(sums, table["population"], rtol=1e-5)
+    assert np.isnan(people[index < 0]).all()
+
+
+def test_bad_units_are_refused_in_one_line(blocks, tmp_path):
+    path, table = blocks
+    missing = run("--units", path, "--count-column", "people", "--out", tmp_path / "a.tif")
+    assert (
+        missing.exit_code == 2
+        and "no column 'people' (columns: block, population)" in missing.output
+    )
+    negative = table.copy()
+    negative.loc[0, "population"] = -5
+    negative.to_file(tmp_path / "neg.gpkg")
+    result = run(
+        "--units",
+        tmp_path / "neg.gpkg",
+        "--count-column",
+        "population",
+        "--out",
+        tmp_path / "b.tif",
+    )
+    assert result.exit_code == 2 and "negative count" in result.output
+    overlapping = gpd.GeoDataFrame(
+        {"population": [10.0, 20.0]},
+        geometry=[table.geometry[0], table.geometry[0].buffer(500)],
+        crs=table.crs,
+    )
+    overlapping.to_file(tmp_path / "over.gpkg")
+    result = run(
+        "--units",
+        tmp_path / "over.gpkg",
+        "--count-column",
+        "population",
+        "--out",
+        tmp_path / "c.tif",
+    )
+    assert result.exit_code == 2 and "units overlap" in result.output
+    far = gpd.GeoDataFrame(
+        {"population": [10.0]},
+        geometry=[translate(table.geometry[0], 1e6)],
+        crs=table.crs,
+    )
+    far.to_file(tmp_path / "far.gpkg")
+    result = run(
+        "--units",
+        tmp_path / "far.gpkg",
+        "--count-column",
+        "population",
+        "--out",
+        tmp_path / "d.tif",
+    )
+    assert result.exit_code == 2 and "no unit covers a cell centre" in result.output
+    assert not any(tmp_path.glob("*.tif"))
