@@ -116,3 +116,31 @@ def test_bad_units_are_refused_in_one_line(blocks, tmp_path):
     )
     assert result.exit_code == 2 and "no unit covers a cell centre" in result.output
     assert not any(tmp_path.glob("*.tif"))
+
+
+def test_evaluate_map_scores_the_map_beside_areal_weighting(blocks, tmp_path):
+    path, _ = blocks
+    out = tmp_path / "areal.tif"
+    args = ("--units", path, "--count-column", "population", "--cell", 1000)
+    assert run(*args, "--method", "areal", "--out", out).exit_code == 0
+    census = samples.sample_path("berlin", "population_1km_eurostat.tif")
+    result = CliRunner().invoke(
+        cli,
+        ["population", "evaluate-map", str(out), "--reference", str(census), "--units", str(path),
+         "--count-column", "population", "--min-fraction", "0.99", "--png", str(tmp_path / "m.png")],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "areal weighting (same units)" in result.output
+    from humanscape.tasks.population.dasymetric import evaluate_map
+
+    frame = evaluate_map(out, census, units_path=path, count_column="population", min_fraction=0.99)
+    # an areal map scored beside areal weighting from the same units: the same numbers
+    assert frame["n_cells"].tolist() == [105, 105]
+    columns = ["r2", "r2_log1p", "mae"]
+    np.testing.assert_allclose(
+        frame.loc[0, columns].to_numpy(dtype=float),
+        frame.loc[1, columns].to_numpy(dtype=float),
+        rtol=1e-5,
+    )
+    assert abs(frame.loc[0, "total_error"]) < 0.01
+    assert (tmp_path / "m.png").exists()

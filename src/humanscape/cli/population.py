@@ -335,3 +335,52 @@ def disaggregate(
             built=built or ["residential"],
         )
     )
+
+
+@group.command("evaluate-map")
+@click.argument("map_path", type=opt.INPUT)
+@click.option(
+    "--reference",
+    type=opt.INPUT,
+    required=True,
+    help="Raster of people per cell to compare with (e.g. a census grid), same CRS, coarser or equal.",
+)
+@click.option(
+    "--units",
+    "units_path",
+    type=opt.INPUT,
+    default=None,
+    help="The census units the map was made from: areal weighting from them is scored too.",
+)
+@click.option("--count-column", default=None, help="Column of people per unit (with --units).")
+@click.option(
+    "--min-fraction",
+    type=click.FloatRange(0, 1),
+    default=None,
+    help="Keep reference cells whose band 5 (share inside the scene) is at least this.",
+)
+@opt.png_option()
+def evaluate_map_command(
+    map_path: Path,
+    reference: Path,
+    units_path: Path | None,
+    count_column: str | None,
+    min_fraction: float | None,
+    png: Path | None,
+) -> None:
+    """r2 on counts and on log(1 + p), MAE and total error of a population map against a
+    reference grid, beside areal weighting from the same units."""
+    from humanscape.tasks.population.dasymetric import evaluate_map_lines
+
+    if (units_path is None) != (count_column is None):
+        raise click.UsageError("give --units and --count-column together")
+    echo(
+        evaluate_map_lines(
+            map_path,
+            reference,
+            units_path=units_path,
+            count_column=count_column,
+            min_fraction=min_fraction,
+            png=png,
+        )
+    )

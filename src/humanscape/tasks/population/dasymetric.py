@@ -191,3 +191,116 @@ def disaggregate_scene(
         )
     lines.append(f"wrote {out}")
     return lines
+
+
+def _on_reference(values: np.ndarray, grid: GridSpec, reference: GridSpec) -> np.ndarray:
+    """Sum the cells of ``values`` (on ``grid``) into the reference cells holding their centres."""
+    rows, cols = np.indices(values.shape)
+    x, y = grid.transform * (cols + 0.5, rows + 0.5)
+    col, row = ~reference.transform * (x, y)
+    row, col = np.floor(row).astype(int), np.floor(col).astype(int)
+    ok = (row >= 0) & (row < reference.height) & (col >= 0) & (col < reference.width)
+    ok &= np.isfinite(values)
+    out = np.zeros((reference.height, reference.width))
+    np.add.at(out, (row[ok], col[ok]), values[ok])
+    return out
+
+
+def map_metrics(truth: np.ndarray, estimate: np.ndarray) -> dict[str, float]:
+    """r2 on counts and on log(1 + p) (coefficient of determination), MAE, total error."""
+    from humanscape.evaluate.regression import r2
+
+    return {
+        "r2": r2(truth, estimate),
+        "r2_log1p": r2(np.log1p(truth), np.log1p(estimate)),
+        "mae": float(np.abs(truth - estimate).mean()),
+        "total_error": float(estimate.sum() - truth.sum()),
+    }
+
+
+def evaluate_map(
+    map_path: Path,
+    reference: Path,
+    *,
+    units_path: Path | None = None,
+    count_column: str | None = None,
+    band: int = 1,
+    min_fraction: float | None = None,
+) -> pd.DataFrame:
+    """Score a people-per-cell map against a reference raster of people per cell (a census grid,
+    coarser or equal, in the map's CRS): the map's cells are summed into the reference cells that
+    hold their centres; reference cells with no map cell are left out. With ``units_path`` the
+    same metrics for areal weighting from those units on the map's cells (the baseline, same run).
+    ``min_fraction``: keep only reference cells whose band 5 (share inside the scene, as in the
+    shipped Eurostat sample) is at least this."""
+    import rasterio
+
+    with rasterio.open(map_path) as src:
+        people = src.read(1).astype(np.float64)
+        grid = GridSpec(src.crs, src.transform, src.width, src.height)
+    with rasterio.open(reference) as src:
+        if src.crs != grid.crs:
+            raise HumanscapeError(
+                f"reference in {src.crs}, map in {grid.crs}", path=reference,
+                fix="reproject the reference to the map's CRS",
+            )  # fmt: skip
+        truth = src.read(band).astype(np.float64)
+        ref_grid = GridSpec(src.crs, src.transform, src.width, src.height)
+        keep = np.isfinite(truth)
+        if min_fraction is not None:
+            keep &= src.read(5) >= min_fraction
+    covered = _on_reference(np.isfinite(people).astype(float), grid, ref_grid) > 0
+    keep &= covered
+    if not keep.any():
+        raise EmptyInputError(
+            "the map and the reference share no cell", path=reference,
+            fix="give a reference grid over the map",
+        )  # fmt: skip
+    rows = [{"map": "map", **map_metrics(truth[keep], _on_reference(people, grid, ref_grid)[keep])}]
+    if units_path is not None and count_column is not None:
+        table = read_units(units_path, count_column, grid.crs)
+        index = burn_units(table, grid).ravel()
+        area = np.isfinite(people).ravel().astype(float)
+        units = Units(index, area, table["count"].to_numpy(), list(table["id"]))
+        areal = redistribute(area, units).reshape(people.shape)
+        baseline = _on_reference(areal, grid, ref_grid)[keep]
+        rows.append({"map": "areal weighting (same units)", **map_metrics(truth[keep], baseline)})
+    frame = pd.DataFrame(rows)
+    frame.insert(1, "n_cells", int(keep.sum()))
+    frame.attrs["panels"] = (
+        np.where(keep, _on_reference(people, grid, ref_grid), np.nan),
+        np.where(keep, truth, np.nan),
+        ref_grid,
+    )
+    return frame
+
+
+def evaluate_map_lines(
+    map_path: Path,
+    reference: Path,
+    *,
+    units_path: Path | None = None,
+    count_column: str | None = None,
+    min_fraction: float | None = None,
+    png: Path | None = None,
+) -> list[str]:
+    """:func:`evaluate_map` as printed lines, and the map beside the reference in ``png``."""
+    from humanscape.report.quicklook import side_by_side
+    from humanscape.report.text import table_text
+
+    frame = evaluate_map(
+        map_path, reference, units_path=units_path, count_column=count_column,
+        min_fraction=min_fraction,
+    )  # fmt: skip
+    lines = [table_text(frame)]
+    if png is not None:
+        estimate, truth, grid = frame.attrs["panels"]
+        side_by_side(
+            [("map, summed to the reference cells", estimate), ("reference", truth)],
+            grid,
+            png,
+            title=f"People per cell: {Path(map_path).name} and {Path(reference).name}",
+            units="people per cell",
+        )
+        lines.append(f"wrote {png}")
+    return lines
