@@ -131,7 +131,7 @@ def test_tour_runs_line_by_line_after_the_demo(tour_folder):
         result = runner.invoke(cli, args)
         assert result.exit_code == 0, f"{line}\n{result.output}"
         ran += 1
-    assert ran >= 13
+    assert ran >= 15
     assert (tour_folder / "tour" / "flows_report" / "metrics.csv").exists()
     assert (tour_folder / "tour" / "migration.csv").exists()
 

@@ -81,6 +81,7 @@ def run_demo(out: str | Path, *, budget: Budget = Budget()) -> dict[str, Path]:
         ("geodata: Landsat 5/7 series over Colorado, Fmask cloud mask (real)", _landsat, ""),
         ("settlements: residential land west of Berlin (real S2 + OSM labels)", _settlements, "settlements"),
         ("population: people per 1 km cell west of Berlin (vs the Eurostat census)", _population, "population"),
+        ("population: the census summed into blocks, spread back by the scene (dasymetric)", _census, "population"),
         ("economy: hyperlocal scores and district population, Berlin census cells", _economy, "economy"),
         ("migration: social signature on a synthetic world (the real table may not ship)", _migration, "migration"),
         ("flows: commuting between census tracts, fitted on two US counties, a third predicted", _flows, "flows"),
@@ -275,6 +276,38 @@ def _population(out: Path, budget: Budget) -> dict[str, Path]:
         "population vs census (PNG)": png,
         "population model (folder)": out / "model",
     }
+
+
+def _census(out: Path, budget: Budget) -> dict[str, Path]:
+    """Issue 22's route: the real 1 km census summed into 4 km and 2 km blocks (the units a user
+    would have), spread back over the scene's cells, scored on the 1 km census against areal
+    weighting from the same blocks."""
+    from humanscape.tasks.population.dasymetric import disaggregate_scene, evaluate_map_lines
+
+    census = samples.sample_path("berlin", "population_1km_eurostat.tif")
+    scene = samples.sample_path("berlin", "IMG_DATA")
+    outputs: dict[str, Path] = {}
+    for km, cell in ((4, 1000.0), (2, 100.0)):
+        units = out / f"census_blocks_{km}km.gpkg"
+        samples.berlin_census_blocks(km).to_file(units)
+        tif = out / f"berlin_population_{int(cell)}m_from_{km}km_blocks.tif"
+        _print(
+            disaggregate_scene(
+                scene, units, "population", tif, BERLIN, cell=cell, id_column="block",
+                progress=False,
+            )
+        )  # fmt: skip
+        png = tif.with_suffix(".png")
+        console.print(f"scored on the 105 census cells of 1 km ({km} km blocks -> {cell:g} m):")
+        _print(
+            evaluate_map_lines(
+                tif, census, units_path=units, count_column="population", min_fraction=0.99,
+                png=png,
+            )
+        )  # fmt: skip
+        outputs[f"population from {km} km census blocks (GeoTIFF, {cell:g} m)"] = tif
+        outputs[f"population from {km} km census blocks vs census (PNG)"] = png
+    return outputs
 
 
 def _economy(out: Path, budget: Budget) -> dict[str, Path]:

@@ -119,6 +119,15 @@ def berlin_census_cells(min_fraction: float = 0.99) -> gpd.GeoDataFrame:
     return gpd.GeoDataFrame(rows, geometry="geometry", crs=pop.grid.crs)
 
 
+def berlin_census_blocks(km: int) -> gpd.GeoDataFrame:
+    """The 1 km census cells inside the scene summed into ``km`` x ``km`` blocks (``block``,
+    ``population``): census units to disaggregate, with the 1 km cells as the truth to score on."""
+    cells = berlin_census_cells()
+    rc = cells["district"].str.extract(r"r(\d+)c(\d+)").astype(int)
+    cells["block"] = (rc[0] // km).astype(str) + "_" + (rc[1] // km).astype(str)
+    return cells.dissolve("block", aggfunc={"population": "sum"}).reset_index()
+
+
 # --- EuroSAT -----------------------------------------------------------------------------------
 
 
