@@ -144,3 +144,32 @@ def test_evaluate_map_scores_the_map_beside_areal_weighting(blocks, tmp_path):
     )
     assert abs(frame.loc[0, "total_error"]) < 0.01
     assert (tmp_path / "m.png").exists()
+
+
+def test_map_on_the_cells_of_a_reference_grid(blocks, tmp_path):
+    path, table = blocks
+    census = samples.sample_path("berlin", "population_1km_eurostat.tif")
+    out = tmp_path / "on_census.tif"
+    result = run("--units", path, "--count-column", "population", "--grid", census, "--out", out)
+    assert result.exit_code == 0, result.output
+    with rasterio.open(out) as got, rasterio.open(census) as ref:
+        assert got.transform == ref.transform and got.shape == ref.shape
+        assert np.nansum(got.read(1)) == pytest.approx(table["population"].sum(), rel=1e-6)
+        profile = ref.profile | {
+            "transform": ref.transform * rasterio.Affine.translation(0.0005, 0)
+        }  # 0.5 m
+        shifted = tmp_path / "shifted.tif"
+        with rasterio.open(shifted, "w", **profile) as dst:  # cells start inside a scene pixel
+            dst.write(ref.read())
+    bad = run(
+        "--units",
+        path,
+        "--count-column",
+        "population",
+        "--grid",
+        shifted,
+        "--out",
+        tmp_path / "b.tif",
+    )
+    assert bad.exit_code == 2 and "not aligned to the scene's pixels" in bad.output
+    assert not (tmp_path / "b.tif").exists()

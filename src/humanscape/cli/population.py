@@ -284,6 +284,14 @@ def evaluate(model_dir: str, chip_table: Path, target: str, out: Path) -> None:
     help="Cell side in metres (a whole number of scene pixels).",
 )
 @click.option(
+    "--grid",
+    "reference",
+    type=opt.INPUT,
+    default=None,
+    help="Map on the cells of this raster instead (e.g. a census grid; its cells a whole number "
+    "of scene pixels).",
+)
+@click.option(
     "--method",
     type=click.Choice(["auto", "areal", "binary", "rf", "occupancy"]),
     default="auto",
@@ -310,6 +318,7 @@ def disaggregate(
     id_column: str | None,
     out: Path,
     cell: float,
+    reference: Path | None,
     method: str,
     landuse: Path | None,
     landuse_column: str,
@@ -328,6 +337,7 @@ def disaggregate(
             out,
             reader,
             cell=cell,
+            reference=reference,
             id_column=id_column,
             method=method,
             landuse=landuse,

@@ -87,19 +87,23 @@ def cell_statistics(indices: np.ndarray, cell_px: int) -> np.ndarray:
 def cell_covariates(
     scene: Scene, cells: CellGrid, *, rows_per_read: int = 8, progress: bool = True
 ) -> CellCovariates:
-    """:data:`NAMES` per cell of ``cells`` (a grid of ``scene``), reading ``rows_per_read`` rows of
-    cells at a time."""
+    """:data:`NAMES` per cell of ``cells``, reading ``rows_per_read`` rows of cells at a time.
+
+    ``cells.pixels`` has the scene's pixel size and an origin on the scene's pixel grid (the
+    scene's own grid, or one shifted by whole pixels, e.g. to match a census raster); cells
+    beyond the scene get NaN."""
     from tqdm import tqdm
 
     job = IndicesMap(scene, INDICES)
     px = cells.cell_px
+    col0, row0 = _pixel_offset(scene, cells)
     n_rows, n_cols = cells.n_rows, cells.n_cols
     out = np.full((len(NAMES), n_rows, n_cols), np.nan, dtype=np.float32)
     starts = range(0, n_rows, rows_per_read)
     for r0 in tqdm(starts, desc="covariates", unit="band", disable=not progress):
         r1 = min(r0 + rows_per_read, n_rows)
         height = (r1 - r0) * px
-        window = Window(0, r0 * px, n_cols * px, height)
+        window = Window(col0, row0 + r0 * px, n_cols * px, height)
         block = _read_padded(job, scene, window)
         out[:, r0:r1] = cell_statistics(block, px)
     if not np.isfinite(out[0]).any():
@@ -111,10 +115,35 @@ def cell_covariates(
     return CellCovariates(out, NAMES, grid)
 
 
+def _pixel_offset(scene: Scene, cells: CellGrid) -> tuple[int, int]:
+    """Whole scene pixels from the scene's origin to the cells' origin (refused otherwise)."""
+    from humanscape.errors import HumanscapeError
+
+    t, s = cells.pixels.transform, scene.grid.transform
+    if abs(t.a - s.a) > 1e-6 * abs(s.a) or abs(t.e - s.e) > 1e-6 * abs(s.e):
+        raise HumanscapeError(
+            "the cell grid's pixels are not the scene's pixels", path=scene.name,
+            fix="use a cell size that is a whole number of scene pixels",
+        )  # fmt: skip
+    col, row = ~s * (t.c, t.f)
+    if abs(col - round(col)) > 1e-6 or abs(row - round(row)) > 1e-6:
+        raise HumanscapeError(
+            "the cell grid is not aligned to the scene's pixels (its origin falls inside a pixel)",
+            path=scene.name,
+            fix="give a reference grid whose cell edges fall on the scene's pixel edges",
+        )
+    return round(col), round(row)
+
+
 def _read_padded(job: IndicesMap, scene: Scene, window: Window) -> np.ndarray:
     """The indices of ``window``, NaN where it extends past the scene."""
+    from rasterio.errors import WindowError
+
     full = np.full((len(INDICES), int(window.height), int(window.width)), np.nan, np.float32)
-    inside = window.intersection(Window(0, 0, scene.width, scene.height))
+    try:
+        inside = window.intersection(Window(0, 0, scene.width, scene.height))
+    except WindowError:  # wholly outside the scene
+        return full
     values = job.compute(inside)
     r, c = int(inside.row_off - window.row_off), int(inside.col_off - window.col_off)
     full[:, r : r + int(inside.height), c : c + int(inside.width)] = values

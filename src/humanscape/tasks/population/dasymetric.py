@@ -21,7 +21,7 @@ from affine import Affine
 from rasterio.features import rasterize
 
 from humanscape.errors import EmptyInputError, HumanscapeError
-from humanscape.geo.grid import GridSpec, cell_grid
+from humanscape.geo.grid import CellGrid, GridSpec, cell_grid
 from humanscape.geo.inputs import SceneReader
 from humanscape.geo.write import write_raster
 from humanscape.tasks.population.covariates import cell_covariates
@@ -39,6 +39,34 @@ log = logging.getLogger(__name__)
 #: score well but its allocation within units was weak on Berlin, docs/benchmarks.md).
 AUTO_CANDIDATES = ("areal", "rf")
 LANDUSE_OVERSAMPLE = 10  # land-use shares from a grid 10 x finer than the cells
+
+
+def reference_cells(scene: object, reference: Path) -> CellGrid:
+    """The cells of a reference raster (e.g. a census grid) as a cell grid of the scene: same
+    CRS, a pixel size that is a whole number of scene pixels, edges on scene pixel edges."""
+    from humanscape.geo.files import open_raster
+
+    grid = scene.grid  # type: ignore[attr-defined]
+    with open_raster(reference) as src:
+        crs, t, width, height = src.crs, src.transform, src.width, src.height
+    if crs != grid.crs:
+        raise HumanscapeError(
+            f"reference grid in {crs}, scene in {grid.crs}", path=reference,
+            fix="give a reference raster in the scene's CRS, or use --cell",
+        )  # fmt: skip
+    k = t.a / grid.transform.a
+    if abs(k - round(k)) > 1e-6 or round(k) < 1 or abs(t.e + t.a) > 1e-9 * abs(t.a):
+        raise HumanscapeError(
+            f"reference cells of {t.a:g} m are not a whole number of the scene's "
+            f"{grid.transform.a:g} m pixels (or not square)",
+            path=reference,
+            fix="use --cell instead",
+        )
+    k = round(k)
+    pixels = GridSpec(
+        grid.crs, Affine(grid.transform.a, 0, t.c, 0, grid.transform.e, t.f), width * k, height * k
+    )
+    return CellGrid(pixels, k)
 
 
 def read_units(
@@ -125,6 +153,7 @@ def disaggregate_scene(
     reader: SceneReader,
     *,
     cell: float = 100.0,
+    reference: Path | None = None,
     id_column: str | None = None,
     method: str = "auto",
     landuse: Path | None = None,
@@ -132,13 +161,15 @@ def disaggregate_scene(
     built: Sequence[str] = ("residential",),
     progress: bool = True,
 ) -> list[str]:
-    """Write people per cell of ``scene`` (``cell`` metres) from the counts of ``units_path``."""
+    """Write people per cell of ``scene`` (``cell`` metres, or the cells of the ``reference``
+    raster) from the counts of ``units_path``."""
     if method != "auto" and method not in METHODS:
         raise HumanscapeError(
             f"unknown method '{method}'", fix=f"use auto or one of {', '.join(METHODS)}"
         )
     with reader.open(scene) as s:
-        cells = cell_grid(s.grid, cell=cell)
+        cells = cell_grid(s.grid, cell=cell) if reference is None else reference_cells(s, reference)
+        cell = cells.cell_size
         covariates = cell_covariates(s, cells, progress=progress)
         crs = s.crs
     grid = covariates.grid
