@@ -289,13 +289,9 @@ def _score_on_census(
     ok = (parent_r < truth.shape[0]) & (parent_c < truth.shape[1])
     grid = np.zeros(truth.shape)
     np.add.at(grid, (parent_r[ok], parent_c[ok]), np.nan_to_num(people[ok]))
-    t, q = truth[inside], grid[inside]
-    return {
-        "r2": r2(t, q),
-        "r2_log1p": r2(np.log1p(t), np.log1p(q)),
-        "mae": float(np.abs(t - q).mean()),
-        "total_error": float(q.sum() - t.sum()),
-    }
+    from humanscape.tasks.population.dasymetric import map_metrics
+
+    return map_metrics(truth[inside], grid[inside])
 
 
 def disaggregate_part() -> dict:

@@ -133,7 +133,9 @@ def test_evaluate_map_scores_the_map_beside_areal_weighting(blocks, tmp_path):
     assert "areal weighting (same units)" in result.output
     from humanscape.tasks.population.dasymetric import evaluate_map
 
-    frame = evaluate_map(out, census, units_path=path, count_column="population", min_fraction=0.99)
+    frame = evaluate_map(
+        out, census, units_path=path, count_column="population", min_fraction=0.99
+    ).table
     # an areal map scored beside areal weighting from the same units: the same numbers
     assert frame["n_cells"].tolist() == [105, 105]
     columns = ["r2", "r2_log1p", "mae"]

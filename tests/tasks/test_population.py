@@ -342,9 +342,15 @@ def test_an_interrupted_fit_resumes_from_its_checkpoints(tmp_path, real_chips):
     assert (tmp_path / "cnn0" / "last.ckpt").exists() and first.epochs_run_ == [2]
     # mark the kept best weights, then start again with the same budget: a resumed run has no
     # epoch left to train and returns the marked weights; a run that started over would not
-    best = torch.load(tmp_path / "cnn0" / "best.ckpt", weights_only=False)
-    best["state_dict"]["net.head.bias"] = torch.tensor([123.0])
-    torch.save(best, tmp_path / "cnn0" / "best.ckpt")
+    from safetensors import safe_open
+    from safetensors.torch import load_file, save_file
+
+    path = str(tmp_path / "cnn0" / "best.safetensors")  # tensors only: no pickle to load
+    with safe_open(path, "pt") as f:
+        metadata = f.metadata()
+    best = load_file(path)
+    best["net.head.bias"] = torch.tensor([123.0])
+    save_file(best, path, metadata=metadata)
     again = PopulationModel(epochs=2, **params)
     again.fit(small, pop, locations=chip_locations(table), work_dir=tmp_path, progress=False)
     assert float(again.nets_[0].head.bias) == 123.0

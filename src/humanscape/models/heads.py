@@ -10,6 +10,7 @@ built with ``num_classes=0`` end in exactly that pooling, so :class:`RegressionN
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import numpy as np
 import torch
@@ -102,3 +103,31 @@ def band_normalisation(images: np.ndarray) -> tuple[list[float], list[float]]:
         mean = np.nanmean(images, axis=(0, 2, 3))
         std = np.maximum(np.nanstd(images, axis=(0, 2, 3)), 1e-6)
     return [float(m) for m in mean], [float(s) for s in std]
+
+
+def regression_net(
+    arch: str,
+    bands: Sequence[str],
+    *,
+    dropout: float,
+    input_size: int | None = None,
+    adapter: str = "native",
+) -> tuple[RegressionNet, tuple[list[float], list[float]] | None]:
+    """A one-output net on ``bands``: a shipped (or saved) encoder's backbone, fine-tuned, with its
+    normalisation ``(mean, std)`` (its bands must equal ``bands``), or a timm backbone ``arch``
+    from random init with band ``adapter`` (normalisation ``None``: the caller's statistics)."""
+    from pathlib import Path
+
+    from humanscape.models.registry import list_weights, load_encoder
+
+    if arch in {e.name for e in list_weights()} or Path(arch).exists():
+        encoder = load_encoder(arch)
+        if list(encoder.bands) != list(bands):
+            raise HumanscapeError(
+                f"encoder '{arch}' takes bands {','.join(encoder.bands)}, the model has {','.join(bands)}",
+                fix=f"use --bands {','.join(encoder.bands)} with this encoder",
+            )
+        net = RegressionNet(encoder.backbone, dropout=dropout, input_size=input_size)
+        return net, (encoder.mean.flatten().tolist(), encoder.std.flatten().tolist())
+    backbone = Backbone(arch, len(bands), adapter)  # type: ignore[arg-type]
+    return RegressionNet(backbone, dropout=dropout, input_size=input_size), None

@@ -7,7 +7,7 @@ Runs on whatever accelerator Lightning finds (CPU here; a GPU or several nodes w
 from __future__ import annotations
 
 import logging
-import tempfile
+import math
 from pathlib import Path
 
 import humanscape.models._torch_shim  # noqa: F401  (registers torchvision ops before lightning / timm)
@@ -17,6 +17,44 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 log = logging.getLogger(__name__)
+
+BEST = "best.safetensors"
+
+
+class BestWeights(pl.Callback):
+    """Keep the weights of the epoch with the lowest ``monitor`` in memory (and, with a
+    ``folder``, in ``best.safetensors`` there: tensors only, loaded without unpickling, so that a
+    resumed run still knows its best epoch). Cheaper than a full checkpoint per improvement."""
+
+    def __init__(self, monitor: str, folder: Path | None = None) -> None:
+        self.monitor, self.folder = monitor, folder
+        self.score, self.state = math.inf, None
+        if folder is not None and (folder / BEST).exists():
+            from safetensors import safe_open
+            from safetensors.torch import load_file
+
+            with safe_open(str(folder / BEST), "pt") as f:
+                self.score = float((f.metadata() or {}).get("score", math.inf))
+            self.state = load_file(str(folder / BEST))
+
+    def on_validation_end(self, trainer: pl.Trainer, module: pl.LightningModule) -> None:
+        value = trainer.callback_metrics.get(self.monitor)
+        if value is None or trainer.sanity_checking or not float(value) < self.score:
+            return
+        self.score = float(value)
+        self.state = {k: v.detach().cpu().clone() for k, v in module.state_dict().items()}
+        if self.folder is not None:
+            from safetensors.torch import save_file
+
+            self.folder.mkdir(parents=True, exist_ok=True)
+            tmp = self.folder / f".{BEST}.tmp"
+            save_file(
+                {k: v.contiguous() for k, v in self.state.items()},
+                str(tmp),
+                metadata={"score": repr(self.score)},
+            )
+            tmp.replace(self.folder / BEST)
+
 
 #: The base class of humanscape's trainable modules (task modules import it from here, after the
 #: torchvision shim, never Lightning directly).
@@ -60,7 +98,7 @@ def fit_module(
     With ``work_dir``, a checkpoint is written every epoch (``last.ckpt``) and a run interrupted and
     started again with the same ``work_dir`` continues from it. With ``val_dataset``, ``monitor``
     (logged by the module's ``validation_step``) is tracked: the epoch with its lowest value is
-    kept (``best.ckpt``) and loaded at the end, and with ``patience`` training stops after that
+    kept (:class:`BestWeights`) and loaded at the end, and with ``patience`` training stops after that
     many epochs without improvement (early stopping), but not before ``min_epochs``.
     """
     pl.seed_everything(seed, workers=True, verbose=False)
@@ -80,31 +118,23 @@ def fit_module(
         else None
     )
     callbacks: list[pl.Callback] = []
-    best: pl.callbacks.ModelCheckpoint | None = None
-    with tempfile.TemporaryDirectory(prefix="humanscape-best-") as scratch:
-        if val_loader is not None:
-            best = pl.callbacks.ModelCheckpoint(
-                dirpath=work_dir or scratch,
-                filename="best",
-                monitor=monitor,
-                mode="min",
-                save_top_k=1,
-                enable_version_counter=False,
-            )
-            callbacks.append(best)
-        return _fit(
-            module,
-            loader,
-            val_loader,
-            callbacks,
-            best,
-            epochs,
-            work_dir,
-            progress,
-            monitor,
-            patience,
-            min_epochs,
-        )
+    best = None
+    if val_loader is not None:
+        best = BestWeights(monitor, Path(work_dir) if work_dir is not None else None)
+        callbacks.append(best)
+    return _fit(
+        module,
+        loader,
+        val_loader,
+        callbacks,
+        best,
+        epochs,
+        work_dir,
+        progress,
+        monitor,
+        patience,
+        min_epochs,
+    )
 
 
 def _fit(
@@ -112,7 +142,7 @@ def _fit(
     loader: DataLoader,
     val_loader: DataLoader | None,
     callbacks: list[pl.Callback],
-    best: pl.callbacks.ModelCheckpoint | None,
+    best: BestWeights | None,
     epochs: int,
     work_dir: str | Path | None,
     progress: bool,
@@ -142,7 +172,7 @@ def _fit(
         devices=1,
         default_root_dir=work_dir,
         callbacks=callbacks,
-        enable_checkpointing=work_dir is not None or best is not None,
+        enable_checkpointing=work_dir is not None,
         logger=work_dir is not None,
         enable_progress_bar=progress,
         enable_model_summary=False,
@@ -150,8 +180,7 @@ def _fit(
         num_sanity_val_steps=0,
     )
     trainer.fit(module, loader, val_loader, ckpt_path=ckpt_path)
-    if best is not None and best.best_model_path:
-        state = torch.load(best.best_model_path, map_location="cpu", weights_only=True)
-        module.load_state_dict(state["state_dict"])
-        log.info("best epoch: %s = %.4f", monitor, float(best.best_model_score))
+    if best is not None and best.state is not None:
+        module.load_state_dict(best.state)
+        log.info("best epoch: %s = %.4f", monitor, best.score)
     return module.cpu()

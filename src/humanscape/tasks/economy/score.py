@@ -34,9 +34,13 @@ from torch.utils.data import TensorDataset
 from humanscape.data.splits import Split
 from humanscape.errors import HumanscapeError
 from humanscape.models.augment import SatelliteAugment
-from humanscape.models.backbones import Backbone
 from humanscape.models.estimator import TaskModel
-from humanscape.models.heads import RegressionNet, band_normalisation, dihedral_views
+from humanscape.models.heads import (
+    RegressionNet,
+    band_normalisation,
+    dihedral_views,
+    regression_net,
+)
 from humanscape.models.model_folder import load_net_weights
 from humanscape.models.training import LightningModule, fit_module
 from humanscape.tasks.economy.ordinal import LEVELS, Thresholds, classify, ordinal_loss
@@ -95,21 +99,9 @@ class ScoreModule(LightningModule):
 def build_score_net(
     arch: str, bands: Sequence[str], *, dropout: float, input_size: int | None = None
 ) -> tuple[RegressionNet, Any]:
-    """A one-output net on ``bands``: a timm backbone from random init, or a shipped encoder's
-    backbone (its bands must equal ``bands``) with its normalisation ``(mean, std)``."""
-    from humanscape.models.registry import list_weights, load_encoder
-
-    if arch in {e.name for e in list_weights()} or Path(arch).exists():
-        encoder = load_encoder(arch)
-        if list(encoder.bands) != list(bands):
-            raise HumanscapeError(
-                f"encoder '{arch}' takes bands {','.join(encoder.bands)}, the model has {','.join(bands)}",
-                fix=f"use --bands {','.join(encoder.bands)} with this encoder",
-            )
-        net = RegressionNet(encoder.backbone, dropout=dropout, input_size=input_size)
-        return net, (encoder.mean.flatten().tolist(), encoder.std.flatten().tolist())
-    backbone = Backbone(arch, len(bands), "native")
-    return RegressionNet(backbone, dropout=dropout, input_size=input_size), None
+    """A one-output net on ``bands`` (:func:`~humanscape.models.heads.regression_net`, bands fed
+    natively) and its normalisation ``(mean, std)`` when it is a shipped encoder's."""
+    return regression_net(arch, bands, dropout=dropout, input_size=input_size)
 
 
 class ScoreModel(TaskModel):

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import geopandas as gpd
@@ -23,6 +24,7 @@ from rasterio.features import rasterize
 from humanscape.errors import EmptyInputError, HumanscapeError
 from humanscape.geo.grid import CellGrid, GridSpec, cell_grid
 from humanscape.geo.inputs import SceneReader
+from humanscape.geo.scene import Scene
 from humanscape.geo.write import write_raster
 from humanscape.tasks.population.covariates import cell_covariates
 from humanscape.tasks.population.disaggregate import (
@@ -41,12 +43,12 @@ AUTO_CANDIDATES = ("areal", "rf")
 LANDUSE_OVERSAMPLE = 10  # land-use shares from a grid 10 x finer than the cells
 
 
-def reference_cells(scene: object, reference: Path) -> CellGrid:
+def reference_cells(scene: Scene, reference: Path) -> CellGrid:
     """The cells of a reference raster (e.g. a census grid) as a cell grid of the scene: same
     CRS, a pixel size that is a whole number of scene pixels, edges on scene pixel edges."""
     from humanscape.geo.files import open_raster
 
-    grid = scene.grid  # type: ignore[attr-defined]
+    grid = scene.grid
     with open_raster(reference) as src:
         crs, t, width, height = src.crs, src.transform, src.width, src.height
     if crs != grid.crs:
@@ -249,6 +251,17 @@ def map_metrics(truth: np.ndarray, estimate: np.ndarray) -> dict[str, float]:
     }
 
 
+@dataclass
+class MapComparison:
+    """A map summed onto the cells of a reference raster: the metrics table and the two panels
+    (NaN where a reference cell is not scored) on the reference grid."""
+
+    table: pd.DataFrame
+    estimate: np.ndarray
+    truth: np.ndarray
+    grid: GridSpec
+
+
 def evaluate_map(
     map_path: Path,
     reference: Path,
@@ -257,7 +270,7 @@ def evaluate_map(
     count_column: str | None = None,
     band: int = 1,
     min_fraction: float | None = None,
-) -> pd.DataFrame:
+) -> MapComparison:
     """Score a people-per-cell map against a reference raster of people per cell (a census grid,
     coarser or equal, in the map's CRS): the map's cells are summed into the reference cells that
     hold their centres; reference cells with no map cell are left out. With ``units_path`` the
@@ -280,14 +293,14 @@ def evaluate_map(
         keep = np.isfinite(truth)
         if min_fraction is not None:
             keep &= src.read(5) >= min_fraction
-    covered = _on_reference(np.isfinite(people).astype(float), grid, ref_grid) > 0
-    keep &= covered
+    keep &= _on_reference(np.isfinite(people).astype(float), grid, ref_grid) > 0
     if not keep.any():
         raise EmptyInputError(
             "the map and the reference share no cell", path=reference,
             fix="give a reference grid over the map",
         )  # fmt: skip
-    rows = [{"map": "map", **map_metrics(truth[keep], _on_reference(people, grid, ref_grid)[keep])}]
+    estimate = _on_reference(people, grid, ref_grid)
+    rows = [{"map": "map", **map_metrics(truth[keep], estimate[keep])}]
     if units_path is not None and count_column is not None:
         table = read_units(units_path, count_column, grid.crs)
         index = burn_units(table, grid).ravel()
@@ -298,12 +311,9 @@ def evaluate_map(
         rows.append({"map": "areal weighting (same units)", **map_metrics(truth[keep], baseline)})
     frame = pd.DataFrame(rows)
     frame.insert(1, "n_cells", int(keep.sum()))
-    frame.attrs["panels"] = (
-        np.where(keep, _on_reference(people, grid, ref_grid), np.nan),
-        np.where(keep, truth, np.nan),
-        ref_grid,
+    return MapComparison(
+        frame, np.where(keep, estimate, np.nan), np.where(keep, truth, np.nan), ref_grid
     )
-    return frame
 
 
 def evaluate_map_lines(
@@ -319,16 +329,18 @@ def evaluate_map_lines(
     from humanscape.report.quicklook import side_by_side
     from humanscape.report.text import table_text
 
-    frame = evaluate_map(
+    comparison = evaluate_map(
         map_path, reference, units_path=units_path, count_column=count_column,
         min_fraction=min_fraction,
     )  # fmt: skip
-    lines = [table_text(frame)]
+    lines = [table_text(comparison.table)]
     if png is not None:
-        estimate, truth, grid = frame.attrs["panels"]
         side_by_side(
-            [("map, summed to the reference cells", estimate), ("reference", truth)],
-            grid,
+            [
+                ("map, summed to the reference cells", comparison.estimate),
+                ("reference", comparison.truth),
+            ],
+            comparison.grid,
             png,
             title=f"People per cell: {Path(map_path).name} and {Path(reference).name}",
             units="people per cell",

@@ -5,7 +5,6 @@ with the log-cosh loss (eq. 4, Sec. IV.C) and the network itself (Sec. IV.B, Fig
 from __future__ import annotations
 
 from collections.abc import Sequence
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -13,8 +12,7 @@ import torch
 from humanscape.data.splits import Split, block_folds
 from humanscape.errors import HumanscapeError
 from humanscape.evaluate.regression import log_population
-from humanscape.models.backbones import Backbone
-from humanscape.models.heads import RegressionNet, log_cosh_loss
+from humanscape.models.heads import RegressionNet, log_cosh_loss, regression_net
 from humanscape.models.training import LightningModule
 
 TARGETS = ("log1p", "log")
@@ -129,19 +127,9 @@ class PopulationRegressor(LightningModule):
 def build_net(
     arch: str, bands: Sequence[str], *, input_size: int | None, dropout: float
 ) -> tuple[RegressionNet, list[float] | None, list[float] | None]:
-    """The network of ``arch``: a timm architecture from random init, or a shipped encoder's
-    backbone (fine-tuned; its bands must be among ``bands``) with its normalisation."""
-    from humanscape.models.registry import list_weights, load_encoder
-
-    shipped = {e.name for e in list_weights()}
-    if arch in shipped or Path(arch).exists():
-        encoder = load_encoder(arch)
-        if list(encoder.bands) != list(bands):
-            raise HumanscapeError(
-                f"encoder '{arch}' takes bands {','.join(encoder.bands)}, the model has {','.join(bands)}",
-                fix=f"use --bands {','.join(encoder.bands)} with this encoder",
-            )
-        net = RegressionNet(encoder.backbone, dropout=dropout, input_size=input_size)
-        return net, encoder.mean.flatten().tolist(), encoder.std.flatten().tolist()
-    backbone = Backbone(arch, len(bands), "conv1x1" if arch in PAPER_ARCHS else "native")
-    return RegressionNet(backbone, dropout=dropout, input_size=input_size), None, None
+    """The network of ``arch`` (:func:`~humanscape.models.heads.regression_net`): the paper's four
+    take their bands through a 1 x 1 convolution (Sec. IV.B), other timm names natively."""
+    adapter = "conv1x1" if arch in PAPER_ARCHS else "native"
+    net, norm = regression_net(arch, bands, dropout=dropout, input_size=input_size, adapter=adapter)
+    mean, std = norm if norm is not None else (None, None)
+    return net, mean, std
