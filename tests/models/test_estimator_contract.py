@@ -69,6 +69,22 @@ def _population() -> Case:
     )
 
 
+def _disaggregation() -> Case:
+    from humanscape.tasks.population.disaggregate import Disaggregator, Units
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(200, 2))
+    unit = np.repeat(np.arange(20), 10)
+    units = Units(
+        unit, np.ones(200), np.bincount(unit, np.exp(x[:, 0]) * 10), list("abcdefghijklmnopqrst")
+    )
+    return Case(
+        Disaggregator("rf", n_estimators=10),
+        lambda m: m.fit(x, units, ["a", "b"]),
+        lambda m: m.predict(x),
+    )
+
+
 def _score_model() -> Any:
     from humanscape.tasks.economy.score import ScoreModel
 
@@ -128,6 +144,7 @@ def _flows() -> Case:
 CASES = {
     "humanscape.settlements": _settlements,
     "humanscape.population": _population,
+    "humanscape.population.disaggregation": _disaggregation,
     "humanscape.economy.score": _score,
     "humanscape.economy": _economy,
     "humanscape.migration": _migration,

@@ -54,7 +54,15 @@ def test_people_per_cell_sum_exactly_to_each_unit(blocks, tmp_path, method):
     assert "32 units, 3,892 people; 3,892 placed" in result.output
     with rasterio.open(out) as src:
         people, transform, shape = src.read(1), src.transform, (src.height, src.width)
-        assert src.descriptions == ("population",) and src.units == ("people",)
+        names = ("population", "population_lower_90", "population_upper_90")
+        assert src.descriptions == names and src.units == ("people",) * 3
+        lower, upper, q = src.read(2), src.read(3), float(src.tags()["band_halfwidth_log1p"])
+    # the band by hand: expm1(log1p(p) -+ q), clipped at 0 people
+    inside = np.isfinite(people)
+    np.testing.assert_allclose(upper[inside], np.expm1(np.log1p(people[inside]) + q), rtol=1e-4)
+    expected = np.expm1(np.maximum(np.log1p(people[inside]) - q, 0))
+    np.testing.assert_allclose(lower[inside], expected, rtol=1e-4, atol=1e-4)
+    assert (lower[inside] <= people[inside]).all() and "90 % band: x/÷" in result.output
     index = rasterize(
         [(g, i) for i, g in enumerate(table.geometry)],
         out_shape=shape,
@@ -175,3 +183,56 @@ def test_map_on_the_cells_of_a_reference_grid(blocks, tmp_path):
     )
     assert bad.exit_code == 2 and "not aligned to the scene's pixels" in bad.output
     assert not (tmp_path / "b.tif").exists()
+
+
+def test_a_saved_model_maps_other_units_and_alone(blocks, tmp_path):
+    path, table = blocks
+    model = tmp_path / "model"
+    args = ("--units", path, "--count-column", "population", "--cell", 1000)
+    fitted = run(*args, "--method", "rf", "--save-model", model, "--out", tmp_path / "a.tif")
+    assert fitted.exit_code == 0, fitted.output
+    assert (model / "config.json").exists() and (model / "model.skops").exists()
+    # other units (the first eight blocks as one unit) mapped with the saved model
+    merged = gpd.GeoDataFrame(
+        {"population": [table["population"][:8].sum()]},
+        geometry=[table.geometry[:8].union_all()],
+        crs=table.crs,
+    )
+    merged.to_file(tmp_path / "one.gpkg")
+    again = run("--units", tmp_path / "one.gpkg", "--count-column", "population", "--cell", 1000,
+                "--model", model, "--out", tmp_path / "b.tif")  # fmt: skip
+    assert again.exit_code == 0, again.output
+    assert "fitted on another scene's units" in again.output
+    with rasterio.open(tmp_path / "a.tif") as a, rasterio.open(tmp_path / "b.tif") as b:
+        first, second, transform = a.read(1), b.read(1), a.transform
+        q_saved = float(a.tags()["band_halfwidth_log1p"])
+        assert float(b.tags()["band_halfwidth_log1p"]) == pytest.approx(q_saved)
+    assert np.nansum(second) == pytest.approx(merged["population"][0], rel=1e-5)
+    # the saved forest's weights: within each original block, both maps are one weight per cell
+    # scaled to a count, so their ratio is one number per block
+    index = rasterize(
+        [(g, i) for i, g in enumerate(table.geometry[:8])],
+        out_shape=first.shape,
+        transform=transform,
+        fill=-1,
+    )
+    checked = 0
+    for k in range(8):
+        cells = (index == k) & (first > 0)  # blocks of 0 people have no ratio
+        if cells.any():
+            ratio = second[cells] / first[cells]
+            assert np.ptp(ratio) < 1e-4 * ratio.mean()
+            checked += 1
+    assert checked >= 4
+    # no units: the density alone, unconstrained
+    alone = run("--cell", 1000, "--model", model, "--out", tmp_path / "c.tif")
+    assert alone.exit_code == 0 and "not constrained to any census" in alone.output
+    with rasterio.open(tmp_path / "c.tif") as c:
+        assert np.nansum(c.read(1)) > 0
+    # a model fitted without land use refuses cells that have it
+    osm = samples.sample_path("berlin", "osm_landuse.gpkg")
+    refused = run(*args, "--model", model, "--landuse", osm, "--out", tmp_path / "d.tif")
+    assert refused.exit_code == 2 and "landuse_share" in refused.output
+    nothing = run("--cell", 1000, "--out", tmp_path / "e.tif")
+    assert nothing.exit_code == 2 and "no census units to learn from" in nothing.output
+    assert not (tmp_path / "d.tif").exists() and not (tmp_path / "e.tif").exists()

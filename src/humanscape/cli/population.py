@@ -266,15 +266,18 @@ def evaluate(model_dir: str, chip_table: Path, target: str, out: Path) -> None:
     "--units",
     "units_path",
     type=opt.INPUT,
-    required=True,
+    default=None,
     help="Census units (districts) with a count of people each; any vector format and CRS "
-    "(the pixel values of a scene are --pixel-units).",
+    "(the pixel values of a scene are --pixel-units). Required unless --model is given.",
 )
-@click.option("--count-column", required=True, help="Column of people per unit.")
+@click.option("--count-column", default=None, help="Column of people per unit (with --units).")
 @opt.id_column_option(
     None, "Column of unit ids (for messages) [default: row number].", required=False
 )
-@opt.out_file("Output GeoTIFF: people per cell (band 'population'), summing to each unit.")
+@opt.out_file(
+    "Output GeoTIFF: people per cell (band 'population', summing to each unit) and the 90 % band "
+    "('population_lower_90', 'population_upper_90')."
+)
 @click.option(
     "--cell",
     type=float,
@@ -296,8 +299,9 @@ def evaluate(model_dir: str, chip_table: Path, target: str, out: Path) -> None:
     type=click.Choice(["auto", "areal", "binary", "rf", "occupancy"]),
     default="auto",
     show_default=True,
-    help="auto (areal weighting or random-forest dasymetric, by leave-units-out error), areal, "
-    "binary (built-up share), rf, occupancy (weakly supervised log-linear).",
+    help="auto (the best of areal weighting, binary dasymetric and random-forest dasymetric by "
+    "a blocks-of-blocks check, areal unless another is 5 % better), areal, binary (land-use or "
+    "built-up share), rf, occupancy (weakly supervised log-linear).",
 )
 @click.option(
     "--landuse",
@@ -310,11 +314,22 @@ def evaluate(model_dir: str, chip_table: Path, target: str, out: Path) -> None:
     "--landuse-column", default="fclass", show_default=True, help="Land-use class column."
 )
 @opt.names_option("--built", help="Land-use classes where people live [default: residential].")
+@opt.model_option(
+    "A disaggregation model folder (from --save-model) to use instead of fitting one; without "
+    "--units it maps its density unconstrained.",
+    required=False,
+)
+@click.option(
+    "--save-model",
+    type=opt.OutputPath("folder"),
+    default=None,
+    help="Write the fitted disaggregation model to this folder (to map a neighbouring scene).",
+)
 @opt.scene_options()
 def disaggregate(
     scene: Path,
-    units_path: Path,
-    count_column: str,
+    units_path: Path | None,
+    count_column: str | None,
     id_column: str | None,
     out: Path,
     cell: float,
@@ -323,10 +338,12 @@ def disaggregate(
     landuse: Path | None,
     landuse_column: str,
     built: list[str] | None,
+    model_dir: Path | None,
+    save_model: Path | None,
     reader: Any,
 ) -> None:
     """Spread census counts of units over the cells of SCENE (dasymetric mapping): people per
-    cell that sum exactly to each unit's count."""
+    cell that sum exactly to each unit's count, with a 90 % band."""
     from humanscape.tasks.population.dasymetric import disaggregate_scene
 
     echo(
@@ -343,6 +360,8 @@ def disaggregate(
             landuse=landuse,
             landuse_column=landuse_column,
             built=built or ["residential"],
+            model=model_dir,
+            save_model=save_model,
         )
     )
 

@@ -20,6 +20,10 @@ from humanscape.models.estimator import CONFIG, TaskModel
 MODELS: dict[str, tuple[str, str]] = {
     "humanscape.settlements": ("humanscape.tasks.settlements.model", "SettlementClassifier"),
     "humanscape.population": ("humanscape.tasks.population.model", "PopulationModel"),
+    "humanscape.population.disaggregation": (
+        "humanscape.tasks.population.disaggregate",
+        "Disaggregator",
+    ),
     "humanscape.economy.score": ("humanscape.tasks.economy.score", "ScoreModel"),
     "humanscape.economy": ("humanscape.tasks.economy.model", "EconomyModel"),
     "humanscape.migration": ("humanscape.tasks.migration.model", "MigrationModel"),

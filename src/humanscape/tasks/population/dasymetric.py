@@ -4,8 +4,9 @@ The workflow behind the command: the scene's per-cell covariates
 (:mod:`~humanscape.tasks.population.covariates`), optionally the share of each cell under given
 land-use classes (OSM ``residential``), the units burned onto the cells (a cell belongs to the
 unit that contains its centre), one method of :mod:`~humanscape.tasks.population.disaggregate`
-(``auto``: the better of areal weighting and the random forest by leave-units-out error), and a
-GeoTIFF of people per cell that sums exactly to each unit's count.
+(``auto``: chosen by the blocks-of-blocks check, areal weighting unless another is 5 % better),
+and a GeoTIFF of people per cell that sums exactly to each unit's count, with the 90 % band of
+eq. 3 of that module.
 """
 
 from __future__ import annotations
@@ -29,17 +30,19 @@ from humanscape.geo.write import write_raster
 from humanscape.tasks.population.covariates import cell_covariates
 from humanscape.tasks.population.disaggregate import (
     METHODS,
+    MIN_UNITS_FOR_BAND,
+    Candidate,
     Disaggregator,
     Units,
+    interval_band,
+    interval_halfwidth,
     redistribute,
     select_method,
+    unit_centroids,
 )
 
 log = logging.getLogger(__name__)
 
-#: Candidates of ``--method auto`` (the occupancy model is asked for by name: its unit totals
-#: score well but its allocation within units was weak on Berlin, docs/benchmarks.md).
-AUTO_CANDIDATES = ("areal", "rf")
 LANDUSE_OVERSAMPLE = 10  # land-use shares from a grid 10 x finer than the cells
 
 
@@ -147,10 +150,13 @@ def class_share(
     return fine.reshape(grid.height, k, grid.width, k).mean(axis=(1, 3))
 
 
+BAND_NAMES = ["population", "population_lower_90", "population_upper_90"]
+
+
 def disaggregate_scene(
     scene: str | Path,
-    units_path: Path,
-    count_column: str,
+    units_path: Path | None,
+    count_column: str | None,
     out: Path,
     reader: SceneReader,
     *,
@@ -161,69 +167,156 @@ def disaggregate_scene(
     landuse: Path | None = None,
     landuse_column: str = "fclass",
     built: Sequence[str] = ("residential",),
+    model: Path | None = None,
+    save_model: Path | None = None,
     progress: bool = True,
 ) -> list[str]:
     """Write people per cell of ``scene`` (``cell`` metres, or the cells of the ``reference``
-    raster) from the counts of ``units_path``."""
+    raster) from the counts of ``units_path`` (band 1) and the 90 % band of eq. 3 (bands 2, 3).
+
+    ``model``: a saved :class:`Disaggregator` instead of fitting one (its band half-width comes
+    from the scene it was fitted on); without units it maps its density unconstrained.
+    ``save_model``: write the fitted model there."""
     if method != "auto" and method not in METHODS:
         raise HumanscapeError(
             f"unknown method '{method}'", fix=f"use auto or one of {', '.join(METHODS)}"
         )
+    if units_path is None and model is None:
+        raise HumanscapeError(
+            "no census units to learn from", fix="give --units and --count-column, or --model"
+        )
+    if units_path is not None and count_column is None:
+        raise HumanscapeError(
+            "--units needs --count-column", path=units_path, fix="name the column of people"
+        )
+    fitted = Disaggregator.load(model) if model is not None else None
     with reader.open(scene) as s:
         cells = cell_grid(s.grid, cell=cell) if reference is None else reference_cells(s, reference)
         cell = cells.cell_size
         covariates = cell_covariates(s, cells, progress=progress)
         crs = s.crs
     grid = covariates.grid
-    table = read_units(units_path, count_column, crs, id_column)
-    index = burn_units(table, grid)
-    if (index < 0).all():
-        raise EmptyInputError(
-            "no unit covers a cell centre of the scene", path=units_path,
-            fix="give units that overlap the scene, or a smaller --cell",
-        )  # fmt: skip
     x, names = covariates.matrix(), list(covariates.names)
     if landuse is not None:
         from humanscape.geo.vector import read_vector
 
         share = class_share(read_vector(landuse, crs=crs), landuse_column, built, grid)
         x, names = np.column_stack([x, share.ravel()]), [*names, "landuse_share"]
+    if fitted is not None:
+        fitted.check_covariates(names)
     area_km2 = np.nan_to_num(covariates.column("valid_share")).ravel() * (cell / 1000.0) ** 2
-    units = Units(index.ravel(), area_km2, table["count"].to_numpy(), list(table["id"]))
-    lost = units.without_cells()
-    lines = []
-    if method == "auto":
-        scores = select_method(x, units, names, methods=AUTO_CANDIDATES)
-        method = min(scores, key=scores.__getitem__)
+    lines: list[str] = []
+    if units_path is None:
+        assert fitted is not None
+        people, halfwidth = _unconstrained(fitted, x, area_km2, model), fitted.halfwidth_or_none()
+        method, n_cells = fitted.method, int((area_km2 > 0).sum())
         lines.append(
-            "leave-units-out RMSE of log(1 + unit total): "
-            + ", ".join(f"{k} {v:.3f}" for k, v in scores.items())
-            + f" -> {method}"
+            f"no units: {np.nansum(people):,.0f} people from the model's density alone on "
+            f"{n_cells} cells of {cell:g} m (not constrained to any census)"
         )
-    model = Disaggregator(method).fit(x, units, names)
-    people = redistribute(model.weights(x, area_km2), units).reshape(grid.height, grid.width)
+    else:
+        assert count_column is not None
+        table = read_units(units_path, count_column, crs, id_column)
+        index = burn_units(table, grid)
+        if (index < 0).all():
+            raise EmptyInputError(
+                "no unit covers a cell centre of the scene", path=units_path,
+                fix="give units that overlap the scene, or a smaller --cell",
+            )  # fmt: skip
+        units = Units(index.ravel(), area_km2, table["count"].to_numpy(), list(table["id"]))
+        centroids = unit_centroids(units, grid.width)
+        if fitted is None:
+            fitted, halfwidth = _fit(x, units, names, centroids, method, lines)
+        else:
+            halfwidth = fitted.halfwidth_or_none()
+            lines.append(f"model {model}: {fitted.method}, fitted on another scene's units")
+        method = fitted.method if fitted.method != "binary" else f"binary(floor={fitted.floor:g})"
+        people = redistribute(fitted.weights(x, area_km2), units)
+        lines.append(
+            f"{units.n_units} units, {table['count'].sum():,.0f} people; "
+            f"{np.nansum(people):,.0f} placed on {int((index >= 0).sum())} cells of {cell:g} m "
+            f"by {method}"
+        )
+        lost = units.without_cells()
+        if lost:
+            lines.append(
+                f"{len(lost)} unit(s) with people cover no cell centre and are not placed: "
+                + ", ".join(lost[:10])
+                + (" ..." if len(lost) > 10 else "")
+            )
+    if halfwidth is None:
+        lower = upper = np.full(people.shape, np.nan)
+    else:
+        lower, upper = interval_band(people, halfwidth)
+        lower[np.isnan(people)] = upper[np.isnan(people)] = np.nan
+    stack = np.stack([people, lower, upper]).reshape(3, grid.height, grid.width)
+    tags = {"method": method, "units": str(units_path or ""), "count_column": count_column or ""}
+    if halfwidth is not None:
+        tags["band_halfwidth_log1p"] = f"{halfwidth:.6g}"
     write_raster(
         out,
-        people.astype(np.float32)[None],
+        stack.astype(np.float32),
         grid,
         units="people",
         nodata=float("nan"),
-        band_names=["population"],
-        tags={"method": method, "units": str(units_path), "count_column": count_column},
+        band_names=BAND_NAMES,
+        tags=tags,
     )
-    placed = float(np.nansum(people))
-    lines.append(
-        f"{units.n_units} units, {table['count'].sum():,.0f} people; {placed:,.0f} placed on "
-        f"{int((index >= 0).sum())} cells of {cell:g} m by {method}"
-    )
-    if lost:
-        lines.append(
-            f"{len(lost)} unit(s) with people cover no cell centre and are not placed: "
-            + ", ".join(lost[:10])
-            + (" ..." if len(lost) > 10 else "")
-        )
+    if save_model is not None:
+        fitted.save(save_model)
+        lines.append(f"wrote {save_model}")
     lines.append(f"wrote {out}")
     return lines
+
+
+def _fit(
+    x: np.ndarray,
+    units: Units,
+    names: list[str],
+    centroids: np.ndarray,
+    method: str,
+    lines: list[str],
+) -> tuple[Disaggregator, float | None]:
+    """Select (``auto``) and fit the method on the units; the band half-width of eq. 3."""
+    errors = None
+    if method == "auto":
+        selection = select_method(x, units, names, centroids)
+        candidate, errors = selection.chosen, selection.errors
+        lines.append(
+            "blocks-of-blocks share of people misplaced: "
+            + ", ".join(f"{k} {v:.3f}" for k, v in selection.scores.items())
+            + f" -> {candidate.label}"
+        )
+    else:
+        candidate = Candidate(method)
+    halfwidth, info = interval_halfwidth(candidate, x, units, names, centroids, errors=errors)
+    if halfwidth is None:
+        lines.append(
+            f"no 90 % band: {units.n_units} units are too few to measure how errors grow from "
+            f"units to cells (eq. 3 needs {MIN_UNITS_FOR_BAND})"
+        )
+    else:
+        lines.append(
+            f"90 % band: x/÷ {np.exp(halfwidth):.3g} on 1 + people per cell (q_1 "
+            f"{info['q_1']:.3f} on units of {info['m_1']:.0f} cells, gamma {info['gamma']:.2f})"
+        )
+    fitted = candidate.model().fit(x, units, names)
+    if halfwidth is not None:
+        fitted.halfwidth_ = halfwidth
+    return fitted, halfwidth
+
+
+def _unconstrained(
+    fitted: Disaggregator, x: np.ndarray, area_km2: np.ndarray, model: Path | None
+) -> np.ndarray:
+    """People per cell from a model's density alone (no units to rescale to)."""
+    if not fitted.has_density:
+        raise HumanscapeError(
+            "a binary dasymetric model has relative weights, no density: it needs units",
+            path=model,
+            fix="give --units and --count-column",
+        )
+    return np.where(area_km2 > 0, fitted.density(x) * area_km2, np.nan)
 
 
 def _on_reference(values: np.ndarray, grid: GridSpec, reference: GridSpec) -> np.ndarray:
@@ -275,6 +368,9 @@ def evaluate_map(
     coarser or equal, in the map's CRS): the map's cells are summed into the reference cells that
     hold their centres; reference cells with no map cell are left out. With ``units_path`` the
     same metrics for areal weighting from those units on the map's cells (the baseline, same run).
+    A map with the 90 % band (``population disaggregate``) adds ``coverage_90``, the share of
+    reference cells inside the band summed like the map, and the band's median width
+    ``(1 + upper) / (1 + lower)``.
     ``min_fraction``: keep only reference cells whose band 5 (share inside the scene, as in the
     shipped Eurostat sample) is at least this."""
     import rasterio
@@ -282,6 +378,9 @@ def evaluate_map(
     with rasterio.open(map_path) as src:
         people = src.read(1).astype(np.float64)
         grid = GridSpec(src.crs, src.transform, src.width, src.height)
+        bounds = None
+        if tuple(src.descriptions[:3]) == tuple(BAND_NAMES):
+            bounds = src.read(2).astype(np.float64), src.read(3).astype(np.float64)
     with rasterio.open(reference) as src:
         if src.crs != grid.crs:
             raise HumanscapeError(
@@ -301,6 +400,11 @@ def evaluate_map(
         )  # fmt: skip
     estimate = _on_reference(people, grid, ref_grid)
     rows = [{"map": "map", **map_metrics(truth[keep], estimate[keep])}]
+    if bounds is not None and np.isfinite(bounds[0]).any():
+        # the band summed with the map: a bound on each reference cell if all its cells hold
+        lower, upper = (_on_reference(b, grid, ref_grid)[keep] for b in bounds)
+        rows[0]["coverage_90"] = float(((truth[keep] >= lower) & (truth[keep] <= upper)).mean())
+        rows[0]["band_width_median"] = float(np.median((upper + 1) / (lower + 1)))
     if units_path is not None and count_column is not None:
         table = read_units(units_path, count_column, grid.crs)
         index = burn_units(table, grid).ravel()

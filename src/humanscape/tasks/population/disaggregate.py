@@ -8,7 +8,9 @@ so that the cells of a unit sum **exactly** to its census count ``N_u``. A unit 
 all zero falls back to its cells' valid area. Methods (the weights):
 
 - ``areal``: areal weighting, ``w_c`` = the cell's valid area (uniform density within a unit).
-- ``binary``: binary dasymetric mapping, ``w_c`` = the cell's built-up share (covariates).
+- ``binary``: binary dasymetric mapping, ``w_c = a_c (s_c + floor)``, ``s_c`` the cell's share
+  under the given land-use classes (``landuse_share``, e.g. OSM residential) or else its built-up
+  share from the imagery; ``floor`` keeps people outside the mask (farms, unmapped houses).
 - ``rf``: random-forest dasymetric mapping (Stevens et al. 2015, WorldPop): a random forest
   learns ``log density`` of the units, ``log((N_u + 1) / A_u)``, from the units' mean covariates
   (area-weighted); applied to each cell's covariates it gives ``w_c = exp(f(x_c)) a_c``.
@@ -22,23 +24,43 @@ all zero falls back to its cells' valid area. Methods (the weights):
   (a smooth problem in a handful of parameters, solved by L-BFGS with its exact gradient; it
   learns from as few as 8 units, where a forest on 8 rows cannot).
 
-:func:`select_method` scores the methods by leave-units-out cross-validation: each method, fitted
-on the other units, predicts the held-out units' totals (the sum of its cell densities times
-area; areal weighting predicts the training units' mean density); the score is the root mean
-squared error of ``log(1 + total)``. Lower is better; the best is the default.
+:func:`select_method` scores candidates by **blocks of blocks**, an allocation check the units
+allow: neighbouring units are grouped (k-means of their centroids, about four a group), each
+candidate, fitted on the groups' counts alone, spreads each group's count over its units, and the
+score is the root mean squared error of ``log(1 + unit count)`` against the true unit counts. That
+scores what a method does (the allocation within a unit), one level up. The best candidate
+replaces areal weighting only when it improves on it by ``MARGIN`` (5 %): with a handful of units
+the check is noisy, and the baseline is the safe default.
+
+:func:`interval_halfwidth` turns the same check into a 90 % band per cell. The allocation errors
+of the units (``m_1`` cells each, in ``log(1 + people)``) give a split-conformal quantile ``q_1``
+and an RMSE ``s_1``; groups of groups give ``s_2`` for children of ``m_2`` cells, and the decay of
+the error with size, ``s(m) = s_1 (m / m_1)^(-gamma / 2)``, extrapolates to one cell:
+
+    q_cell = q_1 * m_1^(gamma / 2),  gamma = clip(2 log(s_1 / s_2) / log(m_2 / m_1), 0, 1)   (3)
+
+(``gamma = 1``: independent cell errors; ``0``: errors shared by a unit's cells). Measuring
+``gamma`` takes ``MIN_UNITS_FOR_BAND`` units (8 groups of 4, 2 groups of groups); with fewer the
+band is not written (a guess of ``gamma`` moved coverage on Berlin from 0.43 to 0.99). A cell's
+band is ``expm1(log1p(p_c) -+ q_cell)``, the lower end clipped at 0 people.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 from scipy.optimize import minimize
 
 from humanscape.errors import HumanscapeError
+from humanscape.models.estimator import TaskModel
 
 METHODS = ("areal", "binary", "rf", "occupancy")
+MARGIN = 0.05  # relative improvement over areal weighting a candidate needs to be chosen
+GROUP_SIZE = 4  # units per group in the blocks-of-blocks check
 
 
 @dataclass
@@ -125,29 +147,63 @@ def occupancy_loss(
     return loss, grad
 
 
-@dataclass
-class Disaggregator:
-    """One method, fitted on the units of a scene; :meth:`weights` for any cells."""
+REFIT = "population disaggregate --save-model DIR"
 
-    method: str = "occupancy"
-    lam: float = 1.0
-    n_estimators: int = 300
-    seed: int = 0
 
-    def __post_init__(self) -> None:
+class Disaggregator(TaskModel):
+    """One method, fitted on the units of a scene; :meth:`weights` for the cells of any scene.
+
+    A model folder (kind ``humanscape.population.disaggregation``) keeps the method, the
+    covariate names and their standardisation, the forest (skops) and the band half-width of
+    eq. 3, so that a fitted model maps a neighbouring scene (``--model``)."""
+
+    kind = "humanscape.population.disaggregation"
+    what = "disaggregation model"
+    refit = REFIT
+    fitted_attribute = "names_"
+
+    def __init__(
+        self,
+        method: str = "rf",
+        *,
+        floor: float = 0.05,
+        lam: float = 1.0,
+        n_estimators: int = 300,
+        seed: int = 0,
+    ) -> None:
+        self.method = method
+        self.floor = floor
+        self.lam = lam
+        self.n_estimators = n_estimators
+        self.seed = seed
+        self._validate_params()
+
+    def _validate_params(self) -> None:
         if self.method not in METHODS:
             raise HumanscapeError(
                 f"unknown disaggregation method '{self.method}'",
                 fix=f"use one of {', '.join(METHODS)}",
             )
+        if not self.floor >= 0:
+            raise HumanscapeError(f"floor must be >= 0, got {self.floor}")
 
-    def fit(self, covariates: np.ndarray, units: Units, names: Sequence[str]) -> Disaggregator:
-        self.names_ = list(names)
+    def fit(
+        self, covariates: np.ndarray, units: Units, names: Sequence[str] = ()
+    ) -> Disaggregator:
+        """Learn the method's density from ``units`` (``names``: the covariates' columns)."""
+        self._validate_params()
         x = np.asarray(covariates, dtype=np.float64)
+        names = list(names) or [f"x{i}" for i in range(x.shape[1])]
+        if len(names) != x.shape[1]:
+            raise HumanscapeError(f"{len(names)} names for {x.shape[1]} covariates")
         z, self.mean_, self.std_ = standardise(x)
         inside = units.unit >= 0
         if self.method == "areal":
             self.density_ = float(units.counts.sum() / max(units.unit_area().sum(), 1e-12))
+        elif self.method == "binary" and not {"landuse_share", "built_share"} & set(names):
+            raise HumanscapeError(
+                "binary dasymetric mapping needs a landuse_share or built_share covariate"
+            )
         elif self.method == "occupancy":
             start = np.zeros(z.shape[1] + 1)
             start[0] = np.log((units.counts.sum() + 1) / max(units.area[inside].sum(), 1e-12))
@@ -170,17 +226,40 @@ class Disaggregator:
             self.forest_ = RandomForestRegressor(
                 self.n_estimators, min_samples_leaf=1, random_state=self.seed
             ).fit(mean_z[usable], target)
+        self.names_ = names
         return self
 
+    def check_covariates(self, names: Sequence[str]) -> None:
+        """Refuse covariates other than those the model was fitted on, naming what is missing."""
+        self.check_fitted()
+        missing = [n for n in self.names_ if n not in names]
+        if missing or len(names) != len(self.names_):
+            raise HumanscapeError(
+                f"the model was fitted on the covariates {', '.join(self.names_)}; these cells "
+                f"have {', '.join(names)}"
+                + (f" (missing: {', '.join(missing)})" if missing else ""),
+                fix="give the same inputs as at fit (--landuse for landuse_share)",
+            )
+
+    def halfwidth_or_none(self) -> float | None:
+        """The band half-width of eq. 3 measured at fit (None: too few units to measure it)."""
+        return getattr(self, "halfwidth_", None)
+
+    @property
+    def has_density(self) -> bool:
+        """Whether :meth:`density` is people per km² (binary weights are only relative)."""
+        return self.method != "binary"
+
     def density(self, covariates: np.ndarray) -> np.ndarray:
-        """People per km² of each cell before the rescaling of eq. 1."""
+        """People per km² of each cell before the rescaling of eq. 1 (binary: a relative weight)."""
+        self.check_fitted()
         x = np.asarray(covariates, dtype=np.float64)
         z = np.nan_to_num((x - self.mean_) / self.std_, nan=0.0)
         if self.method == "areal":
             return np.full(len(x), self.density_)
         if self.method == "binary":
-            built = x[:, self.names_.index("built_share")]
-            return np.nan_to_num(built, nan=0.0)
+            mask = "landuse_share" if "landuse_share" in self.names_ else "built_share"
+            return np.nan_to_num(x[:, self.names_.index(mask)], nan=0.0) + self.floor
         if self.method == "occupancy":
             eta = np.clip(self.beta_[0] + z @ self.beta_[1:], -30, 30)
             return np.exp(eta)
@@ -188,6 +267,44 @@ class Disaggregator:
 
     def weights(self, covariates: np.ndarray, area: np.ndarray) -> np.ndarray:
         return self.density(covariates) * np.asarray(area, dtype=np.float64)
+
+    def predict(self, covariates: np.ndarray) -> np.ndarray:
+        """:meth:`density` (the contract's point estimate: people per km²)."""
+        return self.density(covariates)
+
+    # -- persistence
+    def _state(self, folder: Path) -> dict[str, Any]:
+        state: dict[str, Any] = {
+            "names": self.names_,
+            "mean": self.mean_,
+            "std": self.std_,
+            "halfwidth": getattr(self, "halfwidth_", None),
+        }
+        if self.method == "areal":
+            state["density"] = self.density_
+        elif self.method == "occupancy":
+            state["beta"] = self.beta_
+        elif self.method == "rf":
+            import skops.io as sio
+
+            sio.dump(self.forest_, folder / "model.skops")
+        return state
+
+    def _restore(self, folder: Path, state: dict[str, Any]) -> None:
+        self.names_ = list(state["names"])
+        self.mean_ = np.asarray(state["mean"], dtype=np.float64)
+        self.std_ = np.asarray(state["std"], dtype=np.float64)
+        if state.get("halfwidth") is not None:
+            self.halfwidth_ = float(state["halfwidth"])
+        if self.method == "areal":
+            self.density_ = float(state["density"])
+        elif self.method == "occupancy":
+            self.beta_ = np.asarray(state["beta"], dtype=np.float64)
+        elif self.method == "rf":
+            from humanscape.models.sklearn_io import load_skops
+
+            trusted = ["numpy.dtype", "sklearn.tree._tree.Tree"]
+            self.forest_ = load_skops(folder / "model.skops", trusted=trusted, refit=REFIT)
 
 
 def predicted_totals(model: Disaggregator, covariates: np.ndarray, units: Units) -> np.ndarray:
@@ -197,33 +314,184 @@ def predicted_totals(model: Disaggregator, covariates: np.ndarray, units: Units)
     return np.bincount(units.unit[inside], w[inside], units.n_units)
 
 
+@dataclass(frozen=True)
+class Candidate:
+    """A method and its settings, as :func:`select_method` compares them."""
+
+    method: str
+    floor: float = 0.05
+
+    @property
+    def label(self) -> str:
+        return f"binary(floor={self.floor:g})" if self.method == "binary" else self.method
+
+    def model(self, seed: int = 0) -> Disaggregator:
+        return Disaggregator(self.method, floor=self.floor, seed=seed)
+
+
+#: the candidates of ``--method auto``. The occupancy model is asked for by name: it scores well
+#: one level up but extrapolates to cells more extreme than any unit mean (docs/benchmarks.md).
+AUTO = (
+    Candidate("areal"),
+    Candidate("binary", 0.01),
+    Candidate("binary", 0.1),
+    Candidate("rf"),
+)
+#: units a band needs: groups of groups (eq. 3) from 8 groups of 4
+MIN_UNITS_FOR_BAND = 2 * GROUP_SIZE * GROUP_SIZE
+
+
+def unit_centroids(units: Units, n_cols: int) -> np.ndarray:
+    """``(n_units, 2)`` mean (row, col) of each unit's cells on a grid ``n_cols`` wide."""
+    inside = units.unit >= 0
+    rows, cols = np.divmod(np.flatnonzero(inside), n_cols)
+    n = np.maximum(np.bincount(units.unit[inside], minlength=units.n_units), 1)
+    return np.column_stack(
+        [
+            np.bincount(units.unit[inside], rows, units.n_units) / n,
+            np.bincount(units.unit[inside], cols, units.n_units) / n,
+        ]
+    )
+
+
+def group_units(centroids: np.ndarray, size: int = GROUP_SIZE, seed: int = 0) -> np.ndarray:
+    """Neighbouring units in groups of about ``size`` (k-means of the centroids); group per unit."""
+    from sklearn.cluster import KMeans
+
+    if len(centroids) < 2 * 2:
+        return np.zeros(len(centroids), dtype=np.int64)  # one group: the whole scene
+    k = max(2, len(centroids) // size)
+    return KMeans(k, n_init=10, random_state=seed).fit_predict(centroids)
+
+
+def coarsen(units: Units, groups: np.ndarray) -> Units:
+    """The groups as units: their counts the sums of their units' counts."""
+    n = int(groups.max()) + 1
+    unit = np.where(units.unit >= 0, groups[np.maximum(units.unit, 0)], -1)
+    return Units(unit, units.area, np.bincount(groups, units.counts, n), [str(i) for i in range(n)])
+
+
+def allocated(
+    candidate: Candidate,
+    covariates: np.ndarray,
+    units: Units,
+    names: Sequence[str],
+    groups: np.ndarray,
+    seed: int = 0,
+) -> np.ndarray:
+    """Each unit's people when ``candidate``, fitted on the groups alone, spreads each group's
+    count over the cells of its units."""
+    coarse = coarsen(units, groups)
+    model = candidate.model(seed).fit(covariates, coarse, names)
+    people = redistribute(model.weights(covariates, units.area), coarse)
+    inside = units.unit >= 0
+    return np.bincount(units.unit[inside], np.nan_to_num(people[inside]), units.n_units)
+
+
+def misplaced_share(estimate: np.ndarray, counts: np.ndarray) -> float:
+    """The share of people placed in the wrong unit, ``sum |estimate - count| / (2 sum count)``
+    (0: all in place; 1: all misplaced)."""
+    return float(np.abs(estimate - counts).sum() / max(2 * counts.sum(), 1e-12))
+
+
+@dataclass
+class Selection:
+    """What :func:`select_method` measured: RMSE per candidate label, the one chosen, and its
+    unit errors (for :func:`interval_halfwidth`)."""
+
+    scores: dict[str, float]
+    rmse_log: dict[str, float]
+    chosen: Candidate
+    errors: np.ndarray
+
+
 def select_method(
     covariates: np.ndarray,
     units: Units,
     names: Sequence[str],
+    centroids: np.ndarray,
     *,
-    methods: Sequence[str] = ("areal", "rf", "occupancy"),
-    folds: int = 5,
+    candidates: Sequence[Candidate] = AUTO,
     seed: int = 0,
-) -> dict[str, float]:
-    """Leave-units-out RMSE of ``log(1 + total)`` for each method (see the module docstring).
+) -> Selection:
+    """Blocks-of-blocks RMSE of ``log(1 + unit count)`` per candidate (module docstring); the
+    best, unless it beats areal weighting by less than ``MARGIN``. Binary candidates need a
+    ``landuse_share`` or ``built_share`` covariate and are left out without one."""
+    masks = {"landuse_share", "built_share"} & set(names)
+    candidates = [c for c in candidates if c.method != "binary" or masks]
+    groups = group_units(centroids, seed=seed)
+    estimates = {c.label: allocated(c, covariates, units, names, groups, seed) for c in candidates}
+    scores = {k: misplaced_share(e, units.counts) for k, e in estimates.items()}
+    errors = {k: np.log1p(e) - np.log1p(units.counts) for k, e in estimates.items()}
+    rmse_log = {k: float(np.sqrt(np.mean(e**2))) for k, e in errors.items()}
+    by_label = {c.label: c for c in candidates}
+    best = min(scores, key=scores.__getitem__)
+    if "areal" in scores and scores[best] > (1 - MARGIN) * scores["areal"]:
+        best = "areal"
+    return Selection(scores, rmse_log, by_label[best], errors[best])
 
-    ``binary`` predicts no totals (its weights are shares, not densities) and is not scored."""
-    rng = np.random.default_rng(seed)
-    n = units.n_units
-    k = max(2, min(folds, n))
-    fold = rng.permutation(n) % k
-    scores: dict[str, float] = {}
-    for method in methods:
-        errors = np.zeros(n)
-        for f in range(k):
-            held = fold == f
-            train = _subset(units, ~held)
-            model = Disaggregator(method, seed=seed).fit(covariates, train, names)
-            total = predicted_totals(model, covariates, units)
-            errors[held] = np.log1p(total[held]) - np.log1p(units.counts[held])
-        scores[method] = float(np.sqrt(np.mean(errors**2)))
-    return scores
+
+def conformal_quantile(residuals: np.ndarray, level: float = 0.9) -> float:
+    """Split-conformal quantile of ``|residuals|``: the ceil((n + 1) level)-th smallest (inf when
+    n is too small for the level)."""
+    r = np.sort(np.abs(np.asarray(residuals, dtype=np.float64)))
+    rank = int(np.ceil((len(r) + 1) * level))
+    return float(r[rank - 1]) if rank <= len(r) else float("inf")
+
+
+def interval_halfwidth(
+    candidate: Candidate,
+    covariates: np.ndarray,
+    units: Units,
+    names: Sequence[str],
+    centroids: np.ndarray,
+    *,
+    errors: np.ndarray | None = None,
+    level: float = 0.9,
+    seed: int = 0,
+) -> tuple[float | None, dict[str, float]]:
+    """Eq. 3: the half-width ``q_cell`` of the band in ``log(1 + people)`` (None with fewer than
+    ``MIN_UNITS_FOR_BAND`` units) and what it came from (``q_1``, ``m_1``, ``rmse_1``,
+    ``rmse_2``, ``m_2``, ``gamma``). ``errors``: the units' log errors when already measured."""
+    groups = group_units(centroids, seed=seed)
+    if errors is None:
+        errors = _log_errors(allocated(candidate, covariates, units, names, groups, seed), units)
+    inside = units.unit >= 0
+    cells = np.bincount(units.unit[inside], units.area[inside] > 0, units.n_units)
+    info = {
+        "q_1": conformal_quantile(errors, level),
+        "m_1": float(np.median(cells)),
+        "rmse_1": float(np.sqrt(np.mean(errors**2))),
+    }
+    n_groups = int(groups.max()) + 1
+    if units.n_units < MIN_UNITS_FOR_BAND or n_groups < 2 * GROUP_SIZE:
+        return None, info
+    coarse = coarsen(units, groups)
+    group_xy = np.column_stack(
+        [np.bincount(groups, centroids[:, j], n_groups) for j in range(2)]
+    ) / np.bincount(groups, minlength=n_groups)[:, None]
+    upper = group_units(group_xy, seed=seed)
+    e2 = _log_errors(allocated(candidate, covariates, coarse, names, upper, seed), coarse)
+    info["rmse_2"] = float(np.sqrt(np.mean(e2**2)))
+    info["m_2"] = float(np.median(np.bincount(groups, cells, n_groups)))
+    gamma = 0.0
+    if info["rmse_2"] > 0 and info["rmse_1"] > 0 and info["m_2"] > info["m_1"]:
+        ratio = np.log(info["rmse_1"] / info["rmse_2"]) / np.log(info["m_2"] / info["m_1"])
+        gamma = float(np.clip(2 * ratio, 0, 1))
+    info["gamma"] = gamma
+    q_cell = info["q_1"] * max(info["m_1"], 1.0) ** (gamma / 2)
+    info["q_cell"] = q_cell
+    return (q_cell if np.isfinite(q_cell) else None), info
+
+
+def interval_band(people: np.ndarray, halfwidth: float) -> tuple[np.ndarray, np.ndarray]:
+    """The band ``expm1(log1p(p) -+ q)`` of each cell, the lower end clipped at 0 people."""
+    log_p = np.log1p(np.maximum(people, 0))
+    return np.expm1(np.maximum(log_p - halfwidth, 0.0)), np.expm1(log_p + halfwidth)
+
+
+def _log_errors(estimate: np.ndarray, units: Units) -> np.ndarray:
+    return np.log1p(estimate) - np.log1p(units.counts)
 
 
 def _subset(units: Units, keep: np.ndarray) -> Units:
