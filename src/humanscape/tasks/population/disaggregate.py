@@ -187,9 +187,7 @@ class Disaggregator(TaskModel):
         if not self.floor >= 0:
             raise HumanscapeError(f"floor must be >= 0, got {self.floor}")
 
-    def fit(
-        self, covariates: np.ndarray, units: Units, names: Sequence[str] = ()
-    ) -> Disaggregator:
+    def fit(self, covariates: np.ndarray, units: Units, names: Sequence[str] = ()) -> Disaggregator:
         """Learn the method's density from ``units`` (``names``: the covariates' columns)."""
         self._validate_params()
         x = np.asarray(covariates, dtype=np.float64)
@@ -467,9 +465,10 @@ def interval_halfwidth(
     if units.n_units < MIN_UNITS_FOR_BAND or n_groups < 2 * GROUP_SIZE:
         return None, info
     coarse = coarsen(units, groups)
-    group_xy = np.column_stack(
-        [np.bincount(groups, centroids[:, j], n_groups) for j in range(2)]
-    ) / np.bincount(groups, minlength=n_groups)[:, None]
+    group_xy = (
+        np.column_stack([np.bincount(groups, centroids[:, j], n_groups) for j in range(2)])
+        / np.bincount(groups, minlength=n_groups)[:, None]
+    )
     upper = group_units(group_xy, seed=seed)
     e2 = _log_errors(allocated(candidate, covariates, coarse, names, upper, seed), coarse)
     info["rmse_2"] = float(np.sqrt(np.mean(e2**2)))
