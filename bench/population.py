@@ -278,114 +278,78 @@ def synthetic_part(epochs: int) -> None:
                 (OUT / "population_synthetic.json").write_text(json.dumps(results, indent=2))
 
 
-def _score_on_census(
-    people: np.ndarray,
-    parents: tuple[np.ndarray, np.ndarray],
-    truth: np.ndarray,
-    inside: np.ndarray,
-) -> dict[str, float]:
-    """People per fine cell summed onto the 1 km census cells, scored on the cells inside."""
-    parent_r, parent_c = parents
-    ok = (parent_r < truth.shape[0]) & (parent_c < truth.shape[1])
-    grid = np.zeros(truth.shape)
-    np.add.at(grid, (parent_r[ok], parent_c[ok]), np.nan_to_num(people[ok]))
-    from humanscape.tasks.population.dasymetric import map_metrics
-
-    return map_metrics(truth[inside], grid[inside])
-
-
 def disaggregate_part() -> dict:
     """Issue 22: the Berlin census (1 km, 105 cells inside the scene) summed into 4 km and 2 km
-    blocks, spread back onto 1 km and 100 m cells by each method, and scored on the 105 cells
-    (100 m results summed to 1 km). Areal weighting is the baseline in the same run. The
-    ``+ residential`` rows add the share of each cell under OSM residential land use."""
+    blocks (8 and 32 units), spread back onto 1 km and 100 m cells by ``population
+    disaggregate``'s workflow (each method by name, and ``auto``), with and without the OSM land
+    use, and scored by ``population evaluate-map``'s (100 m maps summed to 1 km). Areal weighting
+    is the baseline in the same run. At 100 m also the share of people placed inside OSM
+    residential polygons (areal weighting: the share of land they cover)."""
+    import tempfile
+
     import geopandas as gpd
-    from rasterio.features import rasterize
 
     from humanscape.data import samples
-    from humanscape.geo.grid import CellGrid
-    from humanscape.geo.inputs import open_scene
-    from humanscape.tasks.population.covariates import cell_covariates
-    from humanscape.tasks.population.disaggregate import (
-        Disaggregator,
-        Units,
-        redistribute,
-        select_method,
+    from humanscape.geo.inputs import SceneReader
+    from humanscape.tasks.population.dasymetric import (
+        class_share,
+        disaggregate_scene,
+        evaluate_map,
     )
 
-    census = samples.berlin_population()
-    truth, inside = census.data[0], census.data[4] >= 0.99
-    scene = open_scene(samples.sample_path("berlin", "IMG_DATA"), sensor="sentinel2_l1c")
-    landuse = gpd.read_file(samples.sample_path("berlin", "osm_landuse.gpkg")).to_crs(scene.crs)
-    g = scene.grid
-    residential = rasterize(
-        [(geom, 1) for geom in landuse.loc[landuse["fclass"] == "residential", "geometry"]],
-        out_shape=(g.height, g.width),
-        transform=g.transform,
-        fill=0,
-        dtype="uint8",
-    ).astype(np.float64)
+    census = samples.sample_path("berlin", "population_1km_eurostat.tif")
+    scene = samples.sample_path("berlin", "IMG_DATA")
+    osm = samples.sample_path("berlin", "osm_landuse.gpkg")
+    reader = SceneReader(sensor="sentinel2_l1c")
+    landuse = gpd.read_file(osm)
     results: dict = {}
-    for fine in (100, 10):  # cell side in scene pixels: 1 km, 100 m
-        cov = cell_covariates(scene, CellGrid(g, fine), progress=False)
-        n_rows, n_cols = cov.values.shape[1:]
-        rr, cc = np.meshgrid(np.arange(n_rows), np.arange(n_cols), indexing="ij")
-        parent_r, parent_c = rr // (100 // fine), cc // (100 // fine)
-        ok = (parent_r < truth.shape[0]) & (parent_c < truth.shape[1])
-        shape, parents = (n_rows, n_cols), (parent_r, parent_c)
-        parent_inside = np.zeros_like(ok)
-        parent_inside[ok] = inside[parent_r[ok], parent_c[ok]]
-        area = np.nan_to_num(cov.column("valid_share")).ravel() * (fine / 100) ** 2
-        padded = np.zeros((n_rows * fine, n_cols * fine))
-        padded[: g.height, : g.width] = residential
-        share = padded.reshape(n_rows, fine, n_cols, fine).mean(axis=(1, 3)).ravel()
-        x = cov.matrix()
-        x_res = np.column_stack([x, share])
-        names_res = [*cov.names, "residential_share"]
-        for block in (4, 2):
-            key = np.where(parent_inside, (parent_r // block) * 1000 + parent_c // block, -1)
-            key = key.ravel()
-            ids, index = np.unique(key[key >= 0], return_inverse=True)
-            unit = np.full(key.shape, -1)
-            unit[key >= 0] = index
-            rows_, cols_ = np.indices(truth.shape)
-            counts = np.array(
-                [
-                    truth[
-                        inside & (rows_ // block == k // 1000) & (cols_ // block == k % 1000)
-                    ].sum()
-                    for k in ids
-                ]
-            )
-            units = Units(unit, area, counts, [str(k) for k in ids])
+    with tempfile.TemporaryDirectory() as tmp:
+        for km in (4, 2):
+            units = Path(tmp) / f"blocks_{km}.gpkg"
+            samples.berlin_census_blocks(km).to_file(units)
+            for cell in (1000.0, 100.0):
+                for use_landuse in (False, True):
+                    key = f"{km} km blocks -> {cell:g} m" + (
+                        " + OSM land use" if use_landuse else ""
+                    )
+                    rows: dict = {}
+                    for method in ("auto", "areal", "binary", "rf", "occupancy"):
+                        tif = Path(tmp) / f"{method}.tif"
+                        started = time.perf_counter()
+                        lines = disaggregate_scene(
+                            scene, units, "population", tif, reader, cell=cell, method=method,
+                            landuse=osm if use_landuse else None, progress=False,
+                        )  # fmt: skip
+                        seconds = time.perf_counter() - started
+                        table = evaluate_map(tif, census, min_fraction=0.99).table
+                        row = {k: float(v) for k, v in table.iloc[0].items() if k != "map"}
+                        row["seconds"] = seconds
+                        chosen = [ln for ln in lines if "placed on" in ln][0].split(" by ")[-1]
+                        row["chosen"] = chosen
+                        if cell == 100.0:
+                            import rasterio
 
-            def score(
-                weights: np.ndarray,
-                units: Units = units,
-                shape: tuple[int, int] = shape,
-                parents: tuple[np.ndarray, np.ndarray] = parents,
-            ) -> dict[str, float]:
-                people = redistribute(weights, units).reshape(shape)
-                return _score_on_census(people, parents, truth, inside)
+                            from humanscape.geo.grid import GridSpec
 
-            rows = {}
-            for method in ("areal", "binary", "rf", "occupancy"):
-                model = Disaggregator(method).fit(x, units, cov.names)
-                rows[method] = score(model.weights(x, area))
-            rows["binary residential (+0.05)"] = score((share + 0.05) * area)
-            for method in ("rf", "occupancy"):
-                model = Disaggregator(method).fit(x_res, units, names_res)
-                rows[f"{method} + residential"] = score(model.weights(x_res, area))
-            selection = select_method(x, units, cov.names)
-            key_name = f"cells {fine * 10} m, blocks {block} km ({units.n_units} units)"
-            results[key_name] = {"methods": rows, "leave_units_out_rmse_log": selection}
-            print(key_name, {k: round(v, 3) for k, v in selection.items()})
-            for name, row in rows.items():
-                print(
-                    f"  {name:<28} r2 {row['r2']:.3f}  r2 log1p {row['r2_log1p']:.3f}  "
-                    f"MAE {row['mae']:.1f}  total error {row['total_error']:+.1f}",
-                    flush=True,
-                )
+                            with rasterio.open(tif) as src:
+                                people = np.nan_to_num(src.read(1).astype(np.float64))
+                                grid = GridSpec(src.crs, src.transform, src.width, src.height)
+                            share = class_share(
+                                landuse.to_crs(grid.crs), "fclass", ["residential"], grid
+                            )
+                            row["share_in_residential"] = float(
+                                (people * share).sum() / people.sum()
+                            )
+                        rows[method] = row
+                        print(
+                            f"{key:<42} {method:<10} {chosen:<20} r2 {row['r2']:.3f}  "
+                            f"r2 log1p {row['r2_log1p']:.3f}  MAE {row['mae']:.1f}  "
+                            f"cover {row.get('coverage_90', float('nan')):.2f}  "
+                            f"in residential {row.get('share_in_residential', float('nan')):.3f}  "
+                            f"{seconds:.1f} s",
+                            flush=True,
+                        )
+                    results[key] = rows
     (OUT / "population_disaggregate.json").write_text(json.dumps(results, indent=2))
     return results
 

@@ -300,7 +300,7 @@ def evaluate(model_dir: str, chip_table: Path, target: str, out: Path) -> None:
     default="auto",
     show_default=True,
     help="auto (the best of areal weighting, binary dasymetric and random-forest dasymetric by "
-    "a blocks-of-blocks check, areal unless another is 5 % better), areal, binary (land-use or "
+    "a blocks-of-blocks check, areal unless another is 10 % better), areal, binary (land-use or "
     "built-up share), rf, occupancy (weakly supervised log-linear).",
 )
 @click.option(

@@ -4,7 +4,7 @@ The workflow behind the command: the scene's per-cell covariates
 (:mod:`~humanscape.tasks.population.covariates`), optionally the share of each cell under given
 land-use classes (OSM ``residential``), the units burned onto the cells (a cell belongs to the
 unit that contains its centre), one method of :mod:`~humanscape.tasks.population.disaggregate`
-(``auto``: chosen by the blocks-of-blocks check, areal weighting unless another is 5 % better),
+(``auto``: chosen by the blocks-of-blocks check, areal weighting unless another is 10 % better),
 and a GeoTIFF of people per cell that sums exactly to each unit's count, with the 90 % band of
 eq. 3 of that module.
 """
@@ -44,6 +44,7 @@ from humanscape.tasks.population.disaggregate import (
 log = logging.getLogger(__name__)
 
 LANDUSE_OVERSAMPLE = 10  # land-use shares from a grid 10 x finer than the cells
+MIN_LABELS = 20  # mapped cells of each class a settlements model needs
 
 
 def reference_cells(scene: Scene, reference: Path) -> CellGrid:
@@ -125,29 +126,66 @@ def burn_units(units: gpd.GeoDataFrame, grid: GridSpec) -> np.ndarray:
 
 
 def class_share(
-    landuse: gpd.GeoDataFrame, column: str, classes: Sequence[str], grid: GridSpec
+    landuse: gpd.GeoDataFrame, column: str, classes: Sequence[str] | None, grid: GridSpec
 ) -> np.ndarray:
-    """Share of each cell under polygons of ``classes`` (from a grid ``LANDUSE_OVERSAMPLE`` finer)."""
+    """Share of each cell under polygons of ``classes`` (all polygons when None), from a grid
+    ``LANDUSE_OVERSAMPLE`` times finer than the cells."""
     if column not in landuse.columns:
+        columns = ", ".join(c for c in map(str, landuse.columns) if c != "geometry")
         raise HumanscapeError(
-            f"land use has no column '{column}'", fix="give --landuse-column a column of the file"
+            f"land use has no column '{column}' (columns: {columns})",
+            fix="give --landuse-column a column of the file",
         )
-    chosen = landuse[landuse[column].astype(str).isin(list(classes))]
+    chosen = landuse if classes is None else landuse[landuse[column].astype(str).isin(classes)]
     k = LANDUSE_OVERSAMPLE
     if chosen.empty:
         log.warning(
-            "no land-use polygon of class %s: the share is 0 everywhere", ", ".join(classes)
+            "no land-use polygon of class %s: the share is 0 everywhere", ", ".join(classes or [])
         )
         return np.zeros((grid.height, grid.width))
     t = grid.transform
     fine = rasterize(
-        [(geom, 1) for geom in chosen.geometry],
+        [(geom, 1) for geom in chosen.geometry if geom is not None],
         out_shape=(grid.height * k, grid.width * k),
         transform=t * Affine.scale(1 / k),
         fill=0,
         dtype="uint8",
     )
     return fine.reshape(grid.height, k, grid.width, k).mean(axis=(1, 3))
+
+
+def residential_share(
+    x: np.ndarray, names: Sequence[str], share: np.ndarray, mapped: np.ndarray, seed: int = 0
+) -> tuple[np.ndarray, str]:
+    """The ``landuse_share`` covariate: the share under the ``--built`` classes where land use is
+    mapped, and elsewhere the probability of a settlements model
+    (:class:`~humanscape.tasks.settlements.model.SettlementClassifier`, random forest) fitted on
+    the scene's own mapped cells (a cell at least half mapped is a positive when the ``--built``
+    classes hold at least half its mapped area) from the cells' covariates:
+
+        s_c = share_c + (1 - mapped_c) p(built | x_c)
+
+    Land-use maps (OSM) are incomplete; the model carries what the mapped cells show to the
+    unmapped ones. With fewer than ``MIN_LABELS`` cells of either class the model is skipped."""
+    from humanscape.tasks.settlements.model import SettlementClassifier
+
+    labelled = mapped >= 0.5
+    positive = share >= 0.5 * mapped
+    n_pos, n_neg = int((labelled & positive).sum()), int((labelled & ~positive).sum())
+    if min(n_pos, n_neg) < MIN_LABELS:
+        return share, (
+            f"land use: {n_pos} built / {n_neg} other mapped cells are too few for a settlements "
+            "model; the mapped share alone"
+        )
+    features = np.nan_to_num(np.asarray(x, dtype=np.float64))
+    model = SettlementClassifier("rf", features=list(names), n_estimators=200, seed=seed).fit(
+        features[labelled], positive[labelled].astype(int)
+    )
+    probability = model.predict_proba(features)[:, 1].astype(np.float64)
+    return share + (1 - np.clip(mapped, 0, 1)) * probability, (
+        f"land use: a settlements model fitted on {n_pos} built / {n_neg} other mapped cells "
+        f"gives p(built) where {100 * float((mapped < 1).mean()):.0f} % of cells are unmapped"
+    )
 
 
 BAND_NAMES = ["population", "population_lower_90", "population_upper_90"]
@@ -197,15 +235,19 @@ def disaggregate_scene(
         crs = s.crs
     grid = covariates.grid
     x, names = covariates.matrix(), list(covariates.names)
+    lines: list[str] = []
     if landuse is not None:
         from humanscape.geo.vector import read_vector
 
-        share = class_share(read_vector(landuse, crs=crs), landuse_column, built, grid)
-        x, names = np.column_stack([x, share.ravel()]), [*names, "landuse_share"]
+        polygons = read_vector(landuse, crs=crs)
+        share = class_share(polygons, landuse_column, list(built), grid).ravel()
+        mapped = class_share(polygons, landuse_column, None, grid).ravel()
+        share, line = residential_share(x, names, share, mapped)
+        x, names = np.column_stack([x, share]), [*names, "landuse_share"]
+        lines.append(line)
     if fitted is not None:
         fitted.check_covariates(names)
     area_km2 = np.nan_to_num(covariates.column("valid_share")).ravel() * (cell / 1000.0) ** 2
-    lines: list[str] = []
     if units_path is None:
         assert fitted is not None
         people, halfwidth = _unconstrained(fitted, x, area_km2, model), fitted.halfwidth_or_none()

@@ -26,10 +26,10 @@ all zero falls back to its cells' valid area. Methods (the weights):
 
 :func:`select_method` scores candidates by **blocks of blocks**, an allocation check the units
 allow: neighbouring units are grouped (k-means of their centroids, about four a group), each
-candidate, fitted on the groups' counts alone, spreads each group's count over its units, and the
-score is the root mean squared error of ``log(1 + unit count)`` against the true unit counts. That
+candidate, fitted on the units of the other groups, spreads a group's count over its units, and
+the score is the root mean squared error of ``log(1 + unit count)`` against the true unit counts. That
 scores what a method does (the allocation within a unit), one level up. The best candidate
-replaces areal weighting only when it improves on it by ``MARGIN`` (5 %): with a handful of units
+replaces areal weighting only when it improves on it by ``MARGIN`` (10 %): with a handful of units
 the check is noisy, and the baseline is the safe default.
 
 :func:`interval_halfwidth` turns the same check into a 90 % band per cell. The allocation errors
@@ -59,7 +59,7 @@ from humanscape.errors import HumanscapeError
 from humanscape.models.estimator import TaskModel
 
 METHODS = ("areal", "binary", "rf", "occupancy")
-MARGIN = 0.05  # relative improvement over areal weighting a candidate needs to be chosen
+MARGIN = 0.1  # relative improvement over areal weighting a candidate needs to be chosen
 GROUP_SIZE = 4  # units per group in the blocks-of-blocks check
 
 
@@ -377,13 +377,24 @@ def allocated(
     groups: np.ndarray,
     seed: int = 0,
 ) -> np.ndarray:
-    """Each unit's people when ``candidate``, fitted on the groups alone, spreads each group's
-    count over the cells of its units."""
+    """Each unit's people when ``candidate``, fitted on the units of the other groups, spreads
+    its group's count over the cells of the group's units (leave one group out: the model never
+    saw the units it splits, and learns from nearly as many units as the real fit)."""
     coarse = coarsen(units, groups)
-    model = candidate.model(seed).fit(covariates, coarse, names)
-    people = redistribute(model.weights(covariates, units.area), coarse)
     inside = units.unit >= 0
-    return np.bincount(units.unit[inside], np.nan_to_num(people[inside]), units.n_units)
+    n_groups = coarse.n_units
+    people = np.zeros(len(units.unit))
+    for g in range(n_groups):
+        others = groups != g
+        fit_on = _subset(units, others) if others.any() and n_groups > 1 else coarse
+        model = candidate.model(seed).fit(covariates, fit_on, names)
+        cells = inside & (coarse.unit == g)
+        w = np.where(cells, model.weights(covariates, units.area), 0.0)
+        spread = redistribute(
+            w, Units(np.where(cells, 0, -1), units.area, coarse.counts[[g]], ["g"])
+        )
+        people[cells] = spread[cells]
+    return np.bincount(units.unit[inside], people[inside], units.n_units)
 
 
 def misplaced_share(estimate: np.ndarray, counts: np.ndarray) -> float:
