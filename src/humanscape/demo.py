@@ -280,20 +280,28 @@ def _population(out: Path, budget: Budget) -> dict[str, Path]:
 
 def _census(out: Path, budget: Budget) -> dict[str, Path]:
     """Issue 22's route: the real 1 km census summed into 4 km and 2 km blocks (the units a user
-    would have), spread back over the scene's cells, scored on the 1 km census against areal
+    would have), spread back over the scene's cells from the imagery alone and, for the 4 km blocks,
+    with the shipped OSM residential land use; each scored on the 1 km census against areal
     weighting from the same blocks."""
     from humanscape.tasks.population.dasymetric import disaggregate_scene, evaluate_map_lines
 
     census = samples.sample_path("berlin", "population_1km_eurostat.tif")
     scene = samples.sample_path("berlin", "IMG_DATA")
+    landuse = samples.sample_path("berlin", "osm_landuse.gpkg")
     outputs: dict[str, Path] = {}
-    for km, cell in ((4, 1000.0), (2, 100.0)):
+    for km, cell, osm in ((4, 1000.0, False), (4, 100.0, True), (2, 100.0, False)):
         units = out / f"census_blocks_{km}km.gpkg"
-        samples.berlin_census_blocks(km).to_file(units)
-        tif = out / f"berlin_population_{int(cell)}m_from_{km}km_blocks.tif"
+        if not units.exists():
+            samples.berlin_census_blocks(km).to_file(units)
+        name = f"berlin_population_{int(cell)}m_from_{km}km_blocks{'_osm' if osm else ''}"
+        tif = out / f"{name}.tif"
+        covariates = "imagery + OSM residential" if osm else "imagery"
+        console.print(f"{km} km census blocks -> {cell:g} m cells, covariates: {covariates}")
         _print(
             disaggregate_scene(
                 scene, units, "population", tif, BERLIN, cell=cell, id_column="block",
+                landuse=landuse if osm else None, built=("residential",),
+                save_model=out / "disaggregation_model" if (km, osm) == (2, False) else None,
                 progress=False,
             )
         )  # fmt: skip
@@ -305,8 +313,10 @@ def _census(out: Path, budget: Budget) -> dict[str, Path]:
                 png=png,
             )
         )  # fmt: skip
-        outputs[f"population from {km} km census blocks (GeoTIFF, {cell:g} m)"] = tif
-        outputs[f"population from {km} km census blocks vs census (PNG)"] = png
+        label = f"population from {km} km census blocks{' + OSM' if osm else ''}"
+        outputs[f"{label} (GeoTIFF, {cell:g} m)"] = tif
+        outputs[f"{label} vs census (PNG)"] = png
+    outputs["disaggregation model from 2 km blocks (folder)"] = out / "disaggregation_model"
     return outputs
 
 

@@ -17,8 +17,9 @@ from torch.utils.data import TensorDataset
 from humanscape.data import samples
 from humanscape.data.chips import chip_scene
 from humanscape.data.chiptable import read_chip
+from humanscape.data.harmonise import QuantileMatch
 from humanscape.errors import HumanscapeError
-from humanscape.geo.grid import regular_grid
+from humanscape.geo.grid import CellGrid, regular_grid
 from humanscape.geo.raster import GridSpec, open_scene, write_raster
 from humanscape.models.backbones import Backbone
 from humanscape.models.heads import RegressionNet, log_cosh_loss
@@ -217,6 +218,7 @@ def test_cnn_model_early_stops_and_reloads_identically(tmp_path, real_chips):
         patience=1,
         batch_size=8,
         cnn_seeds=2,
+        radiometric_jitter=True,  # the haze / brightness / gain path of training runs too
     )
     model.fit(images[:, :, :32, :32], pop, locations=chip_locations(table), progress=False)
     pred = model.predict(images[:, :, :32, :32])
@@ -305,6 +307,36 @@ def test_map_is_on_the_requested_grid_and_reads_a_centred_chip(tmp_path):
         lower, upper = src.read(2)[0, 0], src.read(3)[0, 0]
     assert lower == pytest.approx(np.expm1(np.log1p(100) - 0.5), rel=1e-5)
     assert upper == pytest.approx(np.expm1(np.log1p(100) + 0.5), rel=1e-5)
+
+
+def test_map_of_a_harmonised_scene(tmp_path):
+    values = np.zeros((8, 12), np.float32)
+    values[:4, :4] = 0.1
+    scene = _scene(tmp_path, values)
+    cells = CellGrid(scene.grid, 4)
+    # a scene twice as bright as the training chips: matching halves it back (0.1 -> 0.05)
+    levels = np.linspace(0, 0.2, 101)[None]
+    halve = QuantileMatch(source=levels, target=levels / 2)
+    result = predict_map(_Constant(), scene, cells, (4, 4), progress=False, harmonise=halve)
+    assert result.population[0, 0] == pytest.approx(50, rel=1e-4)
+    assert result.upper[0, 0] == pytest.approx(np.expm1(np.log1p(50) + 0.5), rel=1e-4)
+
+
+def test_the_model_keeps_its_training_band_quantiles(tmp_path, real_chips):
+    images, pop, table = real_chips
+    model = PopulationModel(method="features", bands=RGBN, feature_bands=None, features=["stats"])
+    model.fit(images, pop, locations=chip_locations(table), progress=False)
+    assert model.band_quantiles_.shape == (4, 101)
+    train = images[model_train_rows(model, table)][:, 2]  # B04 of the training chips
+    assert model.band_quantiles_[2, 50] == pytest.approx(np.median(train), abs=1e-4)
+    model.save(tmp_path / "m")
+    again = PopulationModel.load(tmp_path / "m")
+    np.testing.assert_allclose(again.band_quantiles_, model.band_quantiles_, atol=1e-6)
+
+
+def model_train_rows(model: PopulationModel, table) -> np.ndarray:
+    """The training rows of ``model``'s validation split (the same split, recomputed)."""
+    return spatial_validation(chip_locations(table), None, seed=model.seed).train
 
 
 def test_census_consistent_map_sums_to_each_district_total(tmp_path):

@@ -71,6 +71,12 @@ TARGET = click.option("--target", required=True, help="Column of people per cell
 )
 @opt.patience_option(10)
 @click.option(
+    "--radiometric-jitter/--no-radiometric-jitter",
+    default=False,
+    show_default=True,
+    help="Train the CNN on chips with random haze, brightness and per-band gain.",
+)
+@click.option(
     "--batch-size",
     type=click.IntRange(1, 4096),
     default=32,
@@ -122,6 +128,7 @@ def fit(
     epochs: int,
     cnn_seeds: int | None,
     patience: int,
+    radiometric_jitter: bool,
     batch_size: int,
     lr: float,
     target_transform: str,
@@ -151,6 +158,7 @@ def fit(
         input_size=input_size,
         epochs=epochs,
         patience=patience,
+        radiometric_jitter=radiometric_jitter,
         batch_size=batch_size,
         lr=lr,
         target=target_transform,
@@ -196,6 +204,13 @@ def fit(
 @click.option(
     "--total-column", default="pop", show_default=True, help="Column of the district totals."
 )
+@click.option(
+    "--harmonise",
+    type=click.Choice(["quantile", "none"]),
+    default="quantile",
+    show_default=True,
+    help="Map each band of the scene to the training chips' distribution first (quantile matching).",
+)
 @opt.png_option()
 @opt.scene_options()
 @opt.execution_options(tile_help="[default: about 2048 scene pixels a side].")
@@ -209,6 +224,7 @@ def predict(
     grid: Path | None,
     districts: Path | None,
     total_column: str,
+    harmonise: str,
     png: Path | None,
     reader: Any,
     execution: Any,
@@ -243,6 +259,7 @@ def predict(
             total_column=total_column,
             png=png,
             execution=execution,
+            harmonise=harmonise,
         )
     )
 

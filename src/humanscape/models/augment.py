@@ -77,3 +77,53 @@ class SatelliteAugment:
                 dev, dt
             )
         return out
+
+
+@dataclass
+class RadiometricJitter:
+    """Haze, brightness and per-band gain on *reflectance* chips: the radiometry a model meets in
+    a scene of another date, atmosphere or processing level (issue 22, item 2).
+
+    For a chip ``x`` (bands ``b``) and draws ``h`` (haze fraction), ``g`` (brightness) and ``g_b``
+    (per-band gain, the stand-in for season and processing differences)::
+
+        x' = ((1 - h) x + h L_b) g g_b
+
+    the haze term being the single-scattering mix of the surface with a bright path radiance
+    ``L_b`` (per band, e.g. the 99th percentile of the training reflectances: haze brightens dark
+    surfaces most, as in the dark-object reasoning of Chavez 1988). ``h ~ U(0, haze)``,
+    ``g = exp(U(-gain, gain))``, ``g_b = exp(U(-band_gain, band_gain))``, each chip jittered with
+    probability ``p``.
+    """
+
+    airlight: tuple[float, ...]
+    haze: float = 0.3
+    gain: float = 0.2
+    band_gain: float = 0.1
+    p: float = 0.5
+
+    @staticmethod
+    def apply(
+        x: torch.Tensor,
+        airlight: torch.Tensor,
+        h: torch.Tensor,
+        g: torch.Tensor,
+        band_g: torch.Tensor,
+    ) -> torch.Tensor:
+        """The jitter with given draws: ``h``, ``g`` of shape ``(n,)``, ``band_g`` ``(n, bands)``."""
+        n, c = x.shape[:2]
+        mixed = (1 - h.view(n, 1, 1, 1)) * x + h.view(n, 1, 1, 1) * airlight.view(1, c, 1, 1)
+        return mixed * g.view(n, 1, 1, 1) * band_g.view(n, c, 1, 1)
+
+    def __call__(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        n, c = x.shape[:2]
+
+        def rand(*shape: int) -> torch.Tensor:
+            return torch.rand(*shape, generator=generator).to(x.device, x.dtype)
+
+        on = (rand(n) < self.p).to(x.dtype)
+        h = rand(n) * self.haze * on
+        g = torch.exp((2 * rand(n) - 1) * self.gain * on)
+        band_g = torch.exp((2 * rand(n, c) - 1) * self.band_gain * on.view(n, 1))
+        airlight = torch.tensor(self.airlight, dtype=x.dtype, device=x.device)
+        return self.apply(x, airlight, h, g, band_g)

@@ -7,8 +7,8 @@ cell; chips cut by ``humanscape chip --neighbors n`` are the n x n block of cell
 per tile of cells, resumable, on Dask workers), :func:`predict_map` in this process.
 
 The output GeoTIFF is on the cell grid (cell in metres, arc-seconds, or the grid of a reference
-raster), units ``count`` (people per cell), bands ``population``, ``lower``, ``upper`` (the
-split-conformal interval) and, when district totals are given, ``population_model`` (before the
+raster), units ``count`` (people per cell), bands ``population``, ``lower``, ``upper`` (the split-conformal interval); the scene is harmonised to the training
+chips first unless asked not to (:mod:`humanscape.data.harmonise`) and, when district totals are given, ``population_model`` (before the
 census-consistent rescaling, :func:`~humanscape.tasks.population.census.dasymetric_rescale`,
 which scales the interval by the same factor).
 """
@@ -25,6 +25,7 @@ import rasterio
 from affine import Affine
 from tqdm.auto import tqdm
 
+from humanscape.data.harmonise import HARMONISE, QuantileMatch, scene_quantiles
 from humanscape.errors import HumanscapeError, NoOverlapError
 from humanscape.geo.grid import CellGrid, GridSpec
 from humanscape.geo.scene import Scene
@@ -71,28 +72,52 @@ def reference_grid(path: str | Path, *, pixel_m: float = PIXEL_M) -> CellGrid:
 
 
 class PopulationChips:
-    """A population model as a chip predictor: people per chip with its conformal interval."""
+    """A population model as a chip predictor: people per chip with the conformal interval; ``harmonise`` (a :class:`~humanscape.data.harmonise.QuantileMatch`)
+    maps the scene's reflectances to the training chips' before prediction."""
 
     outputs = ("population", "lower", "upper")
     units = "count"
 
-    def __init__(self, model: PopulationModel, token: str = "") -> None:
+    def __init__(
+        self, model: PopulationModel, token: str = "", harmonise: QuantileMatch | None = None
+    ) -> None:
         self.model = model
         self.bands = list(model.input_bands)
+        self.harmonise = harmonise
         self._token = token
 
     def __call__(self, chips: np.ndarray) -> np.ndarray:
         from humanscape.scale.chips import set_worker_threads
 
         set_worker_threads()
-        return np.stack(self.model.predict_interval(chips), axis=1).astype(np.float32)
+        if self.harmonise is not None:
+            chips = self.harmonise(chips)
+        return self.model.predict_map_values(chips)
 
     def token(self) -> str:
-        if not self._token:  # a model not read from a folder: hash the fitted model itself
-            import joblib
+        import joblib
 
+        if not self._token:  # a model not read from a folder: hash the fitted model itself
             self._token = joblib.hash(self.model)
-        return f"population {self._token}"
+        harmonised = joblib.hash(self.harmonise) if self.harmonise is not None else "none"
+        return f"population {self._token} harmonise {harmonised}"
+
+
+def harmoniser(model: PopulationModel, scene: Scene, method: str) -> QuantileMatch | None:
+    """The harmonisation of ``scene`` to ``model``'s training chips (``quantile`` or ``none``);
+    ``None`` for ``none`` and for models saved without band quantiles (before issue 22)."""
+    if method == "none":
+        return None
+    if method != "quantile":
+        raise HumanscapeError(
+            f"unknown harmonisation '{method}'", fix=f"use one of {', '.join(HARMONISE)}"
+        )
+    if not hasattr(model, "band_quantiles_"):
+        log.warning(
+            "the model keeps no training band quantiles (saved before issue 22): not harmonised"
+        )
+        return None
+    return QuantileMatch(scene_quantiles(scene, model.input_bands), model.band_quantiles_)
 
 
 def population_job(
@@ -104,11 +129,12 @@ def population_job(
     min_valid: float = 0.5,
     token: str = "",
     tags: dict[str, str] | None = None,
+    harmonise: QuantileMatch | None = None,
 ) -> ChipMap:
     """The population map of ``scene`` on ``grid`` as a windowed map for the tiled engine."""
     return ChipMap(
         scene,
-        PopulationChips(model, token),
+        PopulationChips(model, token, harmonise),
         chip=chip_px,
         cells=grid,
         min_valid=min_valid,
@@ -124,13 +150,14 @@ def predict_map(
     *,
     min_valid: float = 0.5,
     progress: bool = True,
+    harmonise: QuantileMatch | None = None,
 ) -> PopulationMap:
     """Predict people per cell of ``grid`` over ``scene`` in this process (see the module docstring).
 
     Cells whose chip has less than ``min_valid`` valid pixels stay NaN; if no cell has enough,
     :class:`NoOverlapError` is raised.
     """
-    job = population_job(model, scene, grid, chip_px, min_valid=min_valid)
+    job = population_job(model, scene, grid, chip_px, min_valid=min_valid, harmonise=harmonise)
     out = np.full((3, grid.n_rows, grid.n_cols), np.nan, np.float32)
     windows = list(job.spec.grid.windows(job.default_tile()))
     for window in tqdm(windows, desc="population", unit="tile", disable=not progress):

@@ -25,7 +25,9 @@ stopping, then three things "beyond the paper": the split-conformal interval of 
 mapped back to counts), an optional isotonic bias correction
 (:class:`~humanscape.tasks.population.census.IsotonicBiasCorrection`; conformal residuals are
 then taken from predictions corrected by a map fitted on the other half of the validation
-groups: cross-fitting), and the validation metrics stored with the model.
+groups: cross-fitting), and the validation metrics stored with the model. The model also keeps the per-band quantiles of its
+training pixels, so that a scene can be harmonised to them before prediction
+(:mod:`humanscape.data.harmonise`).
 
 A fitted model is a folder (:class:`~humanscape.models.estimator.TaskModel`): ``config.json``
 (hyperparameters, bands, normalisation, seed, calibration, validation metrics, versions),
@@ -48,10 +50,12 @@ from safetensors.torch import load_file, save_file
 from torch.utils.data import TensorDataset
 
 from humanscape.data.chiptable import EUROSAT_MS_ORDER
+from humanscape.data.harmonise import band_quantiles
 from humanscape.data.splits import Split
 from humanscape.errors import HumanscapeError
 from humanscape.evaluate.regression import agreement, bias_analysis
 from humanscape.evaluate.uncertainty import SplitConformal
+from humanscape.models.augment import RadiometricJitter
 from humanscape.models.estimator import TaskModel, finite_or
 from humanscape.models.heads import (
     RegressionNet,
@@ -141,6 +145,10 @@ class PopulationModel(TaskModel):
     cnn_seeds
         Number of CNNs trained from different seeds and averaged (a deep ensemble,
         Lakshminarayanan et al. 2017); seeds ``seed``, ``seed + 1`` ...
+    radiometric_jitter
+        Train the CNN on chips jittered with haze, brightness and per-band gain
+        (:class:`~humanscape.models.augment.RadiometricJitter`, path radiance = the 99th
+        percentile of the training reflectances), so that it meets other dates and atmospheres.
     seed
         Seed of the split, the initialisation, the batches and the random features.
     """
@@ -172,6 +180,7 @@ class PopulationModel(TaskModel):
         mosaiks_filters: int = 512,
         tta: bool = True,
         cnn_seeds: int = 3,
+        radiometric_jitter: bool = False,
         seed: int = 0,
     ) -> None:
         self.method, self.arch, self.bands = method, arch, bands
@@ -181,7 +190,7 @@ class PopulationModel(TaskModel):
         self.lr, self.patience, self.dropout = lr, patience, dropout
         self.target, self.alpha, self.bias_correction = target, alpha, bias_correction
         self.mosaiks_filters, self.tta, self.seed = mosaiks_filters, tta, seed
-        self.cnn_seeds = cnn_seeds
+        self.cnn_seeds, self.radiometric_jitter = cnn_seeds, radiometric_jitter
 
     def _validate_params(self) -> None:
         self._choice("population method", self.method, METHODS)
@@ -288,7 +297,11 @@ class PopulationModel(TaskModel):
             if mean is None or std is None:
                 mean, std = band_normalisation(own)
             self.norm_ = {"mean": [float(m) for m in mean], "std": [float(s) for s in std]}
-            module = PopulationRegressor(net, mean, std, self.lr)
+            jitter = None
+            if self.radiometric_jitter:
+                rows = [self.input_bands.index(b) for b in self.cnn_bands]
+                jitter = RadiometricJitter(tuple(float(v) for v in self.band_quantiles_[rows, 99]))
+            module = PopulationRegressor(net, mean, std, self.lr, jitter)
             train = TensorDataset(torch.from_numpy(own), torch.from_numpy(y.astype(np.float32)))
             val_set = None
             if val is not None:
@@ -384,6 +397,7 @@ class PopulationModel(TaskModel):
             )
         self.validation_name_ = split.name
         self.chip_shape_ = (int(images.shape[2]), int(images.shape[3]))
+        self.band_quantiles_ = band_quantiles(images[split.train], seed=self.seed)
         y = to_target(population, self.target)
         tr, va = split.train, split.test
         if self.uses_features:
@@ -438,6 +452,20 @@ class PopulationModel(TaskModel):
             from_target(upper, self.target),
         )
 
+    def predict_map_values(self, images: np.ndarray) -> np.ndarray:
+        """``(n, 3)`` float32: people (:meth:`predict`) and the interval's lower and upper ends,
+        from one forward pass (what a map cell holds)."""
+        logp = self.log_predict(images)
+        lower, upper = self.conformal_.interval(logp)
+        return np.stack(
+            [
+                from_target(logp, self.target),
+                from_target(lower, self.target),
+                from_target(upper, self.target),
+            ],
+            axis=1,
+        ).astype(np.float32)
+
     def chip_predictor(self, token: str = "") -> Any:
         """This model as a chip predictor of a map (``predict-chips``): people per chip with the
         interval (:class:`~humanscape.tasks.population.mapping.PopulationChips`)."""
@@ -455,6 +483,7 @@ class PopulationModel(TaskModel):
             "validation_split": self.validation_name_,
             "chip_shape": list(self.chip_shape_),
             "validation": self.validation_,
+            "band_quantiles": np.round(self.band_quantiles_, 6).tolist(),
             "conformal": {
                 "alpha": self.alpha,
                 "quantile": self.conformal_.quantile_,
@@ -489,6 +518,8 @@ class PopulationModel(TaskModel):
         self.validation_ = state.get("validation", {})
         self.validation_name_ = state.get("validation_split", "")
         self.chip_shape_ = tuple(int(v) for v in state["chip_shape"])
+        if "band_quantiles" in state:
+            self.band_quantiles_ = np.asarray(state["band_quantiles"], dtype=np.float64)
         if "isotonic" in state:
             from sklearn.isotonic import IsotonicRegression
 

@@ -12,6 +12,7 @@ import torch
 from humanscape.data.splits import Split, block_folds
 from humanscape.errors import HumanscapeError
 from humanscape.evaluate.regression import log_population
+from humanscape.models.augment import RadiometricJitter
 from humanscape.models.heads import RegressionNet, log_cosh_loss, regression_net
 from humanscape.models.training import LightningModule
 
@@ -86,13 +87,19 @@ def spatial_validation(
 
 
 class PopulationRegressor(LightningModule):
-    """Lightning module: normalise, augment (rot90 / flip), log-cosh loss on the log target."""
+    """Lightning module: radiometric jitter (haze, brightness, per-band gain; optional), normalise,
+    augment (rot90 / flip), log-cosh loss on the log target."""
 
     def __init__(
-        self, net: RegressionNet, mean: Sequence[float], std: Sequence[float], lr: float
+        self,
+        net: RegressionNet,
+        mean: Sequence[float],
+        std: Sequence[float],
+        lr: float,
+        jitter: RadiometricJitter | None = None,
     ) -> None:
         super().__init__()
-        self.net, self.lr = net, lr
+        self.net, self.lr, self.jitter = net, lr, jitter
         self.register_buffer(
             "mean", torch.tensor(list(mean), dtype=torch.float32).view(1, -1, 1, 1)
         )
@@ -107,6 +114,8 @@ class PopulationRegressor(LightningModule):
 
     def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], _: int) -> torch.Tensor:
         x, y = batch
+        if self.jitter is not None:
+            x = self.jitter(x)
         x = self.normalise(x)
         k = int(torch.randint(4, (1,)))
         x = torch.rot90(x, k, dims=(2, 3))

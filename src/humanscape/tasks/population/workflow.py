@@ -123,7 +123,12 @@ def predict_table(model_dir: str | Path, chip_table: str | Path, out: Path) -> l
     _check_chip_shape(model, chips, chip_table)
     pred, lower, upper = model.predict_interval(chips.images)
     frame = pd.DataFrame(
-        {"image": chips.table["image"], "prediction": pred, "lower": lower, "upper": upper}
+        {
+            "image": chips.table["image"],
+            "prediction": pred,
+            "lower": lower,
+            "upper": upper,
+        }
     )
     write_chip_table(frame, out)
     return [f"wrote {out}: {len(frame)} chips"]
@@ -178,8 +183,12 @@ def map_population(
     total_column: str = "pop",
     png: Path | None = None,
     execution: Execution | None = None,
+    harmonise: str = "quantile",
 ) -> list[str]:
     """A population GeoTIFF of ``scene`` on a cell grid; census-consistent when ``districts`` given.
+
+    ``harmonise``: ``quantile`` maps each band of the scene to the training chips' distribution
+    before prediction (:mod:`humanscape.data.harmonise`), ``none`` leaves it.
 
     Cells are predicted tile by tile on the tiled engine (``execution``: Dask workers, scheduler,
     tile; default this process); the census rescaling then works on the cell-level map. ``png``:
@@ -193,6 +202,7 @@ def map_population(
     from humanscape.tasks.population.mapping import (
         census_consistent,
         check_overlap,
+        harmoniser,
         population_job,
         read_map,
         reference_grid,
@@ -216,9 +226,11 @@ def map_population(
             if grid is not None
             else cell_grid(s.grid, cell=cell, arcsec=arcsec)
         )
+        matched = harmoniser(model, s.select(model.input_bands), harmonise)
         job = population_job(
             model, s, cells, model.chip_shape_, token=folder_token(model_dir),
-            tags={"model": str(model.get_params())},
+            tags={"model": str(model.get_params()), "harmonise": harmonise},
+            harmonise=matched,
         )  # fmt: skip
         (execution or IN_PROCESS).run(job, out, desc="population", tile=job.default_tile())
         result = read_map(out)
@@ -228,6 +240,11 @@ def map_population(
             out.unlink()
             raise
     lines = []
+    if matched is not None:
+        shift = ", ".join(
+            f"{b} {v:+.3f}" for b, v in zip(model.input_bands, matched.median_shift(), strict=True)
+        )
+        lines.append(f"harmonised to the training chips (quantile matching; median shift {shift})")
     if district_frame is not None:
         before = float(np.nansum(result.population))
         try:
