@@ -400,10 +400,60 @@ def disaggregate_part() -> dict:
     return results
 
 
+def scale_part(size: int = 10_000) -> None:
+    """The census route at scale: a synthetic ``size`` x ``size`` px scene (5 bands), 100 units
+    (10 x 10 blocks) whose counts are the world's own population, through the CLI command, timed
+    with its peak RSS (issue 22: minutes on 2 cores, memory flat)."""
+    import resource
+    import subprocess
+    import sys
+
+    import geopandas as gpd
+    from shapely.geometry import box
+
+    from humanscape.data.synthetic import SyntheticWorld
+
+    work = OUT / "disaggregate_scale"
+    work.mkdir(parents=True, exist_ok=True)
+    world = SyntheticWorld(size, size)
+    scene = work / f"scene_{size}.tif"
+    if not scene.exists():
+        world.write_scene(scene, bands=["B03", "B04", "B08", "B11", "B12"])
+    people = world.population_grid(cell_px=size // 100)  # 100 x 100 cells
+    t = world.grid.transform
+    step = size // 10
+    rows = []
+    for r in range(10):
+        for c in range(10):
+            left, top = t * (c * step, r * step)
+            right, bottom = t * ((c + 1) * step, (r + 1) * step)
+            count = float(people[r * 10 : (r + 1) * 10, c * 10 : (c + 1) * 10].sum())
+            rows.append(
+                {"block": f"{r}-{c}", "people": count, "geometry": box(left, bottom, right, top)}
+            )
+    units = work / "blocks.gpkg"
+    gpd.GeoDataFrame(rows, crs=world.grid.crs).to_file(units)
+    command = [
+        str(Path(sys.executable).with_name("humanscape")), "population", "disaggregate",
+        str(scene), "--units", str(units), "--count-column", "people", "--cell", "100",
+        "--out", str(work / "pop.tif"),
+    ]  # fmt: skip
+    start = time.perf_counter()
+    subprocess.run(command, check=True)
+    seconds = time.perf_counter() - start
+    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    out = {"size_px": size, "units": len(rows), "people": sum(r["people"] for r in rows),
+           "seconds": round(seconds, 1), "peak_rss_mb": round(peak)}  # fmt: skip
+    print(json.dumps(out, indent=2))
+    (OUT / "population_disaggregate_scale.json").write_text(json.dumps(out, indent=2))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
-        "--part", choices=["chips", "berlin", "synthetic", "disaggregate"], default="chips"
+        "--part",
+        choices=["chips", "berlin", "synthetic", "disaggregate", "scale"],
+        default="chips",
     )
     parser.add_argument("--only", default=None, help="comma-separated configuration names")
     parser.add_argument("--epochs", type=int, default=30)
@@ -418,6 +468,8 @@ def main() -> None:
         synthetic_part(args.epochs)
     elif args.part == "disaggregate":
         disaggregate_part()
+    elif args.part == "scale":
+        scale_part()
     else:
         from humanscape.tasks.population.model import PopulationModel as _M
 
