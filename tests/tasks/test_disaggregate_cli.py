@@ -236,3 +236,34 @@ def test_a_saved_model_maps_other_units_and_alone(blocks, tmp_path):
     nothing = run("--cell", 1000, "--out", tmp_path / "e.tif")
     assert nothing.exit_code == 2 and "no census units to learn from" in nothing.output
     assert not (tmp_path / "d.tif").exists() and not (tmp_path / "e.tif").exists()
+
+
+def test_missing_counts_and_a_scene_without_a_needed_band_are_refused(blocks, tmp_path):
+    path, table = blocks
+    nan = table.copy()
+    nan.loc[3, "population"] = np.nan
+    nan.to_file(tmp_path / "nan.gpkg")
+    result = run(
+        "--units", tmp_path / "nan.gpkg", "--count-column", "population", "--out", tmp_path / "a.tif"
+    )  # fmt: skip
+    assert result.exit_code == 2 and "missing" in result.output, result.output
+    from humanscape.geo.raster import write_raster
+
+    with samples.berlin_scene(["B02", "B03", "B04", "B08"]) as scene:
+        rgbn = write_raster(
+            tmp_path / "rgbn.tif",
+            scene.read(),
+            scene.grid,
+            units="reflectance",
+            band_names=["B02", "B03", "B04", "B08"],
+        )
+    result = CliRunner().invoke(
+        cli,
+        ["population", "disaggregate", str(rgbn), "--units", str(path), "--count-column",
+         "population", "--out", str(tmp_path / "b.tif")],
+    )  # fmt: skip
+    assert result.exit_code == 2 and "need the green, red, NIR, SWIR 1" in result.output, (
+        result.output
+    )
+    assert result.output.startswith("error: ") and len(result.output.strip().splitlines()) == 1
+    assert not any(tmp_path.glob("[ab].tif"))

@@ -23,7 +23,7 @@ import numpy as np
 from affine import Affine
 from rasterio.windows import Window
 
-from humanscape.errors import EmptyInputError
+from humanscape.errors import EmptyInputError, MissingBandError
 from humanscape.geo.grid import CellGrid, GridSpec
 from humanscape.geo.indices import IndicesMap
 from humanscape.geo.scene import Scene
@@ -94,7 +94,16 @@ def cell_covariates(
     beyond the scene get NaN."""
     from tqdm import tqdm
 
-    job = IndicesMap(scene, INDICES)
+    try:
+        job = IndicesMap(scene, INDICES)
+    except MissingBandError as exc:
+        raise MissingBandError(
+            f"the census covariates ({', '.join(INDICES)}) need the green, red, NIR, SWIR 1 and "
+            f"SWIR 2 bands; scene has {', '.join(scene.band_names)}",
+            path=scene.name,
+            fix="give a scene with those bands (Sentinel-2 B03, B04, B08, B11, B12; Landsat "
+            "green, red, nir, swir1, swir2), or name them with --band-names",
+        ) from exc
     px = cells.cell_px
     col0, row0 = _pixel_offset(scene, cells)
     n_rows, n_cols = cells.n_rows, cells.n_cols
