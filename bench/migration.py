@@ -20,6 +20,7 @@ signature network trained with the annealed SoftSort blueprint; the permutation 
 :func:`humanscape.models.signature.layout_permutation_test` on the final layout, for several seeds.
 
     .venv/bin/python bench/migration.py --part real --models ensemble,hgb,rf,dense
+    .venv/bin/python bench/migration.py --part real --models auto,ensemble,rf,ridge   # issue 23
     .venv/bin/python bench/migration.py --part real --models signature --epochs 60 --no-transfer
     .venv/bin/python bench/migration.py --part synthetic --epochs 40 --seeds 0
     .venv/bin/python bench/migration.py --part blueprint --epochs 30 --rows 1000 --seeds 0,1,2
@@ -60,6 +61,23 @@ def _line(name: str, s: dict) -> str:
     )
 
 
+class AutoSelected(MigrationModel):
+    """``migration fit --method auto`` inside a benchmark fold: the candidates are scored on the
+    fold's training rows only (folds of whole states, as the table has states), then the chosen
+    one is fitted on them; ``chosen`` collects what each fit kept."""
+
+    chosen: list[str] = []
+
+    def fit(self, table, images=None, **kwargs):  # type: ignore[no-untyped-def]
+        from humanscape.tasks.migration.workflow import select_method
+
+        probe = MigrationModel(**{**self.get_params(), "method": "auto"})
+        selection = select_method(probe, table, progress=False)
+        AutoSelected.chosen.append(selection.chosen)
+        self.set_params(method=selection.chosen)
+        return MigrationModel.fit(self, table, images, **kwargs)
+
+
 def real(models: list[str], epochs: int, skip_transfer: bool) -> None:
     path = SHARED / "migration_mx" / "mexico_municipal_migration.csv"
     table = read_census(path, id_column="sending", target="US_MIG_05_10", missing=-1)
@@ -69,8 +87,11 @@ def real(models: list[str], epochs: int, skip_transfer: bool) -> None:
         t0 = time.time()
 
         def make(s: int, name: str = name) -> MigrationModel:
+            if name == "auto":
+                return AutoSelected("auto", epochs=epochs, patience=20, seed=s)
             return MigrationModel(name, epochs=epochs, patience=20, seed=s)
 
+        AutoSelected.chosen = []
         fit = cross_fit(make, table, n_splits=5, seed=0, importance=name == "ensemble")
         s = summarise(fit.folds)
         p = fit.predictions
@@ -91,6 +112,9 @@ def real(models: list[str], epochs: int, skip_transfer: bool) -> None:
             print(_line(f"  transfer {name}", ts), flush=True)
             result["transfer"] = ts
             result["transfer_tests"] = tr.to_dict("records")
+        if name == "auto":
+            result["chosen_per_fit"] = list(AutoSelected.chosen)
+            print(f"  auto chose: {', '.join(AutoSelected.chosen)}", flush=True)
         _save("real", name, result)
 
 

@@ -38,10 +38,12 @@ def test_fit_and_predict_the_default_model_with_intervals(world):
     out = _ok(
         [
             "migration", "fit", census, "--id-column", "municipality", "--target", "outflow",
-            "--drop", "--out", str(folder / "narrow"),
+            "--drop", "--method", "ensemble", "--out", str(folder / "narrow"),
         ]
     )  # fmt: skip
     assert "no finite 90 % interval: 6 calibration municipalities are too few" in out
+    # a named model bypasses the selection
+    assert "candidates by" not in out and not (folder / "narrow" / "candidates.csv").exists()
     out = _ok(["migration", "predict", "--model", str(folder / "narrow"), census,
                "--out", str(folder / "narrow.csv")])  # fmt: skip
     assert "no interval" in out and "intervals)" not in out
@@ -58,10 +60,17 @@ def test_fit_and_predict_the_default_model_with_intervals(world):
         ]
     )  # fmt: skip
     assert "dropped 1 non-numeric column(s): region" in out
+    # the default (auto) scored the candidates by 5-fold CV on this table and kept the best
+    assert "candidates by 5-fold cross-validation on the data given:" in out
+    candidates = pd.read_csv(folder / "default" / "candidates.csv")
+    assert set(candidates["candidate"]) == {"ensemble", "hgb", "rf", "ridge"}
+    chosen = candidates.loc[candidates["chosen"], "candidate"].item()
+    best = candidates["mean"].max()
+    rf = candidates.set_index("candidate").loc["rf", "mean"]
+    assert chosen == ("rf" if rf >= best else candidates.iloc[0]["candidate"])
     config = json.loads((folder / "default" / "config.json").read_text())
-    assert (
-        config["params"]["method"] == "ensemble" and "outflow" not in config["state"]["variables"]
-    )
+    assert config["params"]["method"] == chosen and "outflow" not in config["state"]["variables"]
+    assert config["info"]["method_chosen_by"].startswith("auto")
     assert config["state"]["id_column"] == "municipality"
     assert not (folder / "default.checkpoints").exists()
     _ok(

@@ -12,7 +12,7 @@ from humanscape.cli import options as opt
 from humanscape.cli.boundary import HumanscapeGroup
 from humanscape.cli.scenes import echo
 
-METHODS = ("ensemble", "signature+imagery", "signature", "dense", "imagery", "hgb", "rf")
+METHODS = ("ensemble", "signature+imagery", "signature", "dense", "imagery", "hgb", "rf", "ridge")
 
 
 @click.group("migration", cls=HumanscapeGroup)
@@ -70,7 +70,15 @@ def training_options(f: Any) -> Any:
 @opt.id_column_option(None, "Municipality id column.")
 @click.option("--target", required=True, help="Outflow column (migrants).")
 @opt.out_folder("Model folder to write.")
-@opt.method_option(METHODS, "ensemble", "Model (default: the best measured).")
+@opt.method_option(
+    ("auto", *METHODS),
+    "auto",
+    "auto: ensemble, hgb, rf or ridge, the best by 5-fold cross-validation on this table (the "
+    "forest unless another is better); or a model by name.",
+)
+@opt.group_column_option(
+    "Column of places (e.g. state): auto holds out whole places in its cross-validation."
+)
 @IMAGES
 @POLYGONS
 @POLYGON_ID
@@ -90,6 +98,7 @@ def fit(
     target: str,
     out: Path,
     method: str,
+    group_column: str | None,
     images: Path | None,
     polygons: Path | None,
     polygon_id_column: str | None,
@@ -102,7 +111,15 @@ def fit(
     """Fit a migration model on a census table (and image tiles); write the model folder."""
     from humanscape.tasks.migration.workflow import Census, fit_migration
 
-    table = Census(census, id_column, target=target, missing=missing, drop=drop, images=images)
+    table = Census(
+        census,
+        id_column,
+        target=target,
+        missing=missing,
+        drop=drop,
+        images=images,
+        region_column=group_column,
+    )
     echo(
         fit_migration(
             make(method, seed),

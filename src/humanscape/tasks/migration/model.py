@@ -7,6 +7,8 @@
   ``imagery`` (imagery only);
 - two tree ensembles on the same standardised census inputs: ``hgb`` (scikit-learn histogram
   gradient boosting with the Poisson loss, the natural loss for counts) and ``rf`` (random forest);
+- ``ridge``: ridge regression on the same inputs (penalty by leave-one-out, ``RidgeCV``),
+  estimates clipped at 0: the linear baseline, which held up best between states elsewhere;
 - ``ensemble`` (the default, the best measured): the mean of ``hgb`` and a ridge-penalised Poisson
   GLM (log link, ``PoissonRegressor``) whose linear predictor is clamped to the range it took on
   the training rows, so that it never extrapolates an exponential beyond what it has seen (without
@@ -51,11 +53,16 @@ from humanscape.tasks.migration.table import CensusTable, Standardiser
 log = logging.getLogger(__name__)
 
 WHAT, REFIT = "migration model", "migration fit"
-TREE_KINDS = ("ensemble", "hgb", "rf")
+#: Methods fitted by scikit-learn on the standardised census inputs.
+TREE_KINDS = ("ensemble", "hgb", "rf", "ridge")
 MODEL_KINDS = (*NET_KINDS, *TREE_KINDS)
-#: The method ``fit`` uses when not told: the best one measured on the real table, on random
-#: splits and between states (docs/benchmarks.md, migration section).
+#: The model class's own default: the best one measured on the shared table, on random splits
+#: and between states (docs/benchmarks.md, migration section). ``migration fit`` defaults to
+#: ``auto`` (:data:`AUTO_CANDIDATES` chosen by cross-validation on the user's table).
 DEFAULT_MODEL = "ensemble"
+#: What ``--method auto`` chooses among; ``rf`` is the baseline (the forest a reviewer tries first).
+AUTO_CANDIDATES = ("ensemble", "hgb", "rf", "ridge")
+AUTO_BASELINE = "rf"
 #: Ridge penalty of the Poisson GLM of the ``ensemble`` model.
 GLM_ALPHA = 0.1
 #: Types a saved tree model may hold besides scikit-learn's own estimators (skops allow-list).
@@ -140,6 +147,11 @@ class MigrationModel(TaskModel):
         self.max_tiles, self.seed = max_tiles, seed
 
     def _validate_params(self) -> None:
+        if self.method == "auto":
+            raise HumanscapeError(
+                "method 'auto' is chosen before fitting",
+                fix="fit through select_method / 'migration fit', or name a method",
+            )
         self._choice("migration method", self.method, MODEL_KINDS)
         if not 0 < self.alpha < 1:
             raise HumanscapeError(f"alpha must be in (0, 1), got {self.alpha}")
@@ -201,6 +213,10 @@ class MigrationModel(TaskModel):
         return self
 
     def _tree(self, n_rows: int) -> Any:
+        if self.method == "ridge":
+            from sklearn.linear_model import RidgeCV
+
+            return RidgeCV(alphas=np.logspace(-2, 4, 13))
         if self.method in ("hgb", "ensemble"):
             from sklearn.ensemble import HistGradientBoostingRegressor
 

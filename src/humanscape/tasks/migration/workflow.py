@@ -18,9 +18,11 @@ from pathlib import Path
 import geopandas as gpd
 import numpy as np
 import pandas as pd
+from sklearn.base import clone
 
 from humanscape._atomic import atomic_folder, atomic_output
 from humanscape.errors import HumanscapeError
+from humanscape.evaluate.selection import Selection
 from humanscape.evaluate.spatial import morans_i
 from humanscape.report.migration import (
     error_png,
@@ -31,7 +33,12 @@ from humanscape.report.migration import (
 from humanscape.report.text import number
 from humanscape.tasks.migration.evaluate import cross_fit, summarise, transfer
 from humanscape.tasks.migration.imagery import MunicipalImages, read_municipal_images
-from humanscape.tasks.migration.model import MigrationModel, prediction_table
+from humanscape.tasks.migration.model import (
+    AUTO_BASELINE,
+    AUTO_CANDIDATES,
+    MigrationModel,
+    prediction_table,
+)
 from humanscape.tasks.migration.nets import NET_KINDS
 from humanscape.tasks.migration.table import CensusTable, read_census
 
@@ -196,6 +203,11 @@ def fit_migration(
     )
     if polygons is not None:
         read_polygons(polygons, polygon_id_column or census.id_column, table.ids.tolist())
+    if model.method == "auto":
+        selection = select_method(model, table, progress=progress)
+        lines += selection.lines()
+        model = model.set_params(method=selection.chosen)
+        model.tables_ = {"candidates.csv": selection.table}
     images = census.tiles(table, progress=progress) if model.uses_images else None
     if census.images is not None and not model.uses_images:
         lines.append(f"warning: method '{model.method}' does not read imagery; --images ignored")
@@ -205,6 +217,8 @@ def fit_migration(
     work = checkpoints if model.method in NET_KINDS else None
     model.fit(table, images, work_dir=work, progress=progress)
     model.info_ = {"census": str(census.path), "target": census.target}
+    if "candidates.csv" in getattr(model, "tables_", {}):
+        model.info_["method_chosen_by"] = "auto: cross-validation on this table"
     with atomic_folder(out, written_by=model.refit) as tmp:
         model.write_into(tmp)
         if model.layouts_:
@@ -223,6 +237,36 @@ def fit_migration(
         f"wrote {out}",
     ]
     return lines
+
+
+def select_method(
+    model: MigrationModel, table: CensusTable, *, n_splits: int = 5, progress: bool = True
+) -> Selection:
+    """``--method auto``: :data:`~humanscape.tasks.migration.model.AUTO_CANDIDATES` (built with
+    ``model``'s other settings) scored by r2 on held-out rows, 5 random folds or, when the table
+    has groups (``--group-column``), folds of whole groups; the forest unless another is better
+    (:func:`~humanscape.evaluate.selection.select_candidate`)."""
+    from humanscape.evaluate.regression import r2
+    from humanscape.evaluate.selection import group_folds, random_folds, select_candidate
+
+    if table.groups is not None:
+        splits = group_folds(table.groups.to_numpy(), n_splits, model.seed)
+    else:
+        splits = random_folds(len(table), n_splits, model.seed)
+
+    def score(name: str, train: np.ndarray, test: np.ndarray) -> float:
+        fitted = clone(model).set_params(method=name).fit(table.subset(train), progress=False)
+        held = table.subset(test)
+        return r2(np.asarray(held.target, dtype=np.float64), fitted.predict(held))
+
+    return select_candidate(
+        AUTO_CANDIDATES,
+        score,
+        splits,
+        baseline=AUTO_BASELINE,
+        metric="r2",
+        report=log.info if progress else None,
+    )
 
 
 def predict_migration(

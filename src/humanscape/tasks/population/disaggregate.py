@@ -392,7 +392,8 @@ def allocated(
         fit_on = _subset(units, others) if others.any() and n_groups > 1 else coarse
         model = candidate.model(seed).fit(covariates, fit_on, names)
         cells = inside & (coarse.unit == g)
-        w = np.where(cells, model.weights(covariates, units.area), 0.0)
+        w = np.zeros(len(units.unit))
+        w[cells] = model.weights(covariates[cells], units.area[cells])  # the group's cells only
         spread = redistribute(
             w, Units(np.where(cells, 0, -1), units.area, coarse.counts[[g]], ["g"])
         )
