@@ -255,8 +255,9 @@ def _population(out: Path, budget: Budget) -> dict[str, Path]:
     console.print(
         f"Berlin scene, {int(inside.sum())} cells inside the scene: r2 log(1+p) {score:.3f}, "
         f"census {total:,.0f} people, estimated {estimate:,.0f} "
-        f"({100 * (estimate - total) / total:+.0f} %); a winter scene unlike the training chips: "
-        "see docs/benchmarks.md"
+        f"({100 * (estimate - total) / total:+.0f} %), harmonised to the training chips: the chip "
+        "route does not transfer to this winter scene; the census route (next step) does, see "
+        "docs/benchmarks.md"
     )
     png = side_by_side(
         [
