@@ -52,7 +52,12 @@ from threadpoolctl import threadpool_limits
 from humanscape.data import samples
 from humanscape.tasks.settlements.evaluate import cross_validate, held_out, make_folds
 from humanscape.tasks.settlements.features import settlement_features
-from humanscape.tasks.settlements.model import SettlementClassifier, feature_columns, select_model
+from humanscape.tasks.settlements.model import (
+    MODELS,
+    SettlementClassifier,
+    feature_columns,
+    select_model,
+)
 from humanscape.tasks.settlements.predict import predict_probability
 from humanscape.tasks.settlements.sampling import LabelSpec, label_rasters, sample_pixels
 
@@ -171,8 +176,9 @@ def points(work: Path, trees: int, draws: int, n_points: int) -> list[dict]:
             inner_splits = inner.splits(train["x"].to_numpy(), train["y"].to_numpy())
             base = SettlementClassifier(n_estimators=trees, n_jobs=-1)
             for name, models in (
-                ("humanscape default (rf, random-block weight by spatial CV)", ["rf"]),
-                ("humanscape --model auto (model and weight by spatial CV)", ["lr", "svm", "rf"]),
+                ("settlements fit --method hgb (random-block weight by spatial CV)", ["hgb"]),
+                ("settlements fit --method rf (random-block weight by spatial CV)", ["rf"]),
+                ("settlements fit --method auto (model and weight by spatial CV)", list(MODELS)),
             ):
                 best, _ = select_model(train, inner_splits, base=base, models=models)
                 pooled.setdefault(name, []).append((y, best.predict_proba(test)[:, 1]))
