@@ -25,6 +25,7 @@ rescaling to 4 km blocks of the real grid.
     .venv/bin/python bench/population.py --part chips --only rf_stats,ridge_stats_mosaiks
     .venv/bin/python bench/population.py --part berlin           # about 8 minutes
     .venv/bin/python bench/population.py --part synthetic        # nbr(n) study, about 30 minutes
+    .venv/bin/python bench/population.py --part auto --cnn-seeds 1 --epochs 20   # issue 23
 
 Part ``synthetic``: nbr(n), n in 1, 3, 5, on the synthetic world (the real chips are isolated, so
 neighbourhoods cannot be studied on them), and the paper's under-estimation of dense cells.
@@ -41,6 +42,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from sklearn.base import clone
 
 from humanscape.data.chiptable import EUROSAT_MS_ORDER
 from humanscape.data.splits import block_folds
@@ -400,6 +402,53 @@ def disaggregate_part() -> dict:
     return results
 
 
+def auto_part(cnn_seeds: int, epochs: int) -> None:
+    """``population fit --method auto`` against its baseline and candidates, in one run (issue
+    23): the 307 real chips, the same 5 outer folds of 50 km blocks as ``--part chips``; inside
+    each outer training part ``auto`` runs its own 3-fold spatial selection, then fits the chosen
+    candidate; every candidate is also fitted alone on the same outer folds."""
+    from humanscape.tasks.population.workflow import candidate_models, select_population_model
+
+    table = SHARED / "eurosat_ms" / "population_1km.csv"
+    chips = load_chips(table, ALL, target="pop_1km", progress=False)
+    xy = chip_locations(chips.table)
+    pop = chips.population
+    folds = block_folds(xy, 50_000, n_folds=5, scheme="random", seed=0)
+    base = PopulationModel(method="auto", cnn_seeds=cnn_seeds, epochs=epochs)
+    candidates = candidate_models(base)
+    preds = {name: np.zeros_like(pop) for name in ["auto", *candidates]}
+    chosen, seconds = [], {name: 0.0 for name in preds}
+    for split in folds:
+        for name, model in candidates.items():
+            start = time.perf_counter()
+            x = chips.images[:, [ALL.index(b) for b in model.input_bands]]
+            fitted = clone(model).fit(
+                x[split.train], pop[split.train], locations=xy[split.train], progress=False
+            )
+            preds[name][split.test] = fitted.predict(x[split.test])
+            seconds[name] += time.perf_counter() - start
+        start = time.perf_counter()
+        selection = select_population_model(
+            base, chips.images[split.train], ALL, pop[split.train],
+            locations=xy[split.train], groups=None, block_m=50_000,
+        )  # fmt: skip
+        chosen.append(selection.chosen)
+        preds["auto"][split.test] = preds[selection.chosen][split.test]  # the same fit, reused
+        seconds["auto"] += time.perf_counter() - start + seconds[selection.chosen] / len(folds)
+        print(f"fold {len(chosen)}: auto chose {selection.chosen}", flush=True)
+    out = {"cnn_seeds": cnn_seeds, "epochs": epochs, "chosen": chosen}
+    for name, p in preds.items():
+        per_fold = [r2(np.log1p(pop[f.test]), np.log1p(p[f.test])) for f in folds]
+        out[name] = {
+            "r2_log1p_pooled": r2(np.log1p(pop), np.log1p(p)),
+            "r2_log1p_fold_mean": float(np.mean(per_fold)),
+            "r2_log1p_fold_std": float(np.std(per_fold)),
+            "seconds": round(seconds[name], 1),
+        }
+        print(f"{name:12s} {json.dumps(out[name])}", flush=True)
+    (OUT / "population_auto.json").write_text(json.dumps(out, indent=2))
+
+
 def scale_part(size: int = 10_000) -> None:
     """The census route at scale: a synthetic ``size`` x ``size`` px scene (5 bands), 100 units
     (10 x 10 blocks) whose counts are the world's own population, through the CLI command, timed
@@ -452,13 +501,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
         "--part",
-        choices=["chips", "berlin", "synthetic", "disaggregate", "scale"],
+        choices=["chips", "berlin", "synthetic", "disaggregate", "scale", "auto"],
         default="chips",
     )
     parser.add_argument("--only", default=None, help="comma-separated configuration names")
     parser.add_argument("--epochs", type=int, default=30)
     parser.add_argument("--paper-epochs", type=int, default=15)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--cnn-seeds", type=int, default=3, help="--part auto: CNNs per ensemble")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     OUT.mkdir(exist_ok=True)
@@ -470,6 +520,8 @@ def main() -> None:
         disaggregate_part()
     elif args.part == "scale":
         scale_part()
+    elif args.part == "auto":
+        auto_part(args.cnn_seeds, args.epochs)
     else:
         from humanscape.tasks.population.model import PopulationModel as _M
 

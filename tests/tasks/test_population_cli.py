@@ -58,6 +58,33 @@ def test_fit_with_holdout_group_reports_transfer_apart(tmp_path, table):
     assert validation["n_train"] + validation["n_validation"] == 54
 
 
+def test_auto_scores_the_candidates_by_spatial_cv_and_keeps_the_best(tmp_path, table):
+    out = tmp_path / "auto"
+    tiny = ["--epochs", "1", "--cnn-seeds", "1", "--batch-size", "16", "--block-km", "200"]
+    result = runner.invoke(
+        cli,
+        ["population", "fit", str(table), "--target", "pop_1km", "--out", str(out), *tiny,
+         "--region-column", "class", "--holdout", "Residential"],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "candidates by 3-fold cross-validation on the data given:" in result.output
+    candidates = pd.read_csv(out / "candidates.csv")
+    assert list(candidates.columns[:3]) == ["candidate", "mean", "std"]
+    assert set(candidates["candidate"]) == {"ensemble", "ridge_stats", "rf_stats"}
+    chosen = candidates.loc[candidates["chosen"], "candidate"].item()
+    scores = candidates.set_index("candidate")["mean"]
+    assert chosen == "rf_stats" or scores[chosen] > scores["rf_stats"]  # the baseline wins ties
+    config = json.loads((out / "config.json").read_text())
+    expected = {"ensemble": "ensemble", "ridge_stats": "features", "rf_stats": "features"}
+    assert config["params"]["method"] == expected[chosen]
+    assert config["info"]["method_chosen_by"].startswith(f"auto: {chosen}")
+    # the held-out region stays out of the selection as of the fit: 54 chips
+    assert (
+        config["state"]["validation"]["n_train"] + config["state"]["validation"]["n_validation"]
+        == 54
+    )
+
+
 def test_predict_chips_and_evaluate(tmp_path, table):
     model = tmp_path / "m"
     fit = runner.invoke(

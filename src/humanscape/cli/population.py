@@ -26,9 +26,11 @@ TARGET = click.option("--target", required=True, help="Column of people per cell
 @TARGET
 @opt.out_folder("Model folder to write.")
 @opt.method_option(
-    ("ensemble", "cnn", "features"),
-    "ensemble",
-    "ensemble (CNN on R, G, B, NIR + ridge on 13-band statistics), cnn, or features.",
+    ("auto", "ensemble", "cnn", "features"),
+    "auto",
+    "auto: ensemble, ridge or a random forest on band statistics, the best by 3-fold spatial CV "
+    "on this table (the forest unless another is better); ensemble (CNN on R, G, B, NIR + ridge "
+    "on 13-band statistics), cnn, or features.",
 )
 @click.option(
     "--arch",

@@ -15,6 +15,7 @@ import pandas as pd
 from humanscape.data.chiptable import write_chip_table
 from humanscape.data.splits import Split
 from humanscape.errors import HumanscapeError
+from humanscape.evaluate.selection import Selection
 from humanscape.geo.inputs import SceneReader
 from humanscape.report.text import number, table_text
 from humanscape.scale import Execution
@@ -23,6 +24,72 @@ from humanscape.tasks.population.evaluate import metrics_table, write_report
 from humanscape.tasks.population.model import PopulationModel
 
 log = logging.getLogger(__name__)
+
+
+#: What ``population fit --method auto`` chooses among (settings over the given model's), and
+#: its baseline: a random forest on band statistics, the model a reviewer writes first.
+AUTO_CANDIDATES: dict[str, dict[str, object]] = {
+    "ensemble": {"method": "ensemble"},
+    "ridge_stats": {"method": "features", "head": "ridge", "features": ("stats",)},
+    "rf_stats": {"method": "features", "head": "rf", "features": ("stats",)},
+}
+AUTO_BASELINE = "rf_stats"
+#: Spatial folds of the selection (each candidate is fitted this many times).
+AUTO_FOLDS = 3
+
+
+def candidate_models(model: PopulationModel) -> dict[str, PopulationModel]:
+    """``model``'s settings with each of :data:`AUTO_CANDIDATES`' over them."""
+    from sklearn.base import clone
+
+    return {name: clone(model).set_params(**settings) for name, settings in AUTO_CANDIDATES.items()}
+
+
+def select_population_model(
+    model: PopulationModel,
+    images: np.ndarray,
+    bands: list[str],
+    population: np.ndarray,
+    *,
+    locations: np.ndarray | None,
+    groups: np.ndarray | None,
+    block_m: float,
+    n_splits: int = AUTO_FOLDS,
+) -> Selection:
+    """``--method auto``: each of :data:`AUTO_CANDIDATES` fitted on ``n_splits - 1`` spatial folds
+    (blocks of ``block_m`` of the chip locations, or whole ``groups``) and scored by r2 of
+    ``log(1 + p)`` on the held-out fold; the forest on band statistics unless another is better
+    (:func:`~humanscape.evaluate.selection.select_candidate`). ``images`` hold ``bands``."""
+    from sklearn.base import clone
+
+    from humanscape.data.splits import block_folds
+    from humanscape.evaluate.regression import r2
+    from humanscape.evaluate.selection import group_folds, select_candidate
+
+    if groups is not None:
+        splits = group_folds(groups, n_splits, model.seed)
+    else:
+        assert locations is not None
+        folds = block_folds(locations, block_m, n_folds=n_splits, scheme="random", seed=model.seed)
+        splits = [(f.train, f.test) for f in folds]
+    candidates = candidate_models(model)
+
+    def score(name: str, train: np.ndarray, test: np.ndarray) -> float:
+        m = candidates[name]
+        x = images[:, [bands.index(b) for b in m.input_bands]]
+        fitted = clone(m).fit(
+            x[train],
+            population[train],
+            locations=locations[train] if locations is not None else None,
+            groups=groups[train] if groups is not None else None,
+            block_m=block_m,
+            progress=False,
+        )
+        return r2(np.log1p(population[test]), np.log1p(fitted.predict(x[test])))
+
+    return select_candidate(
+        list(candidates), score, splits, baseline=AUTO_BASELINE, metric="r2 log1p"
+    )
 
 
 def fit_population(
@@ -39,6 +106,10 @@ def fit_population(
 ) -> list[str]:
     """Fit ``model`` on the chips of a table (all, or all but a held-out region) and save it.
 
+    ``model.method == "auto"``: the candidates of :data:`AUTO_CANDIDATES` are scored first by
+    spatial CV on the fitting chips (:func:`select_population_model`), the chosen one is fitted,
+    and the candidates' table is saved as ``candidates.csv``.
+
     Validation holds out whole ``group_column`` groups, else ``block_km`` blocks of the chips'
     locations. The CNNs checkpoint every epoch into ``<out>.checkpoints/`` (removed once the
     model is saved): a fit interrupted and started again with the same ``out`` resumes there.
@@ -52,7 +123,13 @@ def fit_population(
     columns = [c for c in (group_column, region_column) if c]
     if columns:
         read_chip_table(chip_table, required=columns, check_files=False)
-    chips = load_chips(chip_table, model.input_bands, target=target)
+    auto = model.method == "auto"
+    bands = model.input_bands
+    if auto:  # the chips hold every candidate's bands
+        bands = []
+        for m in candidate_models(model).values():
+            bands += [b for b in m.input_bands if b not in bands]
+    chips = load_chips(chip_table, bands, target=target)
     assert chips.population is not None
     locations = chip_locations(chips.table) if group_column is None else None
     checkpoints = out.with_name(out.name + ".checkpoints")
@@ -80,8 +157,24 @@ def fit_population(
             )
         keep = np.flatnonzero(~test)
         transfer = Split(keep, np.flatnonzero(test), f"{region_column} = {', '.join(names)}")
+    images = chips.images
+    lines: list[str] = []
+    selection = None
+    if auto:
+        selection = select_population_model(
+            model,
+            images[keep],
+            bands,
+            chips.population[keep],
+            locations=locations[keep] if locations is not None else None,
+            groups=group_values[keep] if group_values is not None else None,
+            block_m=block_km * 1000,
+        )
+        lines += selection.lines()
+        model = candidate_models(model)[selection.chosen]
+        images = images[:, [bands.index(b) for b in model.input_bands]]
     model.fit(
-        chips.images[keep],
+        images[keep],
         chips.population[keep],
         locations=locations[keep] if locations is not None else None,
         groups=group_values[keep] if group_values is not None else None,
@@ -89,7 +182,7 @@ def fit_population(
         work_dir=checkpoints,
     )
     v = model.validation_
-    lines = [
+    lines += [
         f"{model.validation_name_}: train {v['n_train']}, validation {v['n_validation']} chips",
         f"validation r2 (coefficient of determination) of {model.target} {number(v['log']['r2'])}, "
         f"conformal {100 * (1 - model.alpha):.0f} % quantile {model.conformal_.quantile_:.3f} (log)",
@@ -98,8 +191,11 @@ def fit_population(
     rows.append({"set": "validation", "scale": "count", **v["counts"]})
     model.tables_ = {"validation.csv": pd.DataFrame(rows)}
     model.info_ = {"chip_table": str(chip_table), "target": target, "neighbors": neighbors}
+    if selection is not None:
+        model.tables_["candidates.csv"] = selection.table
+        model.info_["method_chosen_by"] = f"auto: {selection.chosen}, spatial CV on this table"
     if transfer is not None:
-        pred, lower, upper = model.predict_interval(chips.images[transfer.test])
+        pred, lower, upper = model.predict_interval(images[transfer.test])
         frame = metrics_table(
             chips.population[transfer.test], pred, lower, upper, label=transfer.name
         )
