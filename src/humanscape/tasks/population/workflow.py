@@ -71,7 +71,13 @@ def select_population_model(
     else:
         assert locations is not None
         folds = block_folds(locations, block_m, n_folds=n_splits, scheme="random", seed=model.seed)
-        splits = [(f.train, f.test) for f in folds]
+        splits = [(f.train, f.test) for f in folds if f.test.size and f.train.size]
+        if len(splits) < n_splits:
+            raise HumanscapeError(
+                f"the chips fall in fewer than {n_splits} blocks of {block_m / 1000:g} km: too "
+                "few for --method auto's spatial cross-validation",
+                fix="give smaller --block-km, --group-column, or name a --method",
+            )
     candidates = candidate_models(model)
 
     def score(name: str, train: np.ndarray, test: np.ndarray) -> float:
