@@ -386,3 +386,15 @@ def test_an_interrupted_fit_resumes_from_its_checkpoints(tmp_path, real_chips):
     again = PopulationModel(epochs=2, **params)
     again.fit(small, pop, locations=chip_locations(table), work_dir=tmp_path, progress=False)
     assert float(again.nets_[0].head.bias) == 123.0
+
+
+def test_auto_refuses_chips_in_too_few_blocks(real_chips):
+    from humanscape.tasks.population.workflow import select_population_model
+
+    images, pop, table = real_chips
+    one_block = np.zeros((len(pop), 2))  # every chip at one spot: one block, no spatial folds
+    with pytest.raises(HumanscapeError, match="fewer than 3 blocks"):
+        select_population_model(
+            PopulationModel(method="auto"), images, RGBN, pop,
+            locations=one_block, groups=None, block_m=50_000,
+        )  # fmt: skip

@@ -70,7 +70,12 @@ def select_population_model(
         splits = group_folds(groups, n_splits, model.seed)
     else:
         assert locations is not None
-        folds = block_folds(locations, block_m, n_folds=n_splits, scheme="random", seed=model.seed)
+        try:
+            folds = block_folds(
+                locations, block_m, n_folds=n_splits, scheme="random", seed=model.seed
+            )
+        except HumanscapeError:
+            folds = []
         splits = [(f.train, f.test) for f in folds if f.test.size and f.train.size]
         if len(splits) < n_splits:
             raise HumanscapeError(
