@@ -31,6 +31,7 @@ Part ``throughput``: feature extraction and prediction speed in megapixels per s
 
     .venv/bin/python bench/settlements.py --part polygons     # about 25 minutes on 2 cores
     .venv/bin/python bench/settlements.py --part points       # about 10 minutes
+    .venv/bin/python bench/settlements.py --part setups --trees 200   # about 5 minutes (issue 23)
     .venv/bin/python bench/settlements.py --part models       # about 25 minutes
     .venv/bin/python bench/settlements.py --part throughput   # on an otherwise idle machine
 """
@@ -200,6 +201,72 @@ def points(work: Path, trees: int, draws: int, n_points: int) -> list[dict]:
     ]
 
 
+POINT_SETUPS: dict[str, dict | None] = {
+    "plain RF on the labelled points (baseline)": None,
+    "rf, complement weight 0": {"method": "rf", "complement_weight": 0.0},
+    "rf, unlimited depth, weight 0": {
+        "method": "rf",
+        "complement_weight": 0.0,
+        "max_depth": None,
+        "min_samples_split": 2,
+        "min_samples_leaf": 1,
+    },
+    "rf, complement weight 1": {"method": "rf", "complement_weight": 1.0},
+    "hgb, complement weight 0": {"method": "hgb", "complement_weight": 0.0},
+    "hgb, complement weight 0.25": {"method": "hgb", "complement_weight": 0.25},
+    "hgb, complement weight 1": {"method": "hgb", "complement_weight": 1.0},
+}
+
+
+def setups(work: Path, trees: int, draws: int, n_points: int) -> list[dict]:
+    """The point sample of ``points`` with fixed settings, no inner selection (issue 23: why the
+    boosting default lost to a plain forest on labelled points): each setup against the plain
+    forest, same draws, same folds."""
+    landuse = samples.berlin_landuse()
+    stack = features(work, texture=True)
+    scores: dict[str, list[float]] = {name: [] for name in POINT_SETUPS}
+    for seed in range(draws):
+        pts = _points(landuse, samples.berlin_scene().grid.bounds, n_points, seed)
+        full = LabelSpec(pts, "fclass", ["residential"], "points")
+        rasters = label_rasters(stack, full)
+        sample = sample_pixels(
+            str(stack), full, negatives_per_group=30_000, rasters=rasters, seed=seed
+        )
+        folds = make_folds(rasters, block_size=BLOCK, n_folds=FOLDS, buffer=BUFFER, seed=seed)
+        cols = feature_columns(sample)
+        pooled: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {n: [] for n in POINT_SETUPS}
+        for k in range(len(folds)):
+            split = folds.split(sample["x"].to_numpy(), sample["y"].to_numpy(), k)
+            train = sample.iloc[split.train]
+            test = held_out(stack, rasters, sample, folds, k, points=True)
+            if test.empty or train["label"].nunique() < 2:
+                continue
+            y = test["label"].to_numpy()
+            lab = train[train["kind"].isin(["positive", "labelled"])]
+            for name, params in POINT_SETUPS.items():
+                if params is None:
+                    plain = RandomForestClassifier(trees, n_jobs=-1, random_state=0)
+                    plain.fit(lab[cols].fillna(0), lab["label"])
+                    p = plain.predict_proba(test[cols].fillna(0))[:, 1]
+                else:
+                    clf = SettlementClassifier(n_estimators=trees, n_jobs=-1, **params)
+                    p = clf.fit(train, train["label"]).predict_proba(test)[:, 1]
+                pooled[name].append((y, p))
+        for name, parts in pooled.items():
+            y = np.concatenate([q[0] for q in parts])
+            s = np.concatenate([q[1] for q in parts])
+            scores[name].append(float(average_precision_score(y, s)))
+        print(seed, {k: round(v[-1], 3) for k, v in scores.items()}, flush=True)
+    return [
+        {
+            "method": name,
+            "pr_auc_mean": float(np.mean(v)),
+            "pr_auc_by_draw": [round(x, 3) for x in v],
+        }
+        for name, v in scores.items()
+    ]
+
+
 MODEL_SETUPS = {
     "rf 800 trees (paper)": {"model": "rf", "n_estimators": 800},
     "rf 200 trees": {"model": "rf", "n_estimators": 200},
@@ -294,7 +361,9 @@ def main() -> None:
     )
     parser.add_argument("--work", type=Path, default=Path("bench/out/settlements"))
     parser.add_argument(
-        "--part", choices=["polygons", "points", "models", "throughput"], required=True
+        "--part",
+        choices=["polygons", "points", "setups", "models", "throughput"],
+        required=True,
     )
     parser.add_argument("--trees", type=int, default=800)
     parser.add_argument("--negatives", type=int, default=30_000)
@@ -308,6 +377,8 @@ def main() -> None:
         frame = pd.DataFrame(result).drop(columns=["pr_auc_pixel_by_fold"])
     elif args.part == "points":
         result = points(args.work, args.trees, args.draws, args.points)
+    elif args.part == "setups":
+        result = setups(args.work, args.trees, args.draws, args.points)
         frame = pd.DataFrame(result).drop(columns=["pr_auc_by_draw"])
     elif args.part == "models":
         result = models(args.work, args.negatives, args.only)

@@ -191,7 +191,11 @@ def _settlements(out: Path, budget: Budget) -> dict[str, Path]:
             max_test_pixels=budget.settlement_test_pixels,
         )
     )
-    _print(fit_settlements(features, labels, out / "model", method="hgb"))
+    _print(
+        fit_settlements(
+            features, labels, out / "model", method="rf", n_estimators=budget.settlement_trees
+        )
+    )
     prob = out / "residential_probability.tif"
     _print(
         predict_settlements(
