@@ -22,6 +22,7 @@ summed per region) on the embeddings, spatially cross-validated (5 column blocks
 mean reflectance of each band as the baseline features.
 
     .venv/bin/python bench/flows.py --part transfer
+    .venv/bin/python bench/flows.py --part transfer --models auto,gravity-doubly-power,radiation,gbrt
     .venv/bin/python bench/flows.py --part synthetic
     .venv/bin/python bench/flows.py --part berlin
 
@@ -50,17 +51,34 @@ ENCODER = "simclr_resnet18half_eurosat_ms"
 
 #: label -> FlowModel arguments
 MODELS = {
-    "gnn": {"model": "gnn"},
-    "gnn-cityval": {"model": "gnn", "validation": "cities"},
-    "gbrt": {"model": "gbrt"},
-    "deepgravity": {"model": "deepgravity"},
-    "radiation": {"model": "radiation"},
+    "auto": {"method": "auto"},
+    "gnn": {"method": "gnn"},
+    "gnn-cityval": {"method": "gnn", "validation": "cities"},
+    "gbrt": {"method": "gbrt"},
+    "deepgravity": {"method": "deepgravity"},
+    "radiation": {"method": "radiation"},
     **{
-        f"gravity-{c}-{d}": {"model": "gravity", "constraint": c, "deterrence": d}
+        f"gravity-{c}-{d}": {"method": "gravity", "constraint": c, "deterrence": d}
         for c in ("none", "production", "doubly")
         for d in ("power", "exponential")
     },
 }
+
+
+class AutoSelected(FlowModel):
+    """``flows fit --method auto`` inside a benchmark fold: the method is chosen on the fold's
+    training counties only (each held out in turn among them), then fitted on all of them."""
+
+    chosen: list[str] = []
+
+    def fit(self, cities, y=None, **kwargs):  # type: ignore[no-untyped-def]
+        from humanscape.tasks.flows.workflow import select_flow_method
+
+        probe = FlowModel(**{**self.get_params(), "method": "gravity"})
+        selection = select_flow_method(probe, cities)
+        AutoSelected.chosen.append(selection.chosen)
+        self.set_params(method=selection.chosen)
+        return FlowModel.fit(self, cities, y, **kwargs)
 
 
 def _save(part: str, key: str, value: object) -> None:
@@ -79,7 +97,11 @@ def part_transfer(models: list[str], folds: int, epochs: int) -> None:
         spec = MODELS[label]
 
         def make(spec: dict = spec) -> FlowModel:
+            if spec["method"] == "auto":
+                return AutoSelected(**spec, epochs=epochs)
             return FlowModel(**spec, epochs=epochs)
+
+        AutoSelected.chosen = []
 
         t0 = time.time()
         predictions: dict[str, np.ndarray] = {}
@@ -103,6 +125,9 @@ def part_transfer(models: list[str], folds: int, epochs: int) -> None:
             line += f"  (observed margins {result['mean_cpc_observed_margins']:.3f})"
         line += f"  CPL {result['mean_cpl']:.3f}  r {result['mean_pearson_r']:.3f}"
         line += f"  fit {result['fit_s_per_fold']:.0f} s/fold  ({time.time() - t0:.0f} s)"
+        if label == "auto":
+            result["chosen_per_fold"] = list(AutoSelected.chosen)
+            line += f"  chose {', '.join(AutoSelected.chosen)}"
         print(line, flush=True)
         _save("transfer", label, result)
 

@@ -103,3 +103,19 @@ def test_generic_regions_and_embeddings_path(tmp_path):
          str(tmp_path / "regions.gpkg"), "--id-column", "tract", "--embeddings", str(tmp_path / "emb.parquet"),
          "--out", str(tmp_path / "pred.csv")])  # fmt: skip
     assert len(pd.read_csv(tmp_path / "pred.csv")) > 0
+
+
+def test_auto_holds_out_whole_counties_and_keeps_the_best(tmp_path):
+    counties = [*TRAIN, TEST]
+    out = _ok(["flows", "fit", "--commuting-od", *counties, "--method", "auto",
+               "--out", str(tmp_path / "auto")])  # fmt: skip
+    assert "candidates by 3-fold cross-validation on the data given:" in out
+    table = pd.read_csv(tmp_path / "auto" / "candidates.csv")
+    assert set(table["candidate"]) == {"gravity", "radiation", "gbrt"}
+    # each fold holds out one county: three fold scores per candidate, the mean theirs
+    folds = table[["fold_1", "fold_2", "fold_3"]].to_numpy()
+    np.testing.assert_allclose(table["mean"], folds.mean(axis=1))
+    chosen = table.loc[table["chosen"], "candidate"].item()
+    scores = table.set_index("candidate")["mean"]
+    assert chosen == "gravity" or scores[chosen] > scores["gravity"]
+    assert f"fitted {chosen}" in out or (chosen == "gravity" and "fitted gravity-" in out)

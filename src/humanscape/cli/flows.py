@@ -93,9 +93,10 @@ MARGINS = click.option(
 @opt.out_folder("Model folder to write.")
 @city_options()
 @opt.method_option(
-    ("gnn", "gravity", "radiation", "deepgravity", "gbrt"),
+    ("gravity", "auto", "gnn", "radiation", "deepgravity", "gbrt"),
     "gravity",
-    "Model (default: the best measured on held-out counties).",
+    "Model (default: the best measured on held-out counties); auto: gravity, radiation or gbrt, "
+    "the best CPC on cities held out in turn (gravity unless another is better).",
 )
 @click.option(
     "--constraint",

@@ -19,6 +19,7 @@ import pandas as pd
 from humanscape._atomic import atomic_folder, atomic_output
 from humanscape.errors import HumanscapeError
 from humanscape.evaluate.flows import cpc, cpc_by_distance, flow_metrics
+from humanscape.evaluate.selection import Selection
 from humanscape.report.flows import draw_evaluation, flow_map_png
 from humanscape.report.text import table_text
 from humanscape.tasks.flows.cities import City, load_cities
@@ -69,11 +70,57 @@ def flow_table(city: City, predicted: np.ndarray, *, decimals: int = 3) -> pd.Da
     )
 
 
+#: What ``flows fit --method auto`` chooses among; the doubly constrained gravity law (the
+#: model's own default constraint and deterrence) is the baseline. The networks (gnn,
+#: deepgravity) are left out: each would be trained once per fold.
+AUTO_CANDIDATES = ("gravity", "radiation", "gbrt")
+AUTO_BASELINE = "gravity"
+
+
+def select_flow_method(model: FlowModel, cities: list[City], *, n_splits: int = 4) -> Selection:
+    """``--method auto``: each of :data:`AUTO_CANDIDATES` fitted on the other cities and scored by
+    the mean CPC (eq. 7 of Xu et al.) over every pair of the held-out cities, with estimated
+    margins (as for a city without flows); cities dealt into at most ``n_splits`` folds. Needs
+    two cities or more."""
+    from sklearn.base import clone
+
+    from humanscape.evaluate.selection import group_folds, select_candidate
+
+    if len(cities) < 2:
+        raise HumanscapeError(
+            "--method auto holds out whole cities and needs two or more",
+            fix="give more cities, or name a --method",
+        )
+    splits = group_folds([c.name for c in cities], n_splits, model.seed)
+
+    def score(name: str, train: np.ndarray, test: np.ndarray) -> float:
+        fitted = (
+            clone(model).set_params(method=name).fit([cities[i] for i in train], progress=False)
+        )
+        values = []
+        for i in test:
+            assert cities[i].flows is not None
+            values.append(cpc(cities[i].flows, fitted.predict(cities[i])))
+        return float(np.mean(values))
+
+    return select_candidate(
+        AUTO_CANDIDATES, score, splits, baseline=AUTO_BASELINE, metric="CPC (held-out cities)"
+    )
+
+
 def fit_flows(
     model: FlowModel, source: Cities | list[City], out: Path, *, progress: bool = True
 ) -> list[str]:
-    """Fit ``model`` on the cities, write the model folder, report the within-city test pairs."""
+    """Fit ``model`` on the cities, write the model folder, report the within-city test pairs.
+
+    ``model.method == "auto"``: the method is chosen first by :func:`select_flow_method` (the
+    candidates' table is printed and saved as ``candidates.csv``)."""
     cities, notes = source.load() if isinstance(source, Cities) else (source, [])
+    selection = None
+    if model.method == "auto":
+        selection = select_flow_method(model, cities)
+        notes = [*notes, *selection.lines()]
+        model = model.set_params(method=selection.chosen)
     work = out.with_name(out.name + ".checkpoints")
     start = time.perf_counter()
     model.fit(
@@ -94,6 +141,9 @@ def fit_flows(
             }
         )
     model.tables_ = {"fit_report.csv": pd.DataFrame(rows)}
+    if selection is not None:
+        model.tables_["candidates.csv"] = selection.table
+        model.info_ = {"method_chosen_by": "auto: held-out cities"}
     model.save(out)
     remove_checkpoints(work)
     table = model.tables_["fit_report.csv"]
