@@ -41,6 +41,7 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import geopandas as gpd
@@ -137,11 +138,12 @@ def _points(landuse: gpd.GeoDataFrame, grid_bounds, n: int, seed: int) -> gpd.Ge
     return gpd.GeoDataFrame(pd.concat(picked).head(n), crs=landuse.crs).reset_index(drop=True)
 
 
-def points(work: Path, trees: int, draws: int, n_points: int) -> list[dict]:
+def _point_draws(work: Path, draws: int, n_points: int) -> Iterator[tuple[int, pd.DataFrame, list]]:
+    """Per draw (seed): the sample of ``n_points`` random labelled points plus random-block
+    negatives, and its spatial folds as ``(train, test, y, labelled_train, rasters)`` (folds whose
+    held-out part is empty or whose training part has one class are left out)."""
     landuse = samples.berlin_landuse()
     stack = features(work, texture=True)
-    scores: dict[str, list[float]] = {}
-    prevalence = []
     for seed in range(draws):
         pts = _points(landuse, samples.berlin_scene().grid.bounds, n_points, seed)
         full = LabelSpec(pts, "fclass", ["residential"], "points")
@@ -150,23 +152,48 @@ def points(work: Path, trees: int, draws: int, n_points: int) -> list[dict]:
             str(stack), full, negatives_per_group=30_000, rasters=rasters, seed=seed
         )
         folds = make_folds(rasters, block_size=BLOCK, n_folds=FOLDS, buffer=BUFFER, seed=seed)
-        cols = feature_columns(sample)
-        labelled = sample["kind"].isin(["positive", "labelled"])
-        paper = sample[sample["kind"] != "labelled"]  # positives + random-block negatives
-        pooled: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {}
+        parts = []
         for k in range(len(folds)):
             split = folds.split(sample["x"].to_numpy(), sample["y"].to_numpy(), k)
             train = sample.iloc[split.train]
             test = held_out(stack, rasters, sample, folds, k, points=True)
             if test.empty or train["label"].nunique() < 2:
                 continue
-            y = test["label"].to_numpy()
             lab = train[train["kind"].isin(["positive", "labelled"])]
-            plain = RandomForestClassifier(trees, n_jobs=-1, random_state=0).fit(
-                lab[cols].fillna(0), lab["label"]
+            parts.append((train, test, test["label"].to_numpy(), lab, rasters))
+        yield seed, sample, parts
+
+
+def _plain_forest(lab: pd.DataFrame, test: pd.DataFrame, trees: int) -> np.ndarray:
+    """The baseline a user writes: a random forest on the labelled points' feature values."""
+    cols = feature_columns(lab)
+    plain = RandomForestClassifier(trees, n_jobs=-1, random_state=0)
+    plain.fit(lab[cols].fillna(0), lab["label"])
+    return plain.predict_proba(test[cols].fillna(0))[:, 1]
+
+
+def _pooled_ap(pooled: dict[str, list[tuple[np.ndarray, np.ndarray]]]) -> dict[str, float]:
+    """PR-AUC of each method over the held-out points of every fold of a draw, pooled."""
+    return {
+        name: float(
+            average_precision_score(
+                np.concatenate([q[0] for q in parts]), np.concatenate([q[1] for q in parts])
             )
+        )
+        for name, parts in pooled.items()
+    }
+
+
+def points(work: Path, trees: int, draws: int, n_points: int) -> list[dict]:
+    scores: dict[str, list[float]] = {}
+    prevalence = []
+    for seed, sample, parts in _point_draws(work, draws, n_points):
+        labelled = sample["kind"].isin(["positive", "labelled"])
+        paper = sample[sample["kind"] != "labelled"]  # positives + random-block negatives
+        pooled: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {}
+        for train, test, y, lab, rasters in parts:
             pooled.setdefault("plain RF on the labelled points (baseline)", []).append(
-                (y, plain.predict_proba(test[cols].fillna(0))[:, 1])
+                (y, _plain_forest(lab, test, trees))
             )
             old = train[train.index.isin(paper.index)]
             clf = SettlementClassifier("rf", n_estimators=trees, n_jobs=-1).fit(old, old["label"])
@@ -183,10 +210,8 @@ def points(work: Path, trees: int, draws: int, n_points: int) -> list[dict]:
             ):
                 best, _ = select_model(train, inner_splits, base=base, models=models)
                 pooled.setdefault(name, []).append((y, best.predict_proba(test)[:, 1]))
-        for name, parts in pooled.items():
-            y = np.concatenate([p[0] for p in parts])
-            s = np.concatenate([p[1] for p in parts])
-            scores.setdefault(name, []).append(float(average_precision_score(y, s)))
+        for name, value in _pooled_ap(pooled).items():
+            scores.setdefault(name, []).append(value)
         prevalence.append(float(sample.loc[labelled, "label"].mean()))
         print(seed, {k: round(v[-1], 3) for k, v in scores.items()}, flush=True)
     return [
@@ -222,40 +247,19 @@ def setups(work: Path, trees: int, draws: int, n_points: int) -> list[dict]:
     """The point sample of ``points`` with fixed settings, no inner selection (issue 23: why the
     boosting default lost to a plain forest on labelled points): each setup against the plain
     forest, same draws, same folds."""
-    landuse = samples.berlin_landuse()
-    stack = features(work, texture=True)
     scores: dict[str, list[float]] = {name: [] for name in POINT_SETUPS}
-    for seed in range(draws):
-        pts = _points(landuse, samples.berlin_scene().grid.bounds, n_points, seed)
-        full = LabelSpec(pts, "fclass", ["residential"], "points")
-        rasters = label_rasters(stack, full)
-        sample = sample_pixels(
-            str(stack), full, negatives_per_group=30_000, rasters=rasters, seed=seed
-        )
-        folds = make_folds(rasters, block_size=BLOCK, n_folds=FOLDS, buffer=BUFFER, seed=seed)
-        cols = feature_columns(sample)
+    for seed, _, parts in _point_draws(work, draws, n_points):
         pooled: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {n: [] for n in POINT_SETUPS}
-        for k in range(len(folds)):
-            split = folds.split(sample["x"].to_numpy(), sample["y"].to_numpy(), k)
-            train = sample.iloc[split.train]
-            test = held_out(stack, rasters, sample, folds, k, points=True)
-            if test.empty or train["label"].nunique() < 2:
-                continue
-            y = test["label"].to_numpy()
-            lab = train[train["kind"].isin(["positive", "labelled"])]
+        for train, test, y, lab, _ in parts:
             for name, params in POINT_SETUPS.items():
                 if params is None:
-                    plain = RandomForestClassifier(trees, n_jobs=-1, random_state=0)
-                    plain.fit(lab[cols].fillna(0), lab["label"])
-                    p = plain.predict_proba(test[cols].fillna(0))[:, 1]
+                    p = _plain_forest(lab, test, trees)
                 else:
                     clf = SettlementClassifier(n_estimators=trees, n_jobs=-1, **params)
                     p = clf.fit(train, train["label"]).predict_proba(test)[:, 1]
                 pooled[name].append((y, p))
-        for name, parts in pooled.items():
-            y = np.concatenate([q[0] for q in parts])
-            s = np.concatenate([q[1] for q in parts])
-            scores[name].append(float(average_precision_score(y, s)))
+        for name, value in _pooled_ap(pooled).items():
+            scores[name].append(value)
         print(seed, {k: round(v[-1], 3) for k, v in scores.items()}, flush=True)
     return [
         {
