@@ -113,13 +113,15 @@ class QuantileMatch:
                 f"scene quantiles {self.source.shape} and training quantiles "
                 f"{self.target.shape} differ in shape"
             )
+        # ties broken once here, not on every batch of chips
+        object.__setattr__(self, "_knots", np.stack([_increasing(q) for q in self.source]))
 
     def __call__(self, images: np.ndarray) -> np.ndarray:
         x = np.asarray(images, dtype=np.float32)
         out = np.empty_like(x)
         band_axis = x.ndim - 3
         for b in range(self.source.shape[0]):
-            src, dst = _increasing(self.source[b]), self.target[b]
+            src, dst = self._knots[b], self.target[b]
             v = np.take(x, b, axis=band_axis).astype(np.float64)
             mapped = np.interp(v, src, dst)
             low, high = v < src[0], v > src[-1]  # beyond the ends: the end segments' slopes

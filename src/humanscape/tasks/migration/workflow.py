@@ -203,11 +203,11 @@ def fit_migration(
     )
     if polygons is not None:
         read_polygons(polygons, polygon_id_column or census.id_column, table.ids.tolist())
+    selection = None
     if model.method == "auto":
         selection = select_method(model, table, progress=progress)
         lines += selection.lines()
         model = model.set_params(method=selection.chosen)
-        model.tables_ = {"candidates.csv": selection.table}
     images = census.tiles(table, progress=progress) if model.uses_images else None
     if census.images is not None and not model.uses_images:
         lines.append(f"warning: method '{model.method}' does not read imagery; --images ignored")
@@ -217,7 +217,8 @@ def fit_migration(
     work = checkpoints if model.method in NET_KINDS else None
     model.fit(table, images, work_dir=work, progress=progress)
     model.info_ = {"census": str(census.path), "target": census.target}
-    if "candidates.csv" in getattr(model, "tables_", {}):
+    if selection is not None:
+        model.tables_ = {"candidates.csv": selection.table}
         model.info_["method_chosen_by"] = "auto: cross-validation on this table"
     with atomic_folder(out, written_by=model.refit) as tmp:
         model.write_into(tmp)

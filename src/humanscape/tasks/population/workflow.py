@@ -134,11 +134,11 @@ def fit_population(
     columns = [c for c in (group_column, region_column) if c]
     if columns:
         read_chip_table(chip_table, required=columns, check_files=False)
-    auto = model.method == "auto"
+    candidates = candidate_models(model) if model.method == "auto" else {}
     bands = model.input_bands
-    if auto:  # the chips hold every candidate's bands
+    if candidates:  # the chips hold every candidate's bands
         bands = []
-        for m in candidate_models(model).values():
+        for m in candidates.values():
             bands += [b for b in m.input_bands if b not in bands]
     chips = load_chips(chip_table, bands, target=target)
     assert chips.population is not None
@@ -171,7 +171,7 @@ def fit_population(
     images = chips.images
     lines: list[str] = []
     selection = None
-    if auto:
+    if candidates:
         selection = select_population_model(
             model,
             images[keep],
@@ -182,7 +182,7 @@ def fit_population(
             block_m=block_km * 1000,
         )
         lines += selection.lines()
-        model = candidate_models(model)[selection.chosen]
+        model = candidates[selection.chosen]
         images = images[:, [bands.index(b) for b in model.input_bands]]
     model.fit(
         images[keep],
