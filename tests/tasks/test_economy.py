@@ -130,7 +130,7 @@ def real_chips():
 @pytest.fixture(scope="module")
 def score_model(real_chips):
     images, targets, units = real_chips
-    return ScoreModel(arch="resnet18_half", epochs=8, patience=8, seed=0).fit(
+    return ScoreModel(method="cnn", arch="resnet18_half", epochs=8, patience=8, seed=0).fit(
         images, targets, units=units, progress=False
     )
 
@@ -308,3 +308,89 @@ def test_non_finite_metrics_print_as_not_available():
     assert number(float("inf")) == "n/a" and number(float("nan")) == "n/a" and number(None) == "n/a"
     text = table_text(pd.DataFrame({"model": ["a", "b"], "r2": [0.5, -1.2e38]}))
     assert "0.500" in text and "n/a" in text and "e+38" not in text
+
+
+# --- the forest candidate and --method auto (issue 23) --------------------------------------------
+
+
+class _Votes:
+    """A stand-in forest: fixed class probabilities for the classes it saw."""
+
+    def __init__(self, classes: list[int], proba: np.ndarray) -> None:
+        self.classes_, self.proba = np.array(classes), proba
+
+    def predict_proba(self, _: np.ndarray) -> np.ndarray:
+        return self.proba
+
+
+def test_forest_score_maps_the_expected_level_onto_the_thresholds():
+    from humanscape.tasks.economy.score import forest_score
+
+    images = np.zeros((5, 1, 2, 2), np.float32)
+    proba = np.array([[1, 0, 0], [0, 1, 0], [0, 0.5, 0.5], [0, 0, 1], [0.2, 0.3, 0.5]])
+    # e = 0, 1, 1.5, 2, 1.3; f = t1 + (e - 0.5)(t2 - t1) with t1 = 0, t2 = 10
+    scores = forest_score(_Votes([0, 1, 2], proba), images, Thresholds())
+    assert scores.tolist() == pytest.approx([-5.0, 5.0, 10.0, 15.0, 8.0])
+    assert classify(scores, Thresholds()).tolist() == [0, 1, 2, 2, 1]
+    # a forest that never saw "rural": its two columns are levels 0 and 2; clamped to t_min
+    two = forest_score(
+        _Votes([0, 2], np.array([[0.5, 0.5], [1.0, 0.0]])), images[:2], Thresholds(0, 10, -2, 20)
+    )
+    assert two.tolist() == pytest.approx([5.0, -2.0])
+
+
+def pattern_chips(n_per_level: int, size: int = 32, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Levels that only texture tells apart: two values mixed at random (0), in stripes of 2 px
+    (1) or in 4 px checks (2); each chip's two values drawn at random, so the histogram of a chip
+    (what chip statistics see) says nothing of its level."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.indices((size, size))
+    patterns = [None, (xx // 2) % 2 == 0, ((xx // 4) + (yy // 4)) % 2 == 0]
+    images, levels = [], []
+    for level, mask in enumerate(patterns):
+        for _ in range(n_per_level):
+            a, b = rng.uniform(0.05, 0.3, 2)
+            where = rng.random((size, size)) < 0.5 if mask is None else mask
+            image = np.where(where, a, b) + rng.normal(0, 0.005, (size, size))
+            images.append(np.repeat(image[None], 4, 0))
+            levels.append(level)
+    return np.asarray(images, np.float32), np.asarray(levels)
+
+
+def test_auto_chooses_the_cnn_where_only_texture_tells_the_levels_apart(tmp_path):
+    images, levels = pattern_chips(60)
+    model = ScoreModel(arch="resnet18_half", epochs=30, patience=30, seed=0)
+    model.fit(images, levels, progress=False)
+    table = model.selection_.table.set_index("candidate")
+    assert model.method_ == "cnn" and model.selection_.chosen == "cnn"
+    assert table.loc["cnn", "mean"] > table.loc["forest", "mean"] + 0.2
+    assert model.validation_["accuracy"] == table.loc["cnn", "mean"]
+    assert not hasattr(model, "forest_") and model.has_net
+
+
+def test_auto_keeps_the_forest_where_brightness_is_the_level_and_it_reloads(tmp_path):
+    rng = np.random.default_rng(1)
+    levels = np.repeat([0, 1, 2], 30)
+    images = 0.05 + 0.1 * levels[:, None, None, None] + rng.normal(0, 0.01, (90, 4, 8, 8))
+    model = ScoreModel(arch="resnet18_half", epochs=1, seed=0).fit(
+        images.astype(np.float32), levels, progress=False
+    )
+    table = model.selection_.table.set_index("candidate")
+    assert table.loc["forest", "mean"] == 1.0  # the CNN can at best tie: the baseline wins ties
+    assert model.method_ == "forest" and not hasattr(model, "net_") and not model.has_net
+    assert classify(model.predict(images[::30]), model.thresholds).tolist() == [0, 1, 2]
+    with pytest.raises(HumanscapeError, match="is a forest"):
+        model.copy_net()
+    assert model.features(images[:2]).shape == (2, 20)  # chip statistics: 5 per band
+    model.save(tmp_path / "m")
+    again = ScoreModel.load(tmp_path / "m")
+    assert again.method_ == "forest"
+    assert np.array_equal(again.predict(images), model.predict(images))
+
+
+def test_a_named_method_bypasses_the_selection(real_chips):
+    images, targets, units = real_chips
+    model = ScoreModel(method="forest", seed=0).fit(images, targets, units=units, progress=False)
+    assert model.selection_ is None and model.method_ == "forest"
+    with pytest.raises(HumanscapeError, match="unknown method"):
+        ScoreModel(method="boost").fit(images, targets, units=units, progress=False)

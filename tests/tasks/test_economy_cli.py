@@ -40,6 +40,8 @@ def score_folder(tmp_path_factory):
             str(folder / "classes.csv"),
             "--out",
             str(out),
+            "--method",
+            "cnn",
             "--arch",
             "resnet18_half",
             "--epochs",
@@ -142,7 +144,8 @@ def test_score_a_chip_table_and_a_scene(tmp_path, score_folder, berlin_tiles):
         score, level = src.read()
     finite = np.isfinite(score)
     assert finite.mean() > 0.9
-    assert np.array_equal(level[finite], (score[finite] >= 0) + (score[finite] >= 10.0))
+    expected = (score[finite] >= 0).astype(int) + (score[finite] >= 10.0).astype(int)  # eq. 4
+    assert np.array_equal(level[finite], expected)
     assert png.stat().st_size > 10_000
 
 
@@ -261,3 +264,43 @@ def test_nightlight_values_and_nightlight_encoders(tmp_path, score_folder, berli
     assert result.exit_code == 0, result.output
     config = json.loads((tmp_path / "econ" / "config.json").read_text())
     assert config["state"]["encoders"] == ["labels_nc0", "nightlight_nc0"]
+
+
+def test_fit_score_auto_writes_its_candidates_and_a_forest_feeds_economy_fit(
+    tmp_path, score_folder, berlin_tiles
+):
+    chips = score_folder.parent / "chips.csv"
+    out = tmp_path / "auto"
+    args = ["--label-column", "class", "--mapping", str(score_folder.parent / "classes.csv")]
+    result = runner.invoke(
+        cli,
+        ["economy", "fit-score", str(chips), *args, "--out", str(out), "--arch", "resnet18_half",
+         "--epochs", "2", "--method", "forest"],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert not (out / "candidates.csv").exists()  # a named method: no selection
+    forest, out = out, tmp_path / "auto2"
+    result = runner.invoke(
+        cli,
+        ["economy", "fit-score", str(chips), *args, "--out", str(out), "--arch", "resnet18_half",
+         "--epochs", "2"],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "candidates by one held-out split" in result.output
+    table = pd.read_csv(out / "candidates.csv")
+    assert set(table["candidate"]) == {"cnn", "forest"} and table["chosen"].sum() == 1
+    chosen = table.loc[table["chosen"], "candidate"].item()
+    config = json.loads((out / "config.json").read_text())
+    assert config["state"]["method"] == chosen and "candidates.csv" in config["tables"]
+    assert config["info"]["method_chosen_by"].startswith("auto: 3-class accuracy")
+    assert config["state"]["validation"]["accuracy"] == pytest.approx(
+        table.loc[table["chosen"], "mean"].item()
+    )
+    result = runner.invoke(
+        cli,
+        ["economy", "fit", str(berlin_tiles / "tiles" / "chips.csv"), "--districts",
+         str(berlin_tiles / "districts.csv"), "--indicator", "population", "--score-model",
+         str(forest), "--n-estimators", "10", "--out", str(tmp_path / "econ")],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "the score model is a forest" in result.output

@@ -47,6 +47,14 @@ CHIP = opt.chip_option(
     "--bands", help="Bands [default: B02,B03,B04,B08; red,green,blue for 8-bit images]."
 )
 @click.option(
+    "--method",
+    type=click.Choice(["auto", "cnn", "forest"]),
+    default="auto",
+    show_default=True,
+    help="auto: the better of the CNN and a forest on chip statistics on the validation groups; "
+    "cnn: the paper's network; forest: the baseline.",
+)
+@click.option(
     "--arch",
     default="resnet18",
     show_default=True,
@@ -84,6 +92,7 @@ def fit_score(
     out: Path,
     mapping: Path | None,
     bands: list[str] | None,
+    method: str,
     arch: str,
     epochs: int,
     patience: int,
@@ -102,6 +111,7 @@ def fit_score(
     from humanscape.tasks.economy.workflow import fit_score
 
     model = ScoreModel(
+        method=method,
         arch=arch,
         bands=bands,  # None: chosen from the chips (fit_score)
         input_size=input_size,

@@ -39,7 +39,12 @@ class Selection:
             for r in self.table.itertuples()
         ]
         folds = sum(c.startswith("fold_") for c in self.table.columns)
-        return [f"candidates by {folds}-fold cross-validation on the data given:", *rows]
+        how = (
+            f"{folds}-fold cross-validation"
+            if folds > 1
+            else "one held-out split (networks are fitted once)"
+        )
+        return [f"candidates by {how} on the data given:", *rows]
 
 
 def select_candidate(
@@ -51,13 +56,17 @@ def select_candidate(
     metric: str,
     higher_is_better: bool = True,
     report: Callable[[str], None] | None = None,
+    min_splits: int = 2,
 ) -> Selection:
     """Score every candidate on every ``(train, test)`` split with ``score(name, train, test)``
     and choose the best mean; the ``baseline`` (which must be a candidate) unless another is
-    strictly better. Folds where a candidate's score is not finite count against it (NaN mean)."""
+    strictly better. Folds where a candidate's score is not finite count against it (NaN mean).
+
+    ``min_splits=1`` accepts one held-out split: for candidates too costly to fit k times (a CNN
+    trained for minutes), scored on the split its early stopping already holds out."""
     if baseline not in candidates:
         raise HumanscapeError(f"the baseline {baseline!r} is not among the candidates")
-    if len(splits) < 2:
+    if len(splits) < max(min_splits, 1):
         raise HumanscapeError(
             f"{len(splits)} cross-validation split(s): too few to choose a model",
             fix="give more rows, or name a method",

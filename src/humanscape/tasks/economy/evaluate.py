@@ -24,7 +24,6 @@ from humanscape.evaluate.regression import pearson_r2, r2
 from humanscape.tasks.economy.data import DistrictData
 from humanscape.tasks.economy.district import DistrictRegressor, DistrictStats, district_stats
 from humanscape.tasks.economy.model import EconomyModel
-from humanscape.tasks.economy.score import pooled_features
 
 Factory = Callable[[bool, int], DistrictRegressor]  # (augment, seed) -> regressor
 Config = tuple[DistrictStats, Factory]
@@ -183,7 +182,7 @@ def evaluation_configs(
     per = stats.sums.shape[1] // max(len(model.pcas_), 1)
     nets = model.encoder_names_
     single = next((i for i, n in enumerate(nets) if not n.endswith("_nc0")), 0)
-    own = pooled_features(model.score_model_.net_, model.score_model_.norm_, data.images)
+    own = model.score_model_.features(data.images)
     configs: dict[str, tuple[DistrictStats, object]] = {
         "full": (stats, regressor_factory(model)),
         "without_ensemble": (

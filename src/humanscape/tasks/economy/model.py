@@ -141,8 +141,15 @@ class EconomyModel(TaskModel):
             inhabited[:] = True  # nothing but water and forest: cluster what there is
         self.nets_ = []
         self.encoder_names_ = []
-        for k, spec in enumerate(self.specs):
-            log.info("encoder %s (%d/%d)", spec.name, k + 1, len(self.specs))
+        specs = self.specs
+        if specs and not score_model.has_net:
+            log.warning(
+                "the score model is a forest: no step-2 encoders, the district regressor reads "
+                "the components of its chip statistics"
+            )
+            specs = []
+        for k, spec in enumerate(specs):
+            log.info("encoder %s (%d/%d)", spec.name, k + 1, len(specs))
             net = train_encoder(
                 spec,
                 score_model.copy_net(),
@@ -168,8 +175,9 @@ class EconomyModel(TaskModel):
         cached = getattr(self, "_fitted_tiles", None)
         if cached is not None and cached[0] is tiles:
             return cached[1]
-        nets = self.nets_ or [self.score_model_.net_]
-        return [pooled_features(net, self.score_model_.norm_, tiles) for net in nets]
+        if not self.nets_:  # the score model's own features (no step-2 encoders)
+            return [self.score_model_.features(tiles)]
+        return [pooled_features(net, self.score_model_.norm_, tiles) for net in self.nets_]
 
     def tile_values(self, tiles: np.ndarray) -> TileValues:
         """Score, positive score and the PCA components of every encoder for each tile."""

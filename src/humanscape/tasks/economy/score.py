@@ -14,9 +14,18 @@ The paper trains 100 epochs with Adam at 1e-4 from ImageNet weights; with no pre
 here the default is Adam at 1e-3 from random initialisation with early stopping (measured in
 ``bench/economy.py``).
 
+The simplest strong baseline is a candidate too (issue 23): a random forest on per-band chip
+statistics (:func:`~humanscape.models.chip_stats.chip_statistics`) classifying the three levels,
+its score the expected level mapped onto the thresholds (:func:`forest_score`). On 4,961 held-out
+EuroSAT RGB chips it beat the CNN (0.883 against 0.846 accuracy). ``method="auto"`` (the default)
+fits both on the same training tiles, scores them on the held-out validation groups the CNN's early
+stopping already holds out (one split: the CNN is fitted once), keeps the better by 3-class
+accuracy (the forest on ties) and records the table (``selection_``). The forest, once chosen, is
+refitted on every tile.
+
 A fitted model is a folder (:class:`~humanscape.models.estimator.TaskModel`): ``config.json``
-(params, bands, units, normalisation, thresholds, validation metrics, training table) and
-``score.safetensors``.
+(params, method, bands, units, normalisation, thresholds, validation metrics, training table) and
+``score.safetensors`` (CNN) or ``score_forest.skops`` (forest).
 """
 
 from __future__ import annotations
@@ -33,7 +42,9 @@ from torch.utils.data import TensorDataset
 
 from humanscape.data.splits import Split
 from humanscape.errors import HumanscapeError
+from humanscape.evaluate.selection import Selection, select_candidate
 from humanscape.models.augment import SatelliteAugment
+from humanscape.models.chip_stats import chip_statistics
 from humanscape.models.estimator import TaskModel
 from humanscape.models.heads import (
     RegressionNet,
@@ -50,6 +61,12 @@ WHAT, REFIT = "score model", "economy fit-score"
 #: Default bands: RGB + NIR of Sentinel-2 (multispectral chips); RGB images use red, green, blue.
 RGBN = ("B02", "B03", "B04", "B08")
 RGB8 = ("red", "green", "blue")
+#: ``auto``: the better of the CNN and the forest on held-out groups; ``cnn``: the paper's network;
+#: ``forest``: a random forest on chip statistics (the baseline).
+METHODS = ("auto", "cnn", "forest")
+AUTO_BASELINE = "forest"
+#: Trees of the forest candidate.
+FOREST_TREES = 500
 
 
 class ScoreModule(LightningModule):
@@ -109,8 +126,12 @@ class ScoreModel(TaskModel):
 
     Parameters
     ----------
+    method
+        ``auto`` (default: the better of ``cnn`` and ``forest`` on held-out groups), ``cnn`` (the
+        paper's network) or ``forest`` (random forest on chip statistics, the baseline).
     arch
-        Backbone: ``resnet18`` (paper), ``resnet18_half``, any timm name, or a shipped encoder.
+        Backbone of the CNN: ``resnet18`` (paper), ``resnet18_half``, any timm name, or a shipped
+        encoder.
     bands
         Input bands by name (``B02,B03,B04,B08``; ``red,green,blue`` for RGB images).
     t1, t2, t_min, t_max
@@ -130,11 +151,12 @@ class ScoreModel(TaskModel):
     kind = "humanscape.economy.score"
     what = WHAT
     refit = REFIT
-    fitted_attribute = "net_"
+    fitted_attribute = "method_"
 
     def __init__(
         self,
         *,
+        method: str = "auto",
         arch: str = "resnet18",
         bands: Sequence[str] = RGBN,
         t1: float = 0.0,
@@ -150,7 +172,7 @@ class ScoreModel(TaskModel):
         tta: bool = True,
         seed: int = 0,
     ) -> None:
-        self.arch, self.bands = arch, bands
+        self.method, self.arch, self.bands = method, arch, bands
         self.t1, self.t2, self.t_min, self.t_max = t1, t2, t_min, t_max
         self.epochs, self.batch_size, self.lr = epochs, batch_size, lr
         self.patience, self.dropout, self.tta, self.seed = patience, dropout, tta, seed
@@ -162,6 +184,7 @@ class ScoreModel(TaskModel):
         return Thresholds(self.t1, self.t2, self.t_min, self.t_max)
 
     def _validate_params(self) -> None:
+        self._choice("method", self.method, METHODS)
         if not self.bands:
             raise HumanscapeError("no input band given", fix="give --bands, e.g. B02,B03,B04,B08")
         if not self.t_min < self.t1 < self.t2 < self.t_max:
@@ -204,16 +227,62 @@ class ScoreModel(TaskModel):
             raise HumanscapeError(
                 f"{split.describe()}: too few tiles to fit and validate", fix="give more tiles"
             )
+        tr, va = split.train, split.test
+        levels = targets.argmax(1)
+        held: dict[str, np.ndarray] = {}  # candidate -> scores of the validation tiles
+        if self.method in ("cnn", "auto"):
+            self._fit_net(images, targets, split, work_dir=work_dir, progress=progress)
+            held["cnn"] = self._net_scores(images[va])
+        if self.method in ("forest", "auto"):
+            self.forest_ = fit_forest(images[tr], levels[tr], seed=self.seed)
+            held["forest"] = forest_score(self.forest_, images[va], self.thresholds)
+        metrics = {k: score_metrics(v, levels[va], self.thresholds) for k, v in held.items()}
+        self.selection_: Selection | None = None
+        chosen = self.method
+        if self.method == "auto":
+            self.selection_ = select_candidate(
+                list(held),
+                lambda name, _tr, _te: metrics[name]["accuracy"],
+                [(tr, va)],
+                baseline=AUTO_BASELINE,
+                metric="accuracy",
+                min_splits=1,
+            )
+            chosen = self.selection_.chosen
+        self.method_ = chosen
+        if chosen == "forest":  # the held-out tiles have served: refit on every tile
+            self.forest_ = fit_forest(images, levels, seed=self.seed)
+            self.__dict__.pop("net_", None)
+            self.norm_ = {"mean": [], "std": []}
+            self.epochs_run_ = 0
+        else:
+            self.__dict__.pop("forest_", None)
+        self.units_, self.chip_shape_ = units, (int(images.shape[2]), int(images.shape[3]))
+        self.info_ = {"training_table": str(source)} if source else {}
+        self.validation_ = metrics[chosen] | {"n_train": int(tr.size), "n_validation": int(va.size)}
+        self.validation_name_ = split.name
+        return self
+
+    def _fit_net(
+        self,
+        images: np.ndarray,
+        targets: np.ndarray,
+        split: Split,
+        *,
+        work_dir: str | Path | None,
+        progress: bool,
+    ) -> None:
+        """The CNN on the split's training tiles, early stopping on its validation tiles."""
         torch.manual_seed(self.seed)
         net, norm = build_score_net(
             self.arch, self.bands, dropout=self.dropout, input_size=self.input_size
         )
         with torch.no_grad():  # start every tile in the middle level: t1 < f < t2
             net.head.bias.fill_((self.t1 + self.t2) / 2)
-        mean, std = norm or band_normalisation(images[split.train])
+        tr, va = split.train, split.test
+        mean, std = norm or band_normalisation(images[tr])
         self.norm_ = {"mean": list(map(float, mean)), "std": list(map(float, std))}
         module = ScoreModule(net, mean, std, thresholds=self.thresholds, lr=self.lr)
-        tr, va = split.train, split.test
         fit_module(
             module,
             TensorDataset(torch.from_numpy(images[tr]), torch.from_numpy(targets[tr])),
@@ -226,14 +295,7 @@ class ScoreModel(TaskModel):
             patience=self.patience,
         )
         self.net_ = module.net.eval()
-        self.units_, self.chip_shape_ = units, (int(images.shape[2]), int(images.shape[3]))
         self.epochs_run_ = int(module.current_epoch)
-        self.info_ = {"training_table": str(source)} if source else {}
-        scores = self.predict(images[va])
-        self.validation_ = score_metrics(scores, targets[va].argmax(1), self.thresholds)
-        self.validation_ |= {"n_train": int(tr.size), "n_validation": int(va.size)}
-        self.validation_name_ = split.name
-        return self
 
     # -- prediction
     def _check_fitted(self, images: np.ndarray) -> None:
@@ -249,11 +311,17 @@ class ScoreModel(TaskModel):
         std = torch.tensor(self.norm_["std"]).view(1, -1, 1, 1)
         return torch.nan_to_num((x - mean) / std, nan=0.0)
 
-    @torch.inference_mode()
     def predict(self, images: np.ndarray, batch_size: int = 128) -> np.ndarray:
-        """Score of each tile: mean over the 8 views (with ``tta``), clamped to ``[t_min, t_max]``."""
+        """Score of each tile, clamped to ``[t_min, t_max]``: the CNN's (mean over the 8 views
+        with ``tta``) or the forest's (:func:`forest_score`)."""
         images = np.asarray(images, dtype=np.float32)
         self._check_fitted(images)
+        if self.method_ == "forest":
+            return forest_score(self.forest_, images, self.thresholds)
+        return self._net_scores(images, batch_size)
+
+    @torch.inference_mode()
+    def _net_scores(self, images: np.ndarray, batch_size: int = 128) -> np.ndarray:
         net = self.net_.eval()
         out = []
         for start in range(0, len(images), batch_size):
@@ -267,13 +335,27 @@ class ScoreModel(TaskModel):
         return classify(self.predict(images), self.thresholds)
 
     def features(self, images: np.ndarray) -> np.ndarray:
-        """Pooled backbone features ``(n, num_features)`` (the score head's input)."""
+        """What the score is read from: the pooled backbone features ``(n, num_features)`` of the
+        CNN, or the forest's chip statistics ``(n, 5 * bands)``."""
         images = np.asarray(images, dtype=np.float32)
         self._check_fitted(images)
+        if self.method_ == "forest":
+            return chip_statistics(images).astype(np.float64)
         return pooled_features(self.net_, self.norm_, images)
+
+    @property
+    def has_net(self) -> bool:
+        """Whether the fitted score is a network (step-2 encoders fine-tune a copy of it)."""
+        self.check_fitted()
+        return self.method_ != "forest"
 
     def copy_net(self) -> RegressionNet:
         """A trainable copy of the fitted network (step 2 encoders start from it)."""
+        if not self.has_net:
+            raise HumanscapeError(
+                "the score model is a forest: it has no network for step-2 encoders to fine-tune",
+                fix="economy fit --n-clusters '' (the forest's features), or fit-score --method cnn",
+            )
         return copy.deepcopy(self.net_).train()
 
     def chip_predictor(self, token: str = "") -> Any:
@@ -284,9 +366,16 @@ class ScoreModel(TaskModel):
 
     # -- persistence
     def _state(self, folder: Path) -> dict[str, Any]:
-        weights = {k: v.detach().contiguous().cpu() for k, v in self.net_.state_dict().items()}
-        save_file(weights, str(folder / "score.safetensors"))
+        if self.method_ == "forest":
+            import skops.io as sio
+
+            sio.dump(self.forest_, folder / "score_forest.skops")
+        else:
+            weights = {k: v.detach().contiguous().cpu() for k, v in self.net_.state_dict().items()}
+            save_file(weights, str(folder / "score.safetensors"))
+        selection = self.__dict__.get("selection_")
         return {
+            "method": self.method_,
             "levels": list(LEVELS),
             "units": self.units_,
             "chip_shape": list(self.chip_shape_),
@@ -294,20 +383,54 @@ class ScoreModel(TaskModel):
             "epochs_run": self.epochs_run_,
             "validation_split": self.validation_name_,
             "validation": self.validation_,
+            "selection": None if selection is None else selection.lines(),
         }
 
     def _restore(self, folder: Path, state: dict[str, Any]) -> None:
+        self.method_ = state.get("method", "cnn")
         self.norm_ = state["normalisation"]
         self.units_ = state["units"]
         self.chip_shape_ = tuple(state["chip_shape"])
         self.epochs_run_ = int(state.get("epochs_run", 0))
         self.validation_ = state.get("validation", {})
         self.validation_name_ = state.get("validation_split", "")
+        if self.method_ == "forest":
+            from humanscape.models.sklearn_io import load_skops
+
+            self.forest_ = load_skops(
+                folder / "score_forest.skops",
+                trusted=("numpy.dtype", "sklearn.tree._tree.Tree"),
+                refit=REFIT,
+            )
+            return
         weights = folder / "score.safetensors"
         net, _ = build_score_net(
             self.arch, self.bands, dropout=self.dropout, input_size=self.input_size
         )
         self.net_ = load_net_weights(net, weights, REFIT)
+
+
+def fit_forest(images: np.ndarray, levels: np.ndarray, *, seed: int = 0) -> Any:
+    """The baseline candidate: a random forest (:data:`FOREST_TREES` trees) classifying the level
+    of each tile from its chip statistics."""
+    from sklearn.ensemble import RandomForestClassifier
+
+    forest = RandomForestClassifier(FOREST_TREES, n_jobs=-1, random_state=seed)
+    return forest.fit(chip_statistics(images), np.asarray(levels, dtype=np.int64))
+
+
+def forest_score(forest: Any, images: np.ndarray, th: Thresholds) -> np.ndarray:
+    """The forest's score of each tile: its expected level ``e = sum_k k p_k`` (k = 0, 1, 2)
+    mapped linearly so that ``e = 0.5`` falls on ``t1`` and ``e = 1.5`` on ``t2``,
+    ``f = t1 + (e - 0.5) (t2 - t1)``, clamped to ``[t_min, t_max]``: eq. 4 then classifies a tile
+    by its expected level rounded, and the score orders tiles as the CNN's does."""
+    proba = np.zeros((len(images), 3))
+    if len(images):
+        proba[:, forest.classes_] = forest.predict_proba(chip_statistics(images))
+    # rounded: tree votes put e on thresholds exactly (1.5), not at 1.4999999 (level 1 in float64
+    # but 10.0, level 2, once written as float32)
+    expected = np.round(proba @ np.arange(3.0), 9)
+    return np.clip(th.t1 + (expected - 0.5) * (th.t2 - th.t1), th.t_min, th.t_max)
 
 
 @torch.inference_mode()

@@ -89,11 +89,23 @@ def fit_score(
     v = model.validation_
     counts = {name: int((targets.argmax(1) == k).sum()) for k, name in enumerate(LEVELS)}
     model.tables_ = {"validation.csv": pd.DataFrame([v])}
+    lines = []
+    if model.selection_ is not None:
+        model.tables_["candidates.csv"] = model.selection_.table
+        model.info_["method_chosen_by"] = f"auto: 3-class accuracy, {model.validation_name_}"
+        lines += model.selection_.lines()
     model.save(out)
     shutil.rmtree(checkpoints, ignore_errors=True)
+    trained = (
+        f"{model.epochs_run_} epochs"
+        if model.method_ == "cnn"
+        else "refitted on every tile after validation"
+    )
     return [
-        f"trained on {v['n_train']} tiles ({', '.join(f'{k} {n}' for k, n in counts.items())} in "
-        f"all), {model.epochs_run_} epochs; {model.validation_name_}",
+        *lines,
+        f"{model.method_}: trained on {v['n_train']} tiles "
+        f"({', '.join(f'{k} {n}' for k, n in counts.items())} in all), {trained}; "
+        f"{model.validation_name_}",
         f"validation: accuracy {v['accuracy']:.3f}, Spearman(score, level) {v['spearman']:.3f}",
         f"wrote {out}",
     ]
@@ -283,11 +295,18 @@ def fit_economy(
     model.save(out)
     return [
         f"{len(data.names)} districts, {len(data.images)} tiles; encoders: "
-        f"{', '.join(model.encoder_names_) or 'none (score model features)'}",
+        f"{', '.join(model.encoder_names_) or own_features(model.score_model_)}",
         f"national Gini: scores {national['scores']:.3f}, district factors "
         f"{national['district_factors']:.3f}, adjusted {national['adjusted_scores']:.3f}",
         f"wrote {out}",
     ]
+
+
+def own_features(score_model: ScoreModel) -> str:
+    """What the district regressor reads when there are no step-2 encoders."""
+    if score_model.has_net:
+        return "none (score network features)"
+    return "none (the score model is a forest: step-2 encoders need a network; chip statistics)"
 
 
 def predict_economy(
