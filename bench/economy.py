@@ -7,7 +7,9 @@ rest train (their own early-stopping split is carved out of them). At the true c
 EuroSAT (3 urban, 4 rural, 3 uninhabited classes). Metrics: 3-class accuracy of eq. 4 and
 Spearman between score and level order, against a random forest on colour statistics (per-band
 mean, std, 10/50/90th percentiles; expected level of its class probabilities as its score) in the
-same run. Sets: ``rgb`` (8,000 RGB JPEGs), ``ms`` (469 13-band L1C chips, bands R, G, B, NIR).
+same run. Configurations (``--archs``): a backbone name (the CNN alone), ``forest`` (the library's
+forest candidate), ``auto`` / ``auto:<backbone>`` (the default selection, the CNN of that backbone
+against the forest on the training chips' own validation split). Sets: ``rgb`` (8,000 RGB JPEGs), ``ms`` (469 13-band L1C chips, bands R, G, B, NIR).
 
 Part ``districts``: district indicators, 100 random 80/20 splits (R2 on the original scale,
 mean +- std), the full model, its ablations and the baselines of the paper's Table 1, the training
@@ -17,6 +19,8 @@ of 64 px inside each, the real population as indicator) and on synthetic worlds 
 population and GDP following a power law: known truth).
 
     .venv/bin/python bench/economy.py --part score --sets ms,rgb
+    .venv/bin/python bench/economy.py --part score --sets ms --archs auto,resnet18,forest
+    .venv/bin/python bench/economy.py --part score --sets rgb --archs auto:resnet18_half,forest
     .venv/bin/python bench/economy.py --part districts --world berlin
     .venv/bin/python bench/economy.py --part districts --world synthetic
 
@@ -106,9 +110,15 @@ def score_part(sets: list[str], configs: list[str], epochs: int) -> dict:
             "seconds": round(time.time() - t0, 1),
         }
         print(kind, "rf_colour", res["rf_colour"], flush=True)
-        for arch in configs:
+        for config in configs:
             from humanscape.models.registry import list_weights
 
+            # "auto" / "auto:<arch>": the default selection (CNN of that arch against the forest);
+            # "forest": the library's forest candidate; anything else: the CNN of that arch
+            method, _, arch = config.rpartition(":") if ":" in config else ("", "", config)
+            if config in ("auto", "forest"):
+                method, arch = config, "resnet18"
+            method = method or "cnn"
             shipped = {e.name: e for e in list_weights()}
             own, x = bands, images
             if arch in shipped:  # fine-tune a shipped SimCLR encoder on its own bands
@@ -117,17 +127,20 @@ def score_part(sets: list[str], configs: list[str], epochs: int) -> dict:
                 own = list(shipped[arch].bands)
                 x, _ = read_chips(list(table["image"]), own, units=units, progress=False)
             t0 = time.time()
-            model = ScoreModel(arch=arch, bands=own, epochs=epochs).fit(
+            model = ScoreModel(method=method, arch=arch, bands=own, epochs=epochs).fit(
                 x[train], targets[train], units=unit, progress=False
             )
             metrics = score_metrics(model.predict(x[test]), levels[test], th)
             metrics |= {
                 "seconds": round(time.time() - t0, 1),
+                "method": model.method_,
                 "epochs_run": model.epochs_run_,
                 "validation": model.validation_,
             }
-            res[arch] = metrics
-            print(kind, arch, metrics, flush=True)
+            if model.selection_ is not None:
+                metrics["selection"] = model.selection_.table.to_dict("records")
+            res[config] = metrics
+            print(kind, config, metrics, flush=True)
             results[kind] = res
             out_path.write_text(json.dumps(results, indent=2))
         results[kind] = res

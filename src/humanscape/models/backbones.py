@@ -18,7 +18,8 @@ Three ways to feed N spectral bands to a network designed for RGB:
 Backbone names are timm names (``resnet18``, ``resnet50``, ``densenet121``, ``vgg16_bn``,
 ``efficientnet_b0``, ``legacy_xception`` ...) plus ``xception`` (Chollet's Xception, timm
 ``legacy_xception``) and ``resnet18_half`` (ResNet-18 with half the channels, 2.8 M parameters:
-humanscape's shipped CPU-trainable encoder).
+humanscape's shipped CPU-trainable encoder), and ``mosaiks_<K>``: K random convolutional
+filters, fitted from images rather than trained (:class:`~humanscape.models.random_features.RandomConvBody`).
 """
 
 from __future__ import annotations
@@ -47,6 +48,11 @@ PAPER_BACKBONES = ("resnet18", "resnet50", "densenet121", "vgg16_bn", "xception"
 
 
 def _create(name: str, in_chans: int) -> nn.Module:
+    from humanscape.models.random_features import RandomConvBody, mosaiks_filters
+
+    k = mosaiks_filters(name)
+    if k is not None:  # random convolutional features (MOSAIKS): filters fitted, not trained
+        return RandomConvBody(k, in_chans)
     if name == "resnet18_half":
         from timm.models.resnet import BasicBlock, ResNet
 
@@ -113,6 +119,13 @@ class Backbone(nn.Module):
             self.body, "head_hidden_size"
         ):
             self.num_features = int(self.body.head_hidden_size)  # e.g. vgg16_bn: 4096 pre-logits
+
+    @property
+    def activation_bytes_per_pixel(self) -> int:
+        """Peak bytes of a frozen forward pass per input pixel (batch planning): about the
+        output width for ImageNet-style CNNs (measured, :func:`~humanscape.models.embed.batch_for`),
+        the body's own figure where it states one (random features)."""
+        return int(getattr(self.body, "activation_bytes_per_pixel", self.num_features))
 
     def _check(self, x: torch.Tensor) -> None:
         if x.ndim != 4 or x.shape[1] != self.in_chans:

@@ -66,11 +66,11 @@ def batch_for(encoder: Encoder, chip_shape: tuple[int, int], *, budget: int = BA
     chip, upsampled ``input_scale`` times a side. Per processed pixel the peak is about as many
     bytes as the backbone has output features (measured for the shipped ResNet-18-half, 256
     features: 229 bytes a pixel on 300 px chips, ``x2``, 4 orientations: 330 MB a chip; a wider
-    backbone keeps wider activations).
+    backbone keeps wider activations); random features state their own figure (12 K bytes).
     """
     views = max(1, int(encoder.orientations))
     pixels = views * (chip_shape[0] * encoder.input_scale) * (chip_shape[1] * encoder.input_scale)
-    per_chip = max(1.0, pixels * encoder.backbone.num_features)
+    per_chip = max(1.0, pixels * encoder.backbone.activation_bytes_per_pixel)
     return int(max(1, min(1024, budget // per_chip)))
 
 

@@ -123,3 +123,62 @@ class RandomConvFeatures:
 
     def fit_transform(self, images: np.ndarray) -> np.ndarray:
         return self.fit(images).transform(images)
+
+
+#: Backbone names of random convolutional features: ``mosaiks_<K>`` (K filters, 2K features).
+MOSAIKS_PREFIX = "mosaiks_"
+
+
+class RandomConvBody(torch.nn.Module):
+    """:class:`RandomConvFeatures` as a network body, so that fitted random features travel as an
+    :class:`~humanscape.models.encoder.Encoder` (bands, units, normalisation, ``--encoder NAME``).
+
+    The whitened filters and their offsets are buffers (saved in the state dict); a fresh body
+    holds zeros until :meth:`fit` draws them from images. ``forward`` is Rolf et al.'s eq. 1.
+    """
+
+    def __init__(
+        self, num_filters: int, in_chans: int, patch_size: int = 3, bias: float = 1.0
+    ) -> None:
+        super().__init__()
+        if num_filters < 1:
+            raise HumanscapeError(f"random features need at least 1 filter, got {num_filters}")
+        self.num_filters, self.patch_size, self.bias = num_filters, patch_size, bias
+        self.num_features = 2 * num_filters
+        self.register_buffer("weight", torch.zeros(num_filters, in_chans, patch_size, patch_size))
+        self.register_buffer("offset", torch.zeros(num_filters))
+
+    @property
+    def activation_bytes_per_pixel(self) -> int:
+        """Peak bytes of the forward pass per input pixel: the K responses and their two
+        rectifications, float32 (what batch sizes are planned with)."""
+        return 3 * 4 * self.num_filters
+
+    def fit(self, images: np.ndarray, seed: int = 0, eps: float = 1e-2) -> RandomConvBody:
+        """Draw and whiten the filters from ``(n, in_chans, H, W)`` images (in the units the body
+        is fed, i.e. normalised when it sits in an encoder)."""
+        rcf = RandomConvFeatures(
+            self.num_filters, self.patch_size, bias=self.bias, eps=eps, seed=seed
+        ).fit(images)
+        self.weight.copy_(torch.from_numpy(rcf.weight_))
+        self.offset.copy_(torch.from_numpy(rcf.offset_))
+        return self
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        r = F.conv2d(x, self.weight, self.offset)
+        pos = F.relu(r - self.bias).mean(dim=(2, 3))
+        neg = F.relu(-r - self.bias).mean(dim=(2, 3))
+        return torch.cat([pos, neg], dim=1)
+
+
+def mosaiks_filters(name: str) -> int | None:
+    """K of a ``mosaiks_<K>`` backbone name; None for any other name."""
+    if not name.startswith(MOSAIKS_PREFIX):
+        return None
+    k = name[len(MOSAIKS_PREFIX) :]
+    if not k.isdigit() or int(k) < 1:
+        raise HumanscapeError(
+            f"unknown backbone '{name}'",
+            fix="random features are named mosaiks_<K>, e.g. mosaiks_1024",
+        )
+    return int(k)

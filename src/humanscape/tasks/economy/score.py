@@ -16,7 +16,7 @@ here the default is Adam at 1e-3 from random initialisation with early stopping 
 
 The simplest strong baseline is a candidate too (issue 23): a random forest on per-band chip
 statistics (:func:`~humanscape.models.chip_stats.chip_statistics`) classifying the three levels,
-its score the expected level mapped onto the thresholds (:func:`forest_score`). On 4,961 held-out
+its score placed in its class's band of eq. 4 by the expected level (:func:`forest_score`). On 4,961 held-out
 EuroSAT RGB chips it beat the CNN (0.883 against 0.846 accuracy). ``method="auto"`` (the default)
 fits both on the same training tiles, scores them on the held-out validation groups the CNN's early
 stopping already holds out (one split: the CNN is fitted once), keeps the better by 3-class
@@ -420,17 +420,20 @@ def fit_forest(images: np.ndarray, levels: np.ndarray, *, seed: int = 0) -> Any:
 
 
 def forest_score(forest: Any, images: np.ndarray, th: Thresholds) -> np.ndarray:
-    """The forest's score of each tile: its expected level ``e = sum_k k p_k`` (k = 0, 1, 2)
-    mapped linearly so that ``e = 0.5`` falls on ``t1`` and ``e = 1.5`` on ``t2``,
-    ``f = t1 + (e - 0.5) (t2 - t1)``, clamped to ``[t_min, t_max]``: eq. 4 then classifies a tile
-    by its expected level rounded, and the score orders tiles as the CNN's does."""
+    """The forest's score of each tile: inside the band of eq. 4 of its most probable level k
+    (``[t_min, t1)``, ``[t1, t2)``, ``[t2, t_max]``), at the fraction ``g = (e + 0.5) / 3`` of the
+    band, ``e = sum_j j p_j`` the expected level (0 .. 2, so g stays within 1/6 .. 5/6):
+    ``f = lo_k + g (hi_k - lo_k)``. Eq. 4 then gives the forest's own class (its accuracy), and
+    within a level tiles are ordered by their expected level. (Placing all tiles on one line by
+    ``e`` instead classifies by ``e`` rounded: 0.78 against 0.85 accuracy on held-out EuroSAT MS.)"""
     proba = np.zeros((len(images), 3))
     if len(images):
         proba[:, forest.classes_] = forest.predict_proba(chip_statistics(images))
-    # rounded: tree votes put e on thresholds exactly (1.5), not at 1.4999999 (level 1 in float64
-    # but 10.0, level 2, once written as float32)
-    expected = np.round(proba @ np.arange(3.0), 9)
-    return np.clip(th.t1 + (expected - 0.5) * (th.t2 - th.t1), th.t_min, th.t_max)
+    level = proba.argmax(1)
+    g = (proba @ np.arange(3.0) + 0.5) / 3.0
+    edges = np.array([th.t_min, th.t1, th.t2, th.t_max])
+    lo, hi = edges[level], edges[level + 1]
+    return lo + g * (hi - lo)
 
 
 @torch.inference_mode()
