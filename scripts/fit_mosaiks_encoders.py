@@ -19,8 +19,10 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from train_encoders import load_ms, load_rgb, probe
+from train_encoders import load_ms, load_rgb
 
+from humanscape.evaluate.probe import linear_probe
+from humanscape.models.embed import embed_array
 from humanscape.models.encoder import Encoder
 from humanscape.models.registry import WEIGHTS_DIR, load_encoder
 
@@ -46,7 +48,8 @@ def fit(kind: str, data: Path) -> Path:
     scaled = (images - like.mean.numpy()) / like.std.numpy()
     with torch.no_grad():
         encoder.backbone.body.fit(scaled[~held], seed=0)
-    accuracy = probe(encoder, images, labels, held)
+    feats = embed_array(encoder.eval(), images)  # batches sized to the memory budget
+    accuracy = linear_probe(feats[~held], labels[~held], feats[held], labels[held])
     encoder.metadata = {
         "method": f"random convolutional features (MOSAIKS, Rolf et al. 2021): K = {K} ZCA-whitened "
         "3 x 3 patches drawn from the training chips, bias 1, eps 0.01; 2K features",

@@ -138,6 +138,28 @@ def test_random_features_are_seeded_and_separate_real_classes(rgb_sample):
         RandomConvFeatures(num_filters=8).fit(images / 255).transform(np.zeros((1, 4, 32, 32)))
 
 
+def test_random_features_as_an_encoder_equal_the_featuriser_and_reload(rgb_sample, tmp_path):
+    from humanscape.models.embed import batch_for, embed_array
+    from humanscape.models.encoder import Encoder
+
+    images = rgb_sample[0][:40].astype(np.float32)
+    mean, std = [120.0, 110.0, 100.0], [50.0, 40.0, 30.0]
+    encoder = Encoder("mosaiks_16", ["red", "green", "blue"], mean, std, units="rgb8")
+    scaled = (images - np.array(mean)[:, None, None]) / np.array(std)[:, None, None]
+    encoder.backbone.body.fit(scaled.astype(np.float32), seed=3)
+    direct = RandomConvFeatures(num_filters=16, seed=3).fit_transform(scaled.astype(np.float32))
+    embedded = embed_array(encoder, images)
+    assert embedded.shape == (40, 32)
+    np.testing.assert_allclose(embedded, direct, rtol=1e-4, atol=1e-5)
+    encoder.save(tmp_path / "m")
+    np.testing.assert_array_equal(embed_array(Encoder.load(tmp_path / "m"), images), embedded)
+    # batch planning: 64 x 64 px, 3 tensors of K float32 a pixel = 64 * 64 * 3 * 4 * 16 bytes
+    assert batch_for(encoder, (64, 64)) == min(1024, 2**30 // (64 * 64 * 3 * 4 * 16)) == 1024
+    assert batch_for(encoder, (512, 512)) == 2**30 // (512 * 512 * 3 * 4 * 16) == 21
+    with pytest.raises(HumanscapeError, match="mosaiks_<K>"):
+        Encoder("mosaiks_k", ["red"], [0.0], [1.0])
+
+
 def test_lightning_lines_are_quiet_by_default_and_printed_once_with_verbose(capfd):
     from torch.utils.data import TensorDataset
 

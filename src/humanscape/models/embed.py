@@ -40,7 +40,7 @@ def embed_array(
             fix="select the encoder's bands in its order, or choose an encoder for these bands",
         )
     encoder.eval()
-    device = next(encoder.parameters()).device
+    device = encoder.mean.device  # a buffer: random-feature encoders have no parameters
     batch_size = batch_size or batch_for(encoder, (int(images.shape[2]), int(images.shape[3])))
     out = np.empty((images.shape[0], encoder.num_features), np.float32)
     for start in tqdm(
