@@ -195,14 +195,21 @@ def evaluate(model_dir: str, out: Path, cities: Any, margins: str) -> None:
 )
 @click.option(
     "--encoder",
-    required=True,
-    help="A shipped encoder's name ('humanscape encoders') or an encoder folder.",
+    default=None,
+    help="A shipped encoder's name ('humanscape encoders') or an encoder folder [default: the "
+    "shipped encoder with the best held-out linear probe that reads the scene's bands].",
 )
 @opt.out_file("Embeddings table (Parquet) to write.")
 @opt.chip_option(64, "Side of a tile, in scene pixels.")
 @opt.scene_options()
 def embed(
-    regions: Path, id_column: str, scene: str, encoder: str, out: Path, chip: int, reader: Any
+    regions: Path,
+    id_column: str,
+    scene: str,
+    encoder: str | None,
+    out: Path,
+    chip: int,
+    reader: Any,
 ) -> None:
     """Step 1: tiles per region -> encoder -> mean and std of the tile embeddings per region."""
     from humanscape.tasks.flows.workflow import embed_flow_regions

@@ -132,8 +132,9 @@ def chip(
 
 ENCODER = click.option(
     "--encoder",
-    required=True,
-    help="A shipped encoder's name ('humanscape encoders') or a saved encoder folder.",
+    default=None,
+    help="A shipped encoder's name ('humanscape encoders') or a saved encoder folder "
+    "[default: the shipped encoder with the best held-out linear probe that reads the chips].",
 )
 
 
@@ -149,7 +150,7 @@ ENCODER = click.option(
 )
 @click.option("--id-column", default=None, help="Column used as id [default: cell_id, else image].")
 def embed(
-    chip_table: Path, encoder: str, out: Path, batch_size: int | None, id_column: str | None
+    chip_table: Path, encoder: str | None, out: Path, batch_size: int | None, id_column: str | None
 ) -> None:
     """Embed every chip of a chip table with a frozen encoder."""
     from humanscape.tasks.geodata.workflow import write_embeddings

@@ -7,7 +7,7 @@ table of GeoTIFF / JPEG chips), :func:`embed_regions` (mean and std over the til
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import geopandas as gpd
@@ -119,6 +119,41 @@ def read_chip_for(encoder: Encoder, path: str | Path) -> np.ndarray:
             fix="write band descriptions into the chips or use a matching encoder",
         )
     return chip.data
+
+
+def best_shipped_encoder(bands: Sequence[str] | None, units: str, n_bands: int = 0) -> str:
+    """The name of the shipped encoder with the best held-out linear probe among those that can
+    read this input: the same ``units`` and every band of the encoder among ``bands`` (matched by
+    name or role), or, for unnamed bands, the same count ``n_bands``. The default featuriser of
+    the embedding commands (issue 23: random features beat the SimCLR encoders on the probe, so
+    they are chosen where they fit)."""
+    from humanscape.models.registry import list_weights
+
+    have = None if bands is None else {_canonical(b) for b in bands}
+    fitting = [
+        e
+        for e in list_weights()
+        if e.units == units
+        and (
+            len(e.bands) == n_bands if have is None else all(_canonical(b) in have for b in e.bands)
+        )
+    ]
+    if not fitting:
+        listed = ", ".join(f"{e.name} ({len(e.bands)} bands, {e.units})" for e in list_weights())
+        what = f"{n_bands} unnamed bands" if bands is None else ", ".join(bands)
+        raise HumanscapeError(
+            f"no shipped encoder reads {what} in {units}",
+            fix=f"give --encoder (a saved encoder folder, or one of {listed})",
+        )
+    return max(fitting, key=lambda e: e.linear_probe_accuracy or 0.0).name
+
+
+def best_encoder_for_chip(path: str | Path) -> str:
+    """:func:`best_shipped_encoder` for the bands and units of the chip at ``path``."""
+    from humanscape.data.chiptable import read_chip
+
+    chip = read_chip(Path(path))
+    return best_shipped_encoder(chip.bands, chip.units, int(chip.data.shape[0]))
 
 
 def _canonical(name: str) -> str:

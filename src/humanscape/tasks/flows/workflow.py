@@ -241,7 +241,7 @@ def evaluate_flows(
 def embed_flow_regions(
     regions: str | Path,
     scene: str | Path,
-    encoder: str,
+    encoder: str | None,
     out: Path,
     reader: Any,
     *,
@@ -252,10 +252,11 @@ def embed_flow_regions(
     """Step 1 of Imagery2Flow: tiles per region -> encoder -> mean and std -> ``id, n_tiles, e000...``.
 
     The first ``d`` columns are the mean tile embedding, the next ``d`` the standard deviation
-    (``d`` = the encoder's width). A region without a valid tile is refused (no partial table).
+    (``d`` = the encoder's width). Without ``encoder``: the shipped encoder with the best held-out
+    linear probe that reads the scene's bands. A region without a valid tile is refused (no partial table).
     """
     from humanscape.geo.vector import read_vector
-    from humanscape.models.embed import embed_regions, region_tiles
+    from humanscape.models.embed import best_shipped_encoder, embed_regions, region_tiles
     from humanscape.models.registry import load_encoder
 
     polygons = read_vector(regions)
@@ -266,8 +267,15 @@ def embed_flow_regions(
             path=regions,
             fix="give the region id column with --id-column",
         )
-    net = load_encoder(encoder)
+    lines = []
     with reader.open(scene) as s:
+        if encoder is None:
+            encoder = best_shipped_encoder(s.band_names, "reflectance")
+            lines.append(
+                f"encoder: {encoder} (the best held-out linear probe of the shipped "
+                "encoders that read this scene; --encoder to choose)"
+            )
+        net = load_encoder(encoder)
         tiles = region_tiles(s, polygons, list(net.bands), size=size, id_column=id_column)
     table = embed_regions(net, tiles, progress=progress)
     d = net.num_features
@@ -279,6 +287,7 @@ def embed_flow_regions(
     with atomic_output(out) as tmp:
         table.to_parquet(tmp, index=False)
     return [
+        *lines,
         f"{len(table)} regions, {int(table['n_tiles'].sum()):,} tiles of {size} px, {2 * d} features "
         f"(mean and std of {d})",
         f"wrote {out}",

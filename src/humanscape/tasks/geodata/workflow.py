@@ -138,18 +138,28 @@ def write_chips(
 
 def write_embeddings(
     chip_table: str | Path,
-    encoder: str,
+    encoder: str | None,
     out: Path,
     *,
     batch_size: int | None = None,
     id_column: str | None = None,
 ) -> list[str]:
     """Every chip of a chip table embedded by a frozen encoder: ``id`` + ``e000 ...`` (Parquet, or
-    CSV for a ``.csv`` name). Without ``batch_size`` the batch fits a memory budget
+    CSV for a ``.csv`` name). Without ``encoder``, the shipped encoder with the best held-out linear
+    probe among those that read the chips (:func:`~humanscape.models.embed.best_shipped_encoder`). Without ``batch_size`` the batch fits a memory budget
     (:func:`humanscape.models.embed.batch_for`)."""
-    from humanscape.models.embed import embed_chip_table
+    from humanscape.data.chiptable import read_chip_table
+    from humanscape.models.embed import best_encoder_for_chip, embed_chip_table
     from humanscape.models.registry import load_encoder
 
+    lines = []
+    if encoder is None:
+        first = read_chip_table(chip_table)["image"].iloc[0]
+        encoder = best_encoder_for_chip(first)
+        lines.append(
+            f"encoder: {encoder} (the best held-out linear probe of the shipped encoders "
+            "that read these chips; --encoder to choose)"
+        )
     model = load_encoder(encoder)
     frame = embed_chip_table(chip_table, model, batch_size=batch_size, id_column=id_column)
     with atomic_output(out) as tmp:
@@ -157,21 +167,28 @@ def write_embeddings(
             frame.to_csv(tmp, index=False)
         else:
             frame.to_parquet(tmp, index=False)
-    return [f"wrote {len(frame)} embeddings of {model.num_features} dimensions to {out}"]
+    return [*lines, f"wrote {len(frame)} embeddings of {model.num_features} dimensions to {out}"]
 
 
 def encoder_lines() -> list[str]:
-    """The shipped encoders: bands, units, recipe, measured linear-probe accuracy, epochs."""
+    """The shipped encoders: bands, units, recipe, measured linear-probe accuracy, epochs; those of
+    the same bands and units together, the best held-out probe first (marked: the one to use)."""
     from humanscape.models.registry import list_weights
 
     lines = []
+    groups: dict[tuple[tuple[str, ...], str], list] = {}
     for entry in list_weights():
-        acc = entry.linear_probe_accuracy
-        lines.append(
-            f"{entry.name:<40} {entry.arch:<14} {len(entry.bands):>2} bands ({entry.units})  "
-            f"embedding {entry.recipe}  linear probe {acc if acc is not None else '-'}  "
-            f"epochs {entry.metadata.get('epochs', '-')}"
-        )
+        groups.setdefault((tuple(entry.bands), entry.units), []).append(entry)
+    for entries in groups.values():
+        entries.sort(key=lambda e: -(e.linear_probe_accuracy or 0.0))
+        for k, entry in enumerate(entries):
+            acc = entry.linear_probe_accuracy
+            lines.append(
+                f"{entry.name:<40} {entry.arch:<14} {len(entry.bands):>2} bands ({entry.units})  "
+                f"embedding {entry.recipe}  linear probe {acc if acc is not None else '-'}  "
+                f"epochs {entry.metadata.get('epochs', '-')}"
+                + ("  <- best for these bands" if k == 0 and len(entries) > 1 else "")
+            )
     return lines
 
 
