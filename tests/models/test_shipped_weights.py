@@ -14,22 +14,29 @@ REFERENCE = json.loads((Path(__file__).parent / "shipped_embeddings.json").read_
 
 def test_registry_lists_both_shipped_encoders_with_full_metadata():
     entries = {e.name: e for e in list_weights()}
-    assert set(entries) == {"simclr_resnet18half_eurosat_rgb", "simclr_resnet18half_eurosat_ms"}
+    assert set(entries) == {
+        "simclr_resnet18half_eurosat_rgb",
+        "simclr_resnet18half_eurosat_ms",
+        "mosaiks1024_eurosat_rgb",
+        "mosaiks1024_eurosat_ms",
+    }
     assert (
         entries["simclr_resnet18half_eurosat_ms"].bands[8] == "B8A"
         and len(entries["simclr_resnet18half_eurosat_ms"].bands) == 13
     )
     for entry in entries.values():
         assert len(entry.mean) == len(entry.std) == len(entry.bands)
+        simclr = (
+            ("linear_probe_accuracy_plain", "embedding") if entry.arch != "mosaiks_1024" else ()
+        )
         for key in (
             "training_data",
             "epochs",
             "seed",
             "licence",
             "linear_probe_accuracy",
-            "linear_probe_accuracy_plain",
-            "embedding",
             "method",
+            *simclr,
         ):
             assert key in entry.metadata, (entry.name, key)
     total = sum(f.stat().st_size for e in entries.values() for f in e.path.iterdir())
@@ -85,3 +92,24 @@ def test_shipped_weights_beat_random_init_on_a_linear_probe_of_real_chips():
         }
         # measured 2026-11-22: MS 0.725 vs 0.540, RGB 0.770 vs 0.395 (10 classes: chance 0.1)
         assert acc["shipped"] > 0.65 and acc["shipped"] > acc["random"] + 0.1, (name, acc)
+
+
+def test_the_default_encoder_is_the_best_held_out_probe_that_reads_the_input():
+    import pytest
+
+    from humanscape.errors import HumanscapeError
+    from humanscape.models.embed import best_shipped_encoder
+
+    entries = {e.name: e for e in list_weights()}
+    # recorded probes (bench/encoders.py): random features above SimCLR on both data sets
+    for kind in ("rgb", "ms"):
+        assert (
+            entries[f"mosaiks1024_eurosat_{kind}"].linear_probe_accuracy
+            > entries[f"simclr_resnet18half_eurosat_{kind}"].linear_probe_accuracy
+        )
+    assert best_shipped_encoder(["red", "green", "blue"], "rgb8") == "mosaiks1024_eurosat_rgb"
+    assert best_shipped_encoder(None, "rgb8", n_bands=3) == "mosaiks1024_eurosat_rgb"
+    s2 = entries["mosaiks1024_eurosat_ms"].bands
+    assert best_shipped_encoder(["extra", *s2], "reflectance") == "mosaiks1024_eurosat_ms"
+    with pytest.raises(HumanscapeError, match="no shipped encoder reads"):
+        best_shipped_encoder([b for b in s2 if b != "B10"], "reflectance")  # L2A: no B10
