@@ -115,10 +115,10 @@ def score_part(sets: list[str], configs: list[str], epochs: int) -> dict:
 
             # "auto" / "auto:<arch>": the default selection (CNN of that arch against the forest);
             # "forest": the library's forest candidate; anything else: the CNN of that arch
-            method, _, arch = config.rpartition(":") if ":" in config else ("", "", config)
-            if config in ("auto", "forest"):
-                method, arch = config, "resnet18"
-            method = method or "cnn"
+            method, _, arch = config.partition(":")
+            if method not in ("auto", "forest"):
+                method, arch = "cnn", config
+            arch = arch or "resnet18"
             shipped = {e.name: e for e in list_weights()}
             own, x = bands, images
             if arch in shipped:  # fine-tune a shipped SimCLR encoder on its own bands

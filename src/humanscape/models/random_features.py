@@ -21,6 +21,15 @@ import torch.nn.functional as F
 from humanscape.errors import HumanscapeError
 
 
+def rectified_means(
+    x: torch.Tensor, weight: torch.Tensor, offset: torch.Tensor, bias: float
+) -> torch.Tensor:
+    """Eq. 1 of Rolf et al.: ``[mean ReLU(I * w - b), mean ReLU(-I * w - b)]`` per filter, the
+    whitening folded into ``weight`` and ``offset``: ``(n, 2K)``."""
+    r = F.conv2d(x, weight, offset)
+    return torch.cat([F.relu(r - bias).mean(dim=(2, 3)), F.relu(-r - bias).mean(dim=(2, 3))], dim=1)
+
+
 class RandomConvFeatures:
     """scikit-learn-style featuriser: ``fit(images)``, ``transform(images) -> (n, 2 * num_filters)``.
 
@@ -115,10 +124,7 @@ class RandomConvFeatures:
         out = []
         for start in range(0, len(images), batch_size):
             x = torch.from_numpy(np.nan_to_num(images[start : start + batch_size]))
-            r = F.conv2d(x, weight, bias)
-            pos = F.relu(r - self.bias).mean(dim=(2, 3))
-            neg = F.relu(-r - self.bias).mean(dim=(2, 3))
-            out.append(torch.cat([pos, neg], dim=1).numpy())
+            out.append(rectified_means(x, weight, bias, self.bias).numpy())
         return np.concatenate(out)
 
     def fit_transform(self, images: np.ndarray) -> np.ndarray:
@@ -165,10 +171,7 @@ class RandomConvBody(torch.nn.Module):
         return self
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        r = F.conv2d(x, self.weight, self.offset)
-        pos = F.relu(r - self.bias).mean(dim=(2, 3))
-        neg = F.relu(-r - self.bias).mean(dim=(2, 3))
-        return torch.cat([pos, neg], dim=1)
+        return rectified_means(x, self.weight, self.offset, self.bias)
 
 
 def mosaiks_filters(name: str) -> int | None:

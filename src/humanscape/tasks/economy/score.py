@@ -373,7 +373,6 @@ class ScoreModel(TaskModel):
         else:
             weights = {k: v.detach().contiguous().cpu() for k, v in self.net_.state_dict().items()}
             save_file(weights, str(folder / "score.safetensors"))
-        selection = self.__dict__.get("selection_")
         return {
             "method": self.method_,
             "levels": list(LEVELS),
@@ -383,7 +382,6 @@ class ScoreModel(TaskModel):
             "epochs_run": self.epochs_run_,
             "validation_split": self.validation_name_,
             "validation": self.validation_,
-            "selection": None if selection is None else selection.lines(),
         }
 
     def _restore(self, folder: Path, state: dict[str, Any]) -> None:
