@@ -314,7 +314,7 @@ def test_non_finite_metrics_print_as_not_available():
 
 
 class _Votes:
-    """A stand-in forest: fixed class probabilities for the classes it saw."""
+    """A stand-in classifier: fixed class probabilities for the class codes it saw."""
 
     def __init__(self, classes: list[int], proba: np.ndarray) -> None:
         self.classes_, self.proba = np.array(classes), proba
@@ -323,14 +323,13 @@ class _Votes:
         return self.proba
 
 
-def test_forest_score_lies_in_the_band_of_the_most_probable_level():
-    from humanscape.tasks.economy.score import forest_score
+def test_banded_score_lies_in_the_band_of_the_most_probable_level():
+    from humanscape.tasks.economy.candidates import banded_score
 
-    images = np.zeros((5, 1, 2, 2), np.float32)
     proba = np.array([[1, 0, 0], [0, 1, 0], [0.45, 0.1, 0.45], [0, 0, 1], [0.2, 0.3, 0.5]])
     # e = 0, 1, 1, 2, 1.3 -> g = (e + 0.5) / 3; level = argmax (ties: the lower level);
     # bands [-10, 0), [0, 10), [10, 20]: f = lo + 10 g
-    scores = forest_score(_Votes([0, 1, 2], proba), images, Thresholds())
+    scores = banded_score(proba, Thresholds())
     expected = [
         -10 + 10 * 0.5 / 3,
         10 * 1.5 / 3,
@@ -340,11 +339,26 @@ def test_forest_score_lies_in_the_band_of_the_most_probable_level():
     ]
     assert scores.tolist() == pytest.approx(expected)
     assert classify(scores, Thresholds()).tolist() == [0, 1, 0, 2, 2]
-    # a forest that never saw "rural": its two columns are levels 0 and 2
-    two = forest_score(
-        _Votes([0, 2], np.array([[0.4, 0.6], [1.0, 0.0]])), images[:2], Thresholds(0, 10, -2, 20)
-    )
-    assert two.tolist() == pytest.approx([10 + 10 * 1.7 / 3, -2 + 2 * 0.5 / 3])
+    # band [-2, 0) for level 0 with t_min = -2: e = 0.3 -> g = 0.8 / 3
+    two = banded_score(np.array([[0.7, 0.3, 0.0]]), Thresholds(0, 10, -2, 20))
+    assert two.tolist() == pytest.approx([-2 + 2 * 0.8 / 3])
+
+
+def test_classes_map_to_levels_by_their_mean_target_and_unseen_classes_get_nothing():
+    from humanscape.tasks.economy.candidates import LevelClassifier, class_codes
+
+    targets = np.array([[0, 0, 1], [0, 1, 0], [0, 0, 1], [0.5, 0.5, 0]], np.float64)
+    codes, names, matrix = class_codes(np.array(["res", "crop", "res", "marsh"]), targets)
+    assert names == ["crop", "marsh", "res"] and codes.tolist() == [2, 0, 2, 1]
+    assert matrix.tolist() == [[0, 1, 0], [0.5, 0.5, 0], [0, 0, 1]]
+    codes, names, _ = class_codes(None, targets)  # the argmax levels (ties: the lower)
+    assert names == ["0", "1", "2"] and codes.tolist() == [2, 1, 2, 0]
+    clf = LevelClassifier("forest")
+    clf.class_levels_ = matrix
+    # a classifier that saw only codes 0 (crop) and 1 (marsh): P(level) = P(c) M[c]
+    clf.classifier_ = _Votes([0, 1], np.array([[0.4, 0.6], [1.0, 0.0]]))
+    proba = clf.level_probabilities(np.zeros((2, 1, 2, 2), np.float32))
+    assert proba.ravel().tolist() == pytest.approx([0.3, 0.4 + 0.3, 0, 0, 1, 0])
 
 
 def pattern_chips(n_per_level: int, size: int = 32, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -365,15 +379,34 @@ def pattern_chips(n_per_level: int, size: int = 32, seed: int = 0) -> tuple[np.n
     return np.asarray(images, np.float32), np.asarray(levels)
 
 
-def test_auto_chooses_the_cnn_where_only_texture_tells_the_levels_apart(tmp_path):
-    images, levels = pattern_chips(60)
-    model = ScoreModel(arch="resnet18_half", epochs=30, patience=30, seed=0)
+def test_auto_leaves_the_forest_where_only_texture_tells_the_levels_apart(tmp_path):
+    images, levels = pattern_chips(40)
+    model = ScoreModel(arch="resnet18_half", epochs=1, seed=0)
     model.fit(images, levels, progress=False)
     table = model.selection_.table.set_index("candidate")
-    assert model.method_ == "cnn" and model.selection_.chosen == "cnn"
-    assert table.loc["cnn", "mean"] > table.loc["forest", "mean"]
-    assert model.validation_["accuracy"] == table.loc["cnn", "mean"]
-    assert not hasattr(model, "forest_") and model.has_net
+    assert set(table.index) == {"cnn", "forest", "mosaiks"}
+    # histograms carry no level: the forest guesses; the random filters see the texture
+    assert table.loc["forest", "mean"] < 0.7 and table.loc["mosaiks", "mean"] >= 0.9
+    assert model.method_ == "mosaiks" and model.selection_.chosen == "mosaiks"
+    assert model.validation_["accuracy"] == table.loc["mosaiks", "mean"] and not model.has_net
+    assert not hasattr(model, "net_")
+    test, truth = pattern_chips(10, seed=5)
+    assert (model.classify(test) == truth).mean() >= 0.9
+    assert model.features(test[:3]).shape == (3, 2 * 1024)
+    model.save(tmp_path / "m")
+    assert (tmp_path / "m" / "score_mosaiks.safetensors").exists()
+    again = ScoreModel.load(tmp_path / "m")
+    assert again.method_ == "mosaiks"
+    assert np.array_equal(again.predict(test), model.predict(test))
+
+
+def test_the_cnn_reads_texture_the_forest_cannot():
+    images, levels = pattern_chips(60)
+    model = ScoreModel(method="cnn", arch="resnet18_half", epochs=30, patience=30, seed=0)
+    model.fit(images, levels, progress=False)
+    forest = ScoreModel(method="forest", seed=0).fit(images, levels, progress=False)
+    test, truth = pattern_chips(20, seed=7)
+    assert (model.classify(test) == truth).mean() > (forest.classify(test) == truth).mean() + 0.2
 
 
 def test_auto_keeps_the_forest_where_brightness_is_the_level_and_it_reloads(tmp_path):
@@ -387,7 +420,7 @@ def test_auto_keeps_the_forest_where_brightness_is_the_level_and_it_reloads(tmp_
     assert table.loc["forest", "mean"] == 1.0  # the CNN can at best tie: the baseline wins ties
     assert model.method_ == "forest" and not hasattr(model, "net_") and not model.has_net
     assert classify(model.predict(images[::30]), model.thresholds).tolist() == [0, 1, 2]
-    with pytest.raises(HumanscapeError, match="is a forest"):
+    with pytest.raises(HumanscapeError, match="is a forest classifier"):
         model.copy_net()
     assert model.features(images[:2]).shape == (2, 20)  # chip statistics: 5 per band
     model.save(tmp_path / "m")

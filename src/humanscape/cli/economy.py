@@ -48,11 +48,12 @@ CHIP = opt.chip_option(
 )
 @click.option(
     "--method",
-    type=click.Choice(["auto", "cnn", "forest"]),
+    type=click.Choice(["auto", "cnn", "forest", "mosaiks"]),
     default="auto",
     show_default=True,
-    help="auto: the better of the CNN and a forest on chip statistics on the validation groups; "
-    "cnn: the paper's network; forest: the baseline.",
+    help="auto: the best of the others on the validation groups; cnn: the paper's network; "
+    "forest: a random forest on chip statistics (the baseline); mosaiks: random convolutional "
+    "features and a logistic regression.",
 )
 @click.option(
     "--arch",

@@ -15,7 +15,7 @@ import numpy as np
 from sklearn.linear_model import LogisticRegression, LogisticRegressionCV
 from sklearn.metrics import accuracy_score
 from sklearn.model_selection import StratifiedKFold
-from sklearn.pipeline import make_pipeline
+from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 #: Inverse regularisation strengths searched by default (log-spaced).
@@ -37,6 +37,21 @@ def linear_probe(
 
     ``C`` is one value, or a grid from which ``folds``-fold cross-validation on ``train`` picks one.
     """
+    model = probe_classifier(C, folds=folds, max_iter=max_iter, seed=seed)
+    model.fit(train_x, train_y)
+    return float(accuracy_score(test_y, model.predict(test_x)))
+
+
+def probe_classifier(
+    C: float | Sequence[float] = DEFAULT_CS,
+    *,
+    folds: int = 3,
+    max_iter: int = 2000,
+    seed: int = 0,
+) -> Pipeline:
+    """The probe's classifier, unfitted: standardisation, then an L2 multinomial logistic
+    regression with inverse strength ``C`` (one value), or the ``C`` of a grid that ``folds``-fold
+    stratified cross-validation on the training data picks (by accuracy)."""
     if isinstance(C, int | float):
         clf = LogisticRegression(C=float(C), max_iter=max_iter)
     else:
@@ -49,6 +64,4 @@ def linear_probe(
             max_iter=max_iter,
             n_jobs=1,
         )
-    model = make_pipeline(StandardScaler(), clf)
-    model.fit(train_x, train_y)
-    return float(accuracy_score(test_y, model.predict(test_x)))
+    return make_pipeline(StandardScaler(), clf)

@@ -144,8 +144,9 @@ class EconomyModel(TaskModel):
         specs = self.specs
         if specs and not score_model.has_net:
             log.warning(
-                "the score model is a forest: no step-2 encoders, the district regressor reads "
-                "the components of its chip statistics"
+                "the score model is a %s classifier: no step-2 encoders, the district regressor "
+                "reads the components of its features",
+                score_model.method_,
             )
             specs = []
         for k, spec in enumerate(specs):

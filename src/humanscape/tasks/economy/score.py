@@ -15,17 +15,19 @@ here the default is Adam at 1e-3 from random initialisation with early stopping 
 ``bench/economy.py``).
 
 The simplest strong baseline is a candidate too (issue 23): a random forest on per-band chip
-statistics (:func:`~humanscape.models.chip_stats.chip_statistics`) classifying the three levels,
-its score placed in its class's band of eq. 4 by the expected level (:func:`forest_score`). On 4,961 held-out
-EuroSAT RGB chips it beat the CNN (0.883 against 0.846 accuracy). ``method="auto"`` (the default)
-fits both on the same training tiles, scores them on the held-out validation groups the CNN's early
-stopping already holds out (one split: the CNN is fitted once), keeps the better by 3-class
-accuracy (the forest on ties) and records the table (``selection_``). The forest, once chosen, is
-refitted on every tile.
+statistics, and so are random convolutional features read by a logistic regression (``mosaiks``),
+both classifying the tiles' classes, their scores placed in the band of eq. 4 of the most probable
+level (:mod:`humanscape.tasks.economy.candidates`). On 4,961 held-out EuroSAT RGB chips the forest
+beat the CNN (0.883 against 0.846 accuracy). ``method="auto"`` (the default) fits the three on the
+same training tiles, scores them on the held-out validation groups the CNN's early stopping
+already holds out (one split: the CNN is fitted once), keeps the best by 3-class accuracy (the
+forest on ties) and records the table (``selection_``). A classifier, once chosen, is refitted on
+every tile.
 
 A fitted model is a folder (:class:`~humanscape.models.estimator.TaskModel`): ``config.json``
 (params, method, bands, units, normalisation, thresholds, validation metrics, training table) and
-``score.safetensors`` (CNN) or ``score_forest.skops`` (forest).
+``score.safetensors`` (CNN), or ``score_forest.skops`` / ``score_mosaiks.skops`` (+ its filters in
+``score_mosaiks.safetensors``).
 """
 
 from __future__ import annotations
@@ -44,7 +46,6 @@ from humanscape.data.splits import Split
 from humanscape.errors import HumanscapeError
 from humanscape.evaluate.selection import Selection, select_candidate
 from humanscape.models.augment import SatelliteAugment
-from humanscape.models.chip_stats import chip_statistics
 from humanscape.models.estimator import TaskModel
 from humanscape.models.heads import (
     RegressionNet,
@@ -54,6 +55,7 @@ from humanscape.models.heads import (
 )
 from humanscape.models.model_folder import load_net_weights
 from humanscape.models.training import LightningModule, fit_module
+from humanscape.tasks.economy.candidates import KINDS, LevelClassifier
 from humanscape.tasks.economy.ordinal import LEVELS, Thresholds, classify, ordinal_loss
 
 WHAT, REFIT = "score model", "economy fit-score"
@@ -61,12 +63,11 @@ WHAT, REFIT = "score model", "economy fit-score"
 #: Default bands: RGB + NIR of Sentinel-2 (multispectral chips); RGB images use red, green, blue.
 RGBN = ("B02", "B03", "B04", "B08")
 RGB8 = ("red", "green", "blue")
-#: ``auto``: the better of the CNN and the forest on held-out groups; ``cnn``: the paper's network;
-#: ``forest``: a random forest on chip statistics (the baseline).
-METHODS = ("auto", "cnn", "forest")
+#: ``auto``: the best of the others on held-out groups; ``cnn``: the paper's network; ``forest``: a
+#: random forest on chip statistics (the baseline); ``mosaiks``: random convolutional features and a
+#: logistic regression.
+METHODS = ("auto", "cnn", *KINDS)
 AUTO_BASELINE = "forest"
-#: Trees of the forest candidate.
-FOREST_TREES = 500
 
 
 class ScoreModule(LightningModule):
@@ -127,8 +128,9 @@ class ScoreModel(TaskModel):
     Parameters
     ----------
     method
-        ``auto`` (default: the better of ``cnn`` and ``forest`` on held-out groups), ``cnn`` (the
-        paper's network) or ``forest`` (random forest on chip statistics, the baseline).
+        ``auto`` (default: the best of the others on held-out groups), ``cnn`` (the paper's
+        network), ``forest`` (random forest on chip statistics, the baseline) or ``mosaiks``
+        (random convolutional features and a logistic regression).
     arch
         Backbone of the CNN: ``resnet18`` (paper), ``resnet18_half``, any timm name, or a shipped
         encoder.
@@ -206,10 +208,12 @@ class ScoreModel(TaskModel):
         work_dir: str | Path | None = None,
         progress: bool = True,
         source: str = "",
+        classes: np.ndarray | None = None,
     ) -> ScoreModel:
         """Fit on ``(n, len(bands), H, W)`` tiles and ``(n, 3)`` level probabilities (or ``(n,)``
         level indices). Validation: ``validation``, else 20 % of the ``groups`` (whole groups
-        held out; default each tile its own group)."""
+        held out; default each tile its own group). ``classes``: each tile's land-cover class
+        where a class -> level mapping made the levels (the classifiers learn them)."""
         self._validate_params()
         images = np.asarray(images, dtype=np.float32)
         targets = np.asarray(targets, dtype=np.float32)
@@ -233,9 +237,12 @@ class ScoreModel(TaskModel):
         if self.method in ("cnn", "auto"):
             self._fit_net(images, targets, split, work_dir=work_dir, progress=progress)
             held["cnn"] = self._net_scores(images[va])
-        if self.method in ("forest", "auto"):
-            self.forest_ = fit_forest(images[tr], levels[tr], seed=self.seed)
-            held["forest"] = forest_score(self.forest_, images[va], self.thresholds)
+        fine = None if classes is None else np.asarray(classes)
+        for kind in KINDS:
+            if self.method in (kind, "auto"):
+                clf = LevelClassifier(kind, seed=self.seed)
+                clf.fit(images[tr], targets[tr], None if fine is None else fine[tr])
+                held[kind] = clf.score(images[va], self.thresholds)
         metrics = {k: score_metrics(v, levels[va], self.thresholds) for k, v in held.items()}
         self.selection_: Selection | None = None
         chosen = self.method
@@ -250,13 +257,13 @@ class ScoreModel(TaskModel):
             )
             chosen = self.selection_.chosen
         self.method_ = chosen
-        if chosen == "forest":  # the held-out tiles have served: refit on every tile
-            self.forest_ = fit_forest(images, levels, seed=self.seed)
+        if chosen in KINDS:  # the held-out tiles have served: refit on every tile
+            self.classifier_ = LevelClassifier(chosen, seed=self.seed).fit(images, targets, fine)
             self.__dict__.pop("net_", None)
             self.norm_ = {"mean": [], "std": []}
             self.epochs_run_ = 0
         else:
-            self.__dict__.pop("forest_", None)
+            self.__dict__.pop("classifier_", None)
         self.units_, self.chip_shape_ = units, (int(images.shape[2]), int(images.shape[3]))
         self.info_ = {"training_table": str(source)} if source else {}
         self.validation_ = metrics[chosen] | {"n_train": int(tr.size), "n_validation": int(va.size)}
@@ -313,11 +320,12 @@ class ScoreModel(TaskModel):
 
     def predict(self, images: np.ndarray, batch_size: int = 128) -> np.ndarray:
         """Score of each tile, clamped to ``[t_min, t_max]``: the CNN's (mean over the 8 views
-        with ``tta``) or the forest's (:func:`forest_score`)."""
+        with ``tta``) or the classifier's (:func:`~humanscape.tasks.economy.candidates.
+        banded_score`)."""
         images = np.asarray(images, dtype=np.float32)
         self._check_fitted(images)
-        if self.method_ == "forest":
-            return forest_score(self.forest_, images, self.thresholds)
+        if not self.has_net:
+            return self.classifier_.score(images, self.thresholds)
         return self._net_scores(images, batch_size)
 
     @torch.inference_mode()
@@ -336,25 +344,28 @@ class ScoreModel(TaskModel):
 
     def features(self, images: np.ndarray) -> np.ndarray:
         """What the score is read from: the pooled backbone features ``(n, num_features)`` of the
-        CNN, or the forest's chip statistics ``(n, 5 * bands)``."""
+        CNN, or the classifier's features (chip statistics ``(n, 5 * bands)``, random features
+        ``(n, 2K)``)."""
         images = np.asarray(images, dtype=np.float32)
         self._check_fitted(images)
-        if self.method_ == "forest":
-            return chip_statistics(images).astype(np.float64)
+        if not self.has_net:
+            return self.classifier_.features(images)
         return pooled_features(self.net_, self.norm_, images)
 
     @property
     def has_net(self) -> bool:
         """Whether the fitted score is a network (step-2 encoders fine-tune a copy of it)."""
         self.check_fitted()
-        return self.method_ != "forest"
+        return self.method_ not in KINDS
 
     def copy_net(self) -> RegressionNet:
         """A trainable copy of the fitted network (step 2 encoders start from it)."""
         if not self.has_net:
             raise HumanscapeError(
-                "the score model is a forest: it has no network for step-2 encoders to fine-tune",
-                fix="economy fit --n-clusters '' (the forest's features), or fit-score --method cnn",
+                f"the score model is a {self.method_} classifier: it has no network for step-2 "
+                "encoders to fine-tune",
+                fix="economy fit --n-clusters '' (the classifier's features), or fit-score "
+                "--method cnn",
             )
         return copy.deepcopy(self.net_).train()
 
@@ -366,10 +377,9 @@ class ScoreModel(TaskModel):
 
     # -- persistence
     def _state(self, folder: Path) -> dict[str, Any]:
-        if self.method_ == "forest":
-            import skops.io as sio
-
-            sio.dump(self.forest_, folder / "score_forest.skops")
+        classifier: dict[str, Any] = {}
+        if not self.has_net:
+            classifier = self.classifier_.save(folder)
         else:
             weights = {k: v.detach().contiguous().cpu() for k, v in self.net_.state_dict().items()}
             save_file(weights, str(folder / "score.safetensors"))
@@ -382,6 +392,7 @@ class ScoreModel(TaskModel):
             "epochs_run": self.epochs_run_,
             "validation_split": self.validation_name_,
             "validation": self.validation_,
+            "classifier": classifier,
         }
 
     def _restore(self, folder: Path, state: dict[str, Any]) -> None:
@@ -392,46 +403,15 @@ class ScoreModel(TaskModel):
         self.epochs_run_ = int(state.get("epochs_run", 0))
         self.validation_ = state.get("validation", {})
         self.validation_name_ = state.get("validation_split", "")
-        if self.method_ == "forest":
-            from humanscape.models.sklearn_io import load_skops
-
-            self.forest_ = load_skops(
-                folder / "score_forest.skops",
-                trusted=("numpy.dtype", "sklearn.tree._tree.Tree"),
-                refit=REFIT,
-            )
+        if self.method_ in KINDS:
+            state = state.get("classifier") or {"kind": self.method_}
+            self.classifier_ = LevelClassifier.load(folder, state, REFIT)
             return
         weights = folder / "score.safetensors"
         net, _ = build_score_net(
             self.arch, self.bands, dropout=self.dropout, input_size=self.input_size
         )
         self.net_ = load_net_weights(net, weights, REFIT)
-
-
-def fit_forest(images: np.ndarray, levels: np.ndarray, *, seed: int = 0) -> Any:
-    """The baseline candidate: a random forest (:data:`FOREST_TREES` trees) classifying the level
-    of each tile from its chip statistics."""
-    from sklearn.ensemble import RandomForestClassifier
-
-    forest = RandomForestClassifier(FOREST_TREES, n_jobs=-1, random_state=seed)
-    return forest.fit(chip_statistics(images), np.asarray(levels, dtype=np.int64))
-
-
-def forest_score(forest: Any, images: np.ndarray, th: Thresholds) -> np.ndarray:
-    """The forest's score of each tile: inside the band of eq. 4 of its most probable level k
-    (``[t_min, t1)``, ``[t1, t2)``, ``[t2, t_max]``), at the fraction ``g = (e + 0.5) / 3`` of the
-    band, ``e = sum_j j p_j`` the expected level (0 .. 2, so g stays within 1/6 .. 5/6):
-    ``f = lo_k + g (hi_k - lo_k)``. Eq. 4 then gives the forest's own class (its accuracy), and
-    within a level tiles are ordered by their expected level. (Placing all tiles on one line by
-    ``e`` instead classifies by ``e`` rounded: 0.78 against 0.85 accuracy on held-out EuroSAT MS.)"""
-    proba = np.zeros((len(images), 3))
-    if len(images):
-        proba[:, forest.classes_] = forest.predict_proba(chip_statistics(images))
-    level = proba.argmax(1)
-    g = (proba @ np.arange(3.0) + 0.5) / 3.0
-    edges = np.array([th.t_min, th.t1, th.t2, th.t_max])
-    lo, hi = edges[level], edges[level + 1]
-    return lo + g * (hi - lo)
 
 
 @torch.inference_mode()

@@ -81,6 +81,7 @@ def fit_score(
         work_dir=checkpoints,
         progress=progress,
         source=str(Path(table_path).resolve()),
+        classes=table[label_column].astype(str).str.strip().to_numpy() if mapping else None,
     )
     model.info_ |= {
         "label_column": label_column,
@@ -306,7 +307,11 @@ def own_features(score_model: ScoreModel) -> str:
     """What the district regressor reads when there are no step-2 encoders."""
     if score_model.has_net:
         return "none (score network features)"
-    return "none (the score model is a forest: step-2 encoders need a network; chip statistics)"
+    what = {"forest": "chip statistics", "mosaiks": "random convolutional features"}
+    return (
+        f"none (the score model is a {score_model.method_} classifier: step-2 encoders need a "
+        f"network; its {what.get(score_model.method_, 'features')})"
+    )
 
 
 def predict_economy(
