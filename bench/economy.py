@@ -7,9 +7,10 @@ rest train (their own early-stopping split is carved out of them). At the true c
 EuroSAT (3 urban, 4 rural, 3 uninhabited classes). Metrics: 3-class accuracy of eq. 4 and
 Spearman between score and level order, against a random forest on colour statistics (per-band
 mean, std, 10/50/90th percentiles; expected level of its class probabilities as its score) in the
-same run. Configurations (``--archs``): a backbone name (the CNN alone), ``forest`` (the library's
-forest candidate), ``auto`` / ``auto:<backbone>`` (the default selection, the CNN of that backbone
-against the forest on the training chips' own validation split). Sets: ``rgb`` (8,000 RGB JPEGs), ``ms`` (469 13-band L1C chips, bands R, G, B, NIR).
+same run. Configurations (``--archs``): a backbone name (the CNN alone), ``forest`` / ``mosaiks``
+(the library's classifier candidates, trained on the 10 EuroSAT classes as the CLI does with a
+class -> level mapping), ``auto`` / ``auto:<backbone>`` (the default selection, the CNN of that
+backbone against both classifiers on the training chips' own validation split). Sets: ``rgb`` (8,000 RGB JPEGs), ``ms`` (469 13-band L1C chips, bands R, G, B, NIR).
 
 Part ``districts``: district indicators, 100 random 80/20 splits (R2 on the original scale,
 mean +- std), the full model, its ablations and the baselines of the paper's Table 1, the training
@@ -19,8 +20,8 @@ of 64 px inside each, the real population as indicator) and on synthetic worlds 
 population and GDP following a power law: known truth).
 
     .venv/bin/python bench/economy.py --part score --sets ms,rgb
-    .venv/bin/python bench/economy.py --part score --sets ms --archs auto,resnet18,forest
-    .venv/bin/python bench/economy.py --part score --sets rgb --archs auto:resnet18_half,forest
+    .venv/bin/python bench/economy.py --part score --sets ms --archs auto,resnet18,forest,mosaiks
+    .venv/bin/python bench/economy.py --part score --sets rgb --archs auto:resnet18_half,forest,mosaiks
     .venv/bin/python bench/economy.py --part districts --world berlin
     .venv/bin/python bench/economy.py --part districts --world synthetic
 
@@ -113,10 +114,11 @@ def score_part(sets: list[str], configs: list[str], epochs: int) -> dict:
         for config in configs:
             from humanscape.models.registry import list_weights
 
-            # "auto" / "auto:<arch>": the default selection (CNN of that arch against the forest);
-            # "forest": the library's forest candidate; anything else: the CNN of that arch
+            # "auto" / "auto:<arch>": the default selection (CNN of that arch against the
+            # classifiers); "forest" / "mosaiks": the library's classifier candidates; anything
+            # else: the CNN of that arch
             method, _, arch = config.partition(":")
-            if method not in ("auto", "forest"):
+            if method not in ("auto", "forest", "mosaiks"):
                 method, arch = "cnn", config
             arch = arch or "resnet18"
             shipped = {e.name: e for e in list_weights()}
@@ -128,7 +130,11 @@ def score_part(sets: list[str], configs: list[str], epochs: int) -> dict:
                 x, _ = read_chips(list(table["image"]), own, units=units, progress=False)
             t0 = time.time()
             model = ScoreModel(method=method, arch=arch, bands=own, epochs=epochs).fit(
-                x[train], targets[train], units=unit, progress=False
+                x[train],
+                targets[train],
+                units=unit,
+                progress=False,
+                classes=table["class"].to_numpy()[train],  # the CLI passes mapped classes too
             )
             metrics = score_metrics(model.predict(x[test]), levels[test], th)
             metrics |= {

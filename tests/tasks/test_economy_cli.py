@@ -288,7 +288,7 @@ def test_fit_score_auto_writes_its_candidates_and_a_forest_feeds_economy_fit(
     assert result.exit_code == 0, result.output
     assert "candidates by one held-out split" in result.output
     table = pd.read_csv(out / "candidates.csv")
-    assert set(table["candidate"]) == {"cnn", "forest"} and table["chosen"].sum() == 1
+    assert set(table["candidate"]) == {"cnn", "forest", "mosaiks"} and table["chosen"].sum() == 1
     chosen = table.loc[table["chosen"], "candidate"].item()
     config = json.loads((out / "config.json").read_text())
     assert config["state"]["method"] == chosen and "candidates.csv" in config["tables"]
@@ -303,4 +303,4 @@ def test_fit_score_auto_writes_its_candidates_and_a_forest_feeds_economy_fit(
          str(forest), "--n-estimators", "10", "--out", str(tmp_path / "econ")],
     )  # fmt: skip
     assert result.exit_code == 0, result.output
-    assert "the score model is a forest" in result.output
+    assert "the score model is a forest classifier" in result.output
