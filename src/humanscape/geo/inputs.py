@@ -164,6 +164,24 @@ def open_scene(
             f"resolution must be a positive pixel size, got {resolution:g}",
             fix="pass --resolution 10 (CRS units, metres for UTM)",
         )
+    if _stac_input(inputs) is not None:
+        scenes = stac_scenes(
+            _stac_input(inputs),  # type: ignore[arg-type]
+            sensor=sensor,
+            bands=bands,
+            resolution=resolution,
+            name=name,
+            units=units,
+        )
+        if len(scenes) > 1:
+            raise HumanscapeError(
+                f"the STAC input holds {len(scenes)} dates "
+                f"({', '.join(str(s.date) for s in scenes[:4])}{', ...' if len(scenes) > 4 else ''}); "
+                "this command reads one scene",
+                path=str(inputs),
+                fix="composite them (humanscape composite ITEMS.json), or save one date's items",
+            )
+        return scenes[0]
     files = expand_inputs(inputs)
     label = name or (str(inputs) if isinstance(inputs, str | Path) else str(files[0].parent))
     product = identify(files, sensor)
@@ -207,6 +225,43 @@ def open_scene(
     chosen_ids = {id(s) for s in sources}
     grid = target_grid([g for g in grids if id(g[0]) in chosen_ids], resolution)
     return Scene(sources, sensor_obj, grid, label, acquired or product.date)
+
+
+def _stac_input(inputs: str | Path | Sequence[str | Path]) -> str | Path | None:
+    """The one STAC document given as input, if that is what ``inputs`` is."""
+    from humanscape.geo.stac import is_stac
+
+    if isinstance(inputs, str | Path) and is_stac(inputs):
+        return inputs
+    if not isinstance(inputs, str | Path) and len(inputs) == 1 and is_stac(inputs[0]):
+        return inputs[0]
+    return None
+
+
+def stac_scenes(
+    source: str | Path,
+    *,
+    sensor: str | Sensor | None = None,
+    bands: Sequence[str] | None = None,
+    resolution: float | None = None,
+    name: str | None = None,
+    units: UnitsOption = "auto",
+) -> list[Scene]:
+    """One scene per acquisition date of a STAC Item, ItemCollection or catalog
+    (:mod:`humanscape.geo.stac`), in date order; the items of a date are mosaicked."""
+    from humanscape.geo.stac import group_by_date, read_items
+
+    scenes = []
+    for dated in group_by_date(read_items(source), sensor=sensor, bands=bands, units=units):
+        pairs = dated.sources  # in the order of ``bands`` when given
+        if bands is None:  # canonical sensor order
+            order = {b.name: i for i, b in enumerate(dated.sensor.bands)}
+            pairs = sorted(pairs, key=lambda p: order[p[0].band.name])
+        grid = target_grid(pairs, resolution)
+        label = name or f"{Path(str(source)).name} {dated.day} ({len(dated.items)} items)"
+        log.info("%s: %s; items %s", label, dated.evidence, ", ".join(dated.items))
+        scenes.append(Scene([s for s, _ in pairs], dated.sensor, grid, label, dated.day))
+    return scenes
 
 
 def _tagged_sensor(tagged: str, forced: str | Sensor | None, path: Path) -> Sensor | None:
@@ -394,4 +449,14 @@ class SceneReader:
                 "--band-names names the layers of one multi-band file",
                 fix="give one scene, or drop --band-names",
             )
-        return [self.open(item) for item in inputs]
+        scenes: list[Scene] = []
+        for item in inputs:
+            if _stac_input(item) is not None:  # a STAC input: one scene per date
+                scenes.extend(
+                    stac_scenes(
+                        item, sensor=self.sensor, units=self.units, resolution=self.resolution
+                    )
+                )
+            else:
+                scenes.append(self.open(item))
+        return scenes

@@ -55,7 +55,7 @@ from humanscape.models.heads import (
 )
 from humanscape.models.model_folder import load_net_weights
 from humanscape.models.training import LightningModule, fit_module
-from humanscape.tasks.economy.candidates import KINDS, LevelClassifier
+from humanscape.tasks.economy.candidates import KINDS, LevelClassifier, banded_score
 from humanscape.tasks.economy.ordinal import LEVELS, Thresholds, classify, ordinal_loss
 
 WHAT, REFIT = "score model", "economy fit-score"
@@ -238,11 +238,14 @@ class ScoreModel(TaskModel):
             self._fit_net(images, targets, split, work_dir=work_dir, progress=progress)
             held["cnn"] = self._net_scores(images[va])
         fine = None if classes is None else np.asarray(classes)
+        fitted: dict[str, tuple[LevelClassifier, np.ndarray]] = {}
         for kind in KINDS:
             if self.method in (kind, "auto"):
                 clf = LevelClassifier(kind, seed=self.seed)
                 clf.fit(images[tr], targets[tr], None if fine is None else fine[tr])
-                held[kind] = clf.score(images[va], self.thresholds)
+                x_va = clf.features(images[va])
+                held[kind] = banded_score(clf.probabilities_of(x_va), self.thresholds)
+                fitted[kind] = (clf, x_va)
         metrics = {k: score_metrics(v, levels[va], self.thresholds) for k, v in held.items()}
         self.selection_: Selection | None = None
         chosen = self.method
@@ -258,7 +261,11 @@ class ScoreModel(TaskModel):
             chosen = self.selection_.chosen
         self.method_ = chosen
         if chosen in KINDS:  # the held-out tiles have served: refit on every tile
-            self.classifier_ = LevelClassifier(chosen, seed=self.seed).fit(images, targets, fine)
+            clf, x_va = fitted[chosen]
+            x_all = np.empty((len(images), x_va.shape[1]))
+            x_all[tr], x_all[va] = clf.train_features_, x_va
+            self.classifier_ = clf.fit_classifier(x_all, targets, fine)
+            del clf.train_features_
             self.__dict__.pop("net_", None)
             self.norm_ = {"mean": [], "std": []}
             self.epochs_run_ = 0
