@@ -380,7 +380,56 @@ def _partial_mapping(tmp: Path) -> Path:
     return tmp / "classes.csv"
 
 
+def _write(path: Path, text: str) -> Path:
+    path.write_text(text)
+    return path
+
+
+def _stac_item(tmp: Path, **change: str) -> Path:
+    """A one-band (red) L2A item over a local file; ``href`` or ``crs_of`` alter it."""
+    import datetime as dt
+
+    from tests.stac_helpers import make_item, save_collection, save_item
+
+    item = make_item(tmp / "d", "S2A_1", dt.date(2023, 5, 1), {"red": np.full((4, 4), 1100)})
+    if "href" in change:
+        item.assets["red"].href = change["href"]
+    if "crs_of" in change:  # a second tile of the same date in another UTM zone
+        import rasterio
+
+        other = item.clone()
+        other.id = "S2A_2"
+        with rasterio.open(item.assets["red"].href) as src:
+            profile, data = src.profile | {"crs": change["crs_of"]}, src.read()
+        with rasterio.open(tmp / "moved.tif", "w", **profile) as dst:
+            dst.write(data)
+        other.assets["red"].href = str(tmp / "moved.tif")
+        return save_collection([item, other], tmp / "items.json")
+    return save_item(item, tmp / "item.json")
+
+
 CASES: list[Case] = [
+    # STAC input (issue 24)
+    Case(
+        "STAC item without the bands a command needs",
+        lambda t: ["indices", str(_stac_item(t)), "-o", str(t / "i.tif")],
+        "need band roles nir, green, swir1, swir2 (scene has B04)",
+    ),
+    Case(
+        "STAC item whose href cannot be reached",
+        lambda t: ["info", str(_stac_item(t, href="http://127.0.0.1:9/gone/S2A_1_red.tif"))],
+        "gone/S2A_1_red.tif",
+    ),
+    Case(
+        "STAC items of one date in two CRSs",
+        lambda t: ["info", str(_stac_item(t, crs_of="EPSG:32632"))],
+        "lie in different CRSs (EPSG:32633 for S2A_1_red.tif, EPSG:32632 for moved.tif); refused",
+    ),
+    Case(
+        "JSON that is not STAC",
+        lambda t: ["info", str(_write(t / "x.json", '{"type": "Polygon"}'))],
+        "is not a STAC Item, ItemCollection or catalog",
+    ),
     # outputs
     Case(
         "-o is an existing folder",

@@ -251,14 +251,20 @@ def stac_scenes(
     (:mod:`humanscape.geo.stac`), in date order; the items of a date are mosaicked."""
     from humanscape.geo.stac import group_by_date, read_items
 
+    try:
+        dates = group_by_date(read_items(source), sensor=sensor, bands=bands, units=units)
+    except HumanscapeError as exc:
+        if exc.path is None:  # a problem of the document as a whole: name it
+            exc.path = str(source)
+        raise
     scenes = []
-    for dated in group_by_date(read_items(source), sensor=sensor, bands=bands, units=units):
+    for dated in dates:
         pairs = dated.sources  # in the order of ``bands`` when given
         if bands is None:  # canonical sensor order
             order = {b.name: i for i, b in enumerate(dated.sensor.bands)}
             pairs = sorted(pairs, key=lambda p: order[p[0].band.name])
         grid = target_grid(pairs, resolution)
-        label = name or f"{Path(str(source)).name} {dated.day} ({len(dated.items)} items)"
+        label = name or f"{source}#{dated.day}"  # the document and the date it holds
         log.info("%s: %s; items %s", label, dated.evidence, ", ".join(dated.items))
         scenes.append(Scene([s for s, _ in pairs], dated.sensor, grid, label, dated.day))
     return scenes

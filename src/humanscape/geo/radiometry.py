@@ -14,7 +14,11 @@ the stored values' units and the ``scale`` and ``offset`` that turn them into ph
 3. The file carries GDAL scale / offset metadata for the band (other than 1 / 0): used as is.
 4. ``units="reflectance"`` or ``units="dn"`` given by the caller (``--units``) for files that record
    nothing.
-5. Otherwise the file is a product in digital numbers and the sensor's band table applies (with the
+5. A Sentinel-2 file whose tags say its offset (``BOA_ADD_OFFSET`` / ``RADIO_ADD_OFFSET``, band
+   or dataset tags, with ``QUANTIFICATION_VALUE``) or its ``PROCESSING_BASELINE`` (04.00 and
+   later: -1000 DN): that offset, once, whatever the sensor table assumed
+   (:func:`s2_tag_radiometry`).
+6. Otherwise the file is a product in digital numbers and the sensor's band table applies (with the
    scale and offset the product's own metadata gave, see :mod:`humanscape.geo.products`). A float
    file that records no units is checked once: if its values are reflectance-like (99th percentile
    below 2) it is taken as reflectance, and the log says so.
@@ -114,6 +118,8 @@ def decide(
         if _looks_like_reflectance(ds, index):
             log.info("%s: float band %s holds reflectance-like values; not scaled", path, band.name)
             return Radiometry("reflectance", source="float values in reflectance range")
+    if sensor.family == "sentinel2" and (tagged := s2_tag_radiometry(ds, index, band, sensor)):
+        return tagged
     if math.isnan(band.scale) or math.isnan(band.offset):
         raise HumanscapeError(
             f"{sensor.description or sensor.name}: band {band.name} has no known scale to reflectance "
@@ -122,6 +128,43 @@ def decide(
             fix="keep the scene's *_MTL.txt beside the band files, or use the Level-2 product",
         )
     return Radiometry("dn", band.scale, band.offset, f"sensor table {sensor.name}")
+
+
+def s2_tag_radiometry(
+    ds: rasterio.io.DatasetReader, index: int, band: Band, sensor: Sensor
+) -> Radiometry | None:
+    """Scale and offset of a Sentinel-2 band from the file's own tags (rule 5), or None.
+
+    ``reflectance = (DN + ADD_OFFSET) / QUANTIFICATION_VALUE`` (Sentinel-2 Products Specification
+    Document); ``ADD_OFFSET`` from ``BOA_ADD_OFFSET`` (L2A) or ``RADIO_ADD_OFFSET`` (L1C), else
+    -1000 for ``PROCESSING_BASELINE`` 04.00 and later and 0 before.
+    """
+    tags = {k.upper(): v for k, v in ds.tags().items()} | {
+        k.upper(): v for k, v in ds.tags(index).items()
+    }
+    quant = float(tags.get("BOA_QUANTIFICATION_VALUE") or tags.get("QUANTIFICATION_VALUE") or 0)
+    scale = 1.0 / quant if quant > 0 else band.scale
+    for key in ("BOA_ADD_OFFSET", "RADIO_ADD_OFFSET"):
+        if key in tags:
+            try:
+                offset = float(tags[key])
+            except ValueError:
+                continue
+            return Radiometry("dn", scale, offset * scale, f"file tag {key} {offset:g}")
+    if "PROCESSING_BASELINE" in tags:
+        baseline = str(tags["PROCESSING_BASELINE"])
+        try:
+            newer = float(baseline) >= 4.0
+        except ValueError:
+            return None
+        offset = -1000.0 if newer else 0.0
+        return Radiometry(
+            "dn",
+            scale,
+            offset * scale,
+            f"file tag PROCESSING_BASELINE {baseline}: offset {offset:g} DN",
+        )
+    return None
 
 
 def _looks_like_reflectance(ds: rasterio.io.DatasetReader, index: int) -> bool:

@@ -44,6 +44,10 @@ def scene_info(scene: str | Path, reader: SceneReader, *, as_json: bool = False)
             f"  {b['name']:<9} {str(b['role']):<13} {wl:>10}  native {b['native_resolution_m']:g} m  "
             f"{radiometry:<24} {Path(str(b['file'])).name}"
         )
+    decided: dict[str, list[str]] = {}  # why each band's numbers mean what they mean
+    for b in d["bands"]:  # type: ignore[union-attr]
+        decided.setdefault(str(b["radiometry_from"]), []).append(str(b["name"]))
+    lines += [f"radiometry  {', '.join(names)}: {why}" for why, names in decided.items()]
     return lines
 
 
