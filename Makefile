@@ -22,6 +22,7 @@ demo: $(STAMP)
 	$(BIN)/humanscape demo --out demo-output
 
 test: $(STAMP)
+	@sh scripts/ensure_chromium.sh
 	$(BIN)/python -m pytest -q
 
 lint: $(STAMP)

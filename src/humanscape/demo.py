@@ -103,6 +103,10 @@ def run_demo(out: str | Path, *, budget: Budget = Budget()) -> dict[str, Path]:
     with atomic_output(out / "summary.json") as tmp:
         tmp.write_text(json.dumps(summary, indent=2))
     outputs["summary (JSON)"] = out / "summary.json"
+    from humanscape.report.html import write_report
+
+    write_report(out, out / "report.html")  # every model card, map, figure and table on one page
+    outputs["report of the whole run (HTML, opens offline)"] = out / "report.html"
     return outputs
 
 

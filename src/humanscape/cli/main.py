@@ -7,7 +7,7 @@ import os
 import click
 
 from humanscape import __version__
-from humanscape.cli import economy, flows, migration, population, scenes, settlements
+from humanscape.cli import economy, flows, migration, population, report, scenes, settlements
 from humanscape.cli.boundary import HumanscapeGroup, configure_logging
 
 
@@ -26,7 +26,7 @@ def cli(verbose: bool) -> None:
     configure_logging(verbose)
 
 
-for command in scenes.COMMANDS:
+for command in (*scenes.COMMANDS, report.report):
     cli.add_command(command)
 for group in (
     settlements.group,

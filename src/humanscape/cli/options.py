@@ -382,7 +382,13 @@ def execution_options(*, tile_help: str = "") -> Callable[[F], F]:
 
 
 def cog_option(f: F) -> F:
-    return click.option("--cog", is_flag=True, help="Write a Cloud-Optimised GeoTIFF.")(f)
+    return click.option(
+        "--cog/--no-cog",
+        default=True,
+        show_default=True,
+        help="Write a Cloud-Optimised GeoTIFF with overviews (QGIS and web viewers read it at "
+        "once); --no-cog: a plain tiled GeoTIFF.",
+    )(f)
 
 
 def cloud_mask_options(f: F) -> F:
