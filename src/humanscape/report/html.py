@@ -271,7 +271,7 @@ def _page(
     )
     created = datetime.now().strftime("%Y-%m-%d %H:%M")
     script = """
-const layers = %s;
+const layers = __LAYERS__;
 const maps = [];
 let basemaps = [];
 for (const spec of layers) {
@@ -291,7 +291,7 @@ document.getElementById('basemap').addEventListener('change', (event) => {
       maxZoom: 19, attribution: '&copy; OpenStreetMap contributors'}).addTo(map).bringToBack());
   }
 });
-""" % json.dumps(spec)
+""".replace("__LAYERS__", json.dumps(spec))
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
