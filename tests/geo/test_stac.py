@@ -269,3 +269,18 @@ def test_file_tags_decide_the_offset_once(tmp_path, tags, sensor, expected):
     assert np.allclose(scene.read(), expected, atol=1e-7)  # 1500 * 1e-4 + offset * 1e-4
     source = scene.sources[0].radiometry.source
     assert source.startswith("file tag") if tags else source.startswith("sensor table")
+
+
+def test_a_landsat_item_uses_its_raster_scale_and_offset(tmp_path):
+    from tests.stac_helpers import save_item
+
+    item = make_item(tmp_path / "l", "LC08_1", dt.date(2021, 7, 1), {"red": np.full((4, 4), 10000)})
+    item.properties = {"platform": "landsat-8"}
+    item.collection_id = "landsat-c2-l2"
+    item.assets["red"].extra_fields["raster:bands"] = [{"scale": 2.75e-5, "offset": -0.2}]
+    item.assets["red"].extra_fields["eo:bands"] = [{"name": "OLI_B4", "common_name": "red"}]
+    scene = open_scene(str(save_item(item, tmp_path / "item.json")))
+    assert scene.sensor.name == "landsat8_oli" and scene.band_names == ["B4"]
+    # 10000 * 2.75e-5 - 0.2 = 0.075
+    assert np.allclose(scene.read(), 0.075, atol=1e-6)
+    assert scene.sources[0].radiometry.source == "STAC raster:bands scale/offset"
