@@ -40,7 +40,8 @@ def make_run(folder: Path) -> Path:
             "method": "mosaiks",
             "units": "reflectance",
             "validation_split": "20 % of the groups held out",
-            "validation": {"accuracy": 0.9178, "spearman": 0.8855, "n_train": 293},
+            "validation": {"accuracy": 0.9178, "log": {"r2": 0.18, "bias": 2.0}, "n_train": 293},
+            "conformal": {"alpha": 0.1, "quantile": 5.5, "n_calibration": 38},
         },
         "info": {"method_chosen_by": "auto: 3-class accuracy"},
     }
@@ -65,7 +66,9 @@ def test_the_page_holds_cards_candidates_maps_figures_and_tables_inline(tmp_path
     assert lines[0] == "report: 1 model card(s), 1 map(s), 1 figure(s), 1 table(s)"
     page = (tmp_path / "report.html").read_text()
     assert "mosaiks" in page and "auto: 3-class accuracy" in page
-    assert "accuracy 0.9178" in page and "B02, B03, B04, B08" in page
+    assert "accuracy 0.9178, log r2 0.18, n_train 293</td>" in page  # no "bias": not a metric
+    assert "90 % split-conformal interval, 38 calibration samples, half-width quantile 5.5" in page
+    assert "B02, B03, B04, B08" in page
     chosen = re.findall(r"<tr class=chosen>(.*?)</tr>", page)
     assert len(chosen) == 1 and "<td>mosaiks</td>" in chosen[0]
     # the map: lon/lat bounds of the raster, [[south, west], [north, east]]

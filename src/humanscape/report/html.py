@@ -161,6 +161,49 @@ def _cell(value: object) -> str:
     return str(value)
 
 
+#: Keys of a model folder's ``info`` that name its training data, in order of preference.
+TRAINING_KEYS = ("training_table", "chip_table", "tile_table", "census", "labels", "training_data")
+#: Metric names shown on a card (nested ones as ``<group> <name>``).
+CARD_METRICS = {
+    "accuracy", "spearman", "r2", "pearson_r2", "mae", "rmse", "cpc", "coverage",
+    "average_precision", "ap", "n_train", "n_validation",
+}  # fmt: skip
+
+
+def _metrics(values: object, prefix: str = "") -> list[tuple[str, float]]:
+    """The card's metrics of a validation dict, one level of nesting flattened."""
+    if not isinstance(values, dict):
+        return []
+    out: list[tuple[str, float]] = []
+    for key, value in values.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict) and not prefix:
+            out += _metrics(value, f"{key} ")
+        elif isinstance(value, int | float) and str(key).lower() in CARD_METRICS:
+            out.append((name, value))
+    return out
+
+
+def _interval(state: dict) -> str:
+    """The prediction interval a model carries (split-conformal), in words."""
+    conformal = state.get("conformal")
+    if isinstance(conformal, dict) and "alpha" in conformal:
+        return (
+            f"{100 * (1 - float(conformal['alpha'])):g} % split-conformal interval, "
+            f"{conformal.get('n_calibration', '?')} calibration samples, half-width quantile "
+            f"{_cell(conformal.get('quantile'))}"
+        )
+    if "conformal_quantile" in state:
+        q = state["conformal_quantile"]
+        n = state.get("n_calibration", "?")
+        return (
+            f"split-conformal interval, {n} calibration samples, half-width {_cell(q)}"
+            if q is not None
+            else f"no finite interval ({n} calibration samples are too few)"
+        )
+    return ""
+
+
 def _model_card(config_path: Path, run: Path) -> str:
     try:
         config = json.loads(config_path.read_text())
@@ -179,7 +222,9 @@ def _model_card(config_path: Path, run: Path) -> str:
         "bands": ", ".join(map(str, params.get("bands") or state.get("bands") or [])),
         "units": state.get("units", ""),
         "sensor": state.get("sensor", params.get("sensor", "")),
-        "training data": info.get("training_table", info.get("training_data", "")),
+        "training data": next(
+            (info[k] for k in TRAINING_KEYS if isinstance(info.get(k), str) and info[k]), ""
+        ),
         "validation": state.get("validation_split", ""),
     }
     rows = "".join(
@@ -187,12 +232,13 @@ def _model_card(config_path: Path, run: Path) -> str:
         for k, v in facts.items()
         if v not in ("", None)
     )
-    metrics = state.get("validation")
-    if isinstance(metrics, dict) and metrics:
-        text = ", ".join(
-            f"{k} {_cell(v)}" for k, v in metrics.items() if isinstance(v, int | float)
-        )
+    metrics = _metrics(state.get("validation"))
+    if metrics:
+        text = ", ".join(f"{k} {_cell(v)}" for k, v in metrics)
         rows += f"<tr><th>validation metrics</th><td>{html.escape(text)}</td></tr>"
+    interval = _interval(state)
+    if interval:
+        rows += f"<tr><th>prediction interval</th><td>{html.escape(interval)}</td></tr>"
     card = f"<h3>{html.escape(facts['folder'] or '.')}</h3><table class='card'>{rows}</table>"
     candidates = config_path.parent / "candidates.csv"
     if candidates.exists():
