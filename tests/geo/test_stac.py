@@ -284,3 +284,17 @@ def test_a_landsat_item_uses_its_raster_scale_and_offset(tmp_path):
     # 10000 * 2.75e-5 - 0.2 = 0.075
     assert np.allclose(scene.read(), 0.075, atol=1e-6)
     assert scene.sources[0].radiometry.source == "STAC raster:bands scale/offset"
+
+
+def test_a_flag_that_says_removed_is_doubted_when_blue_never_drops_below_1000(tmp_path):
+    from tests.stac_helpers import save_item
+
+    props = {"s2:processing_baseline": "05.10", "earthsearch:boa_offset_applied": True}
+    for name, blue, doubted in (("dark", 400, False), ("bright", 1300, True)):
+        dn = {"blue": np.full((8, 8), blue), "red": np.full((8, 8), 1500)}
+        item = make_item(tmp_path / name, f"S2A_{name}", dt.date(2023, 5, 1), dn, properties=props)
+        scene = open_scene(str(save_item(item, tmp_path / f"{name}.json")))
+        source = scene.sources[0].radiometry.source
+        assert ("doubted: the darkest 1 % of B02 is 1300 DN" in source) is doubted, source
+        # the decision stays (offset 0): a bright scene can look the same
+        assert np.allclose(scene.read(["B02"]), blue * 1e-4, atol=1e-7)

@@ -300,6 +300,36 @@ def asset_radiometry(
     return Radiometry("dn", band.scale, band.offset, f"sensor table {sensor.name}")
 
 
+def check_offset_removed(ds: Any, radiometry: Radiometry, item_id: str) -> Radiometry:
+    """Earth Search's ``boa_offset_applied`` flag is wrong on some items. Where it says the +1000
+    was removed, the blue band (B02) of a scene with any water, shadow or dense vegetation holds
+    values below 1000 DN; if the darkest 1 % of an overview read is still at or above 1000, the
+    flag is doubted in the log and in ``info`` (the decision stays: a bright scene, snow or desert,
+    can look the same)."""
+    import numpy as np
+    from rasterio.enums import Resampling
+
+    step = max(1, max(ds.width, ds.height) // 256)
+    small = ds.read(
+        1,
+        out_shape=(max(1, ds.height // step), max(1, ds.width // step)),
+        resampling=Resampling.nearest,
+        masked=True,
+    )
+    values = np.asarray(small.compressed(), dtype=np.float64)
+    values = values[values > 0]
+    if values.size and float(np.percentile(values, 1)) >= 1000:
+        note = (
+            f"; doubted: the darkest 1 % of B02 is {np.percentile(values, 1):.0f} DN or more, as "
+            "if the +1000 were still in the files"
+        )
+        log.warning("item %s: boa_offset_applied is true%s", item_id, note)
+        return Radiometry(
+            radiometry.units, radiometry.scale, radiometry.offset, radiometry.source + note
+        )
+    return radiometry
+
+
 # --- scenes ------------------------------------------------------------------------------------
 
 
@@ -360,6 +390,8 @@ def group_by_date(
                 with open_raster(path) as ds:
                     declared = declared_units(ds, 1)
                     radiometry = asset_radiometry(item, asset, band, table, units, declared)
+                    if band.name == "B02" and "offset already removed" in radiometry.source:
+                        radiometry = check_offset_removed(ds, radiometry, item.id)
                     raster = (asset.extra_fields.get("raster:bands") or [{}])[0]
                     nodata = ds.nodata if ds.nodata is not None else raster.get("nodata")
                     if nodata is None and band.kind != "qa":
