@@ -124,6 +124,22 @@ def test_nmi_between_epochs_by_hand():
     assert nmi_between_epochs(Three())[0] == pytest.approx(mi / ((ha + hb) / 2), rel=1e-9)
 
 
+def test_rectified_means_are_eq_1_by_hand():
+    from humanscape.models.random_features import rectified_means
+
+    # one band, 3 x 4 px, one 3 x 3 filter of ones: responses are the sums of the two windows,
+    # 3 (left) and -4 (right); with b = 1: mean ReLU(r - 1) = (2 + 0) / 2, mean ReLU(-r - 1) =
+    # (0 + 3) / 2; an offset of 0.5 shifts both responses by 0.5: (2.5 + 0) / 2, (0 + 2.5) / 2
+    image = np.zeros((1, 1, 3, 4), np.float32)
+    image[0, 0, :, 0] = [1, 1, 1]  # only in the left window
+    image[0, 0, :, 3] = [-2, -1, -1]  # only in the right window
+    ones = torch.ones(1, 1, 3, 3)
+    out = rectified_means(torch.from_numpy(image), ones, torch.zeros(1), 1.0)
+    assert out.tolist() == [[1.0, 1.5]]
+    out = rectified_means(torch.from_numpy(image), ones, torch.full((1,), 0.5), 1.0)
+    assert out.tolist() == [[1.25, 1.25]]
+
+
 def test_random_features_are_seeded_and_separate_real_classes(rgb_sample):
     images, labels = rgb_sample
     feats = RandomConvFeatures(num_filters=64, seed=0).fit_transform(images / 255)
