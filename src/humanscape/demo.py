@@ -40,6 +40,7 @@ class Budget:
     population_epochs: int = 20
     score_epochs: int = 15
     score_tta: bool = True
+    score_filters: int = 1024
     economy_clusters: tuple[int, ...] = (0, 30)
     migration_epochs: int = 8
     migration_splits: int = 3
@@ -60,6 +61,7 @@ QUICK = Budget(
     migration_eval_epochs=5,
     economy_clusters=(0,),
     score_tta=False,
+    score_filters=128,
 )
 
 
@@ -357,7 +359,12 @@ def _economy(out: Path, budget: Budget) -> dict[str, Path]:
     )
     chips = samples.sample_path("eurosat_ms", "population_1km.csv")
     # ResNet-18 at half width for the demo's time; the CLI default is the paper's ResNet-18
-    score = ScoreModel(arch="resnet18_half", epochs=budget.score_epochs, tta=budget.score_tta)
+    score = ScoreModel(
+        arch="resnet18_half",
+        epochs=budget.score_epochs,
+        tta=budget.score_tta,
+        mosaiks_filters=budget.score_filters,
+    )
     _print(fit_score(score, chips, "class", out / "score_model", mapping=levels))
     scene = samples.sample_path("berlin", "IMG_DATA")
     _print(

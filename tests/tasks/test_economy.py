@@ -393,6 +393,9 @@ def test_auto_leaves_the_forest_where_only_texture_tells_the_levels_apart(tmp_pa
     test, truth = pattern_chips(10, seed=5)
     assert (model.classify(test) == truth).mean() >= 0.9
     assert model.features(test[:3]).shape == (3, 2 * 1024)
+    np.testing.assert_array_equal(
+        model.scores_of_features(model.features(test)), model.predict(test)
+    )
     model.save(tmp_path / "m")
     assert (tmp_path / "m" / "score_mosaiks.safetensors").exists()
     again = ScoreModel.load(tmp_path / "m")

@@ -64,11 +64,12 @@ def class_codes(
 class LevelClassifier:
     """A fitted tile classifier: featuriser, classifier and class -> level matrix.
 
-    ``kind`` is ``forest`` or ``mosaiks`` (see the module docstring).
+    ``kind`` is ``forest`` or ``mosaiks`` (see the module docstring); ``filters`` is K of the
+    random features.
     """
 
-    def __init__(self, kind: str, *, seed: int = 0) -> None:
-        self.kind, self.seed = kind, seed
+    def __init__(self, kind: str, *, seed: int = 0, filters: int = MOSAIKS_FILTERS) -> None:
+        self.kind, self.seed, self.filters = kind, seed, filters
 
     def fit(
         self, images: np.ndarray, targets: np.ndarray, classes: np.ndarray | None = None
@@ -80,7 +81,7 @@ class LevelClassifier:
         if self.kind == "mosaiks":
             mean, std = band_normalisation(images)
             self.norm_ = {"mean": mean, "std": std}
-            self.features_ = RandomConvFeatures(MOSAIKS_FILTERS, seed=self.seed)
+            self.features_ = RandomConvFeatures(self.filters, seed=self.seed)
             self.features_.fit(self._standardise(images))
         self.train_features_ = self.features(images)
         return self.fit_classifier(self.train_features_, targets, classes)

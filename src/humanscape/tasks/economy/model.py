@@ -183,8 +183,12 @@ class EconomyModel(TaskModel):
     def tile_values(self, tiles: np.ndarray) -> TileValues:
         """Score, positive score and the PCA components of every encoder for each tile."""
         tiles = np.asarray(tiles, dtype=np.float32)
-        scores = self.score_model_.predict(tiles)
-        comps = [p.transform(f) for p, f in zip(self.pcas_, self._raw_features(tiles), strict=True)]
+        raw = self._raw_features(tiles)
+        if not self.nets_ and not self.score_model_.has_net:  # the classifier's own features
+            scores = self.score_model_.scores_of_features(raw[0])
+        else:
+            scores = self.score_model_.predict(tiles)
+        comps = [p.transform(f) for p, f in zip(self.pcas_, raw, strict=True)]
         return TileValues(
             scores, positive_scores(scores, self.score_model_.thresholds), np.concatenate(comps, 1)
         )

@@ -55,7 +55,12 @@ from humanscape.models.heads import (
 )
 from humanscape.models.model_folder import load_net_weights
 from humanscape.models.training import LightningModule, fit_module
-from humanscape.tasks.economy.candidates import KINDS, LevelClassifier, banded_score
+from humanscape.tasks.economy.candidates import (
+    KINDS,
+    MOSAIKS_FILTERS,
+    LevelClassifier,
+    banded_score,
+)
 from humanscape.tasks.economy.ordinal import LEVELS, Thresholds, classify, ordinal_loss
 
 WHAT, REFIT = "score model", "economy fit-score"
@@ -146,6 +151,9 @@ class ScoreModel(TaskModel):
         shipped encoders' recipe).
     tta
         Average the 8 rotations / mirror images of each tile at prediction.
+    mosaiks_filters
+        K of the ``mosaiks`` candidate's random convolutional features (2K features; 1024 measured
+        in docs/benchmarks.md).
     seed
         Seed of the split, the initialisation and the batches.
     """
@@ -172,13 +180,14 @@ class ScoreModel(TaskModel):
         dropout: float = 0.2,
         input_size: int | None = None,
         tta: bool = True,
+        mosaiks_filters: int = MOSAIKS_FILTERS,
         seed: int = 0,
     ) -> None:
         self.method, self.arch, self.bands = method, arch, bands
         self.t1, self.t2, self.t_min, self.t_max = t1, t2, t_min, t_max
         self.epochs, self.batch_size, self.lr = epochs, batch_size, lr
         self.patience, self.dropout, self.tta, self.seed = patience, dropout, tta, seed
-        self.input_size = input_size
+        self.input_size, self.mosaiks_filters = input_size, mosaiks_filters
 
     @property
     def thresholds(self) -> Thresholds:
@@ -187,6 +196,11 @@ class ScoreModel(TaskModel):
 
     def _validate_params(self) -> None:
         self._choice("method", self.method, METHODS)
+        if not 1 <= int(self.mosaiks_filters) <= 65536:
+            raise HumanscapeError(
+                f"mosaiks_filters must be 1 .. 65536, got {self.mosaiks_filters}",
+                fix="e.g. 1024 (the measured default)",
+            )
         if not self.bands:
             raise HumanscapeError("no input band given", fix="give --bands, e.g. B02,B03,B04,B08")
         if not self.t_min < self.t1 < self.t2 < self.t_max:
@@ -241,7 +255,7 @@ class ScoreModel(TaskModel):
         fitted: dict[str, tuple[LevelClassifier, np.ndarray]] = {}
         for kind in KINDS:
             if self.method in (kind, "auto"):
-                clf = LevelClassifier(kind, seed=self.seed)
+                clf = LevelClassifier(kind, seed=self.seed, filters=self.mosaiks_filters)
                 clf.fit(images[tr], targets[tr], None if fine is None else fine[tr])
                 x_va = clf.features(images[va])
                 held[kind] = banded_score(clf.probabilities_of(x_va), self.thresholds)
@@ -358,6 +372,13 @@ class ScoreModel(TaskModel):
         if not self.has_net:
             return self.classifier_.features(images)
         return pooled_features(self.net_, self.norm_, images)
+
+    def scores_of_features(self, features: np.ndarray) -> np.ndarray:
+        """The scores :meth:`predict` gives, from :meth:`features` already computed (a classifier
+        score model: its features are computed once where both are needed)."""
+        if self.has_net:
+            raise HumanscapeError("a CNN score model scores images, not features")
+        return banded_score(self.classifier_.probabilities_of(features), self.thresholds)
 
     @property
     def has_net(self) -> bool:
