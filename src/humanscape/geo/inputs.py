@@ -164,9 +164,10 @@ def open_scene(
             f"resolution must be a positive pixel size, got {resolution:g}",
             fix="pass --resolution 10 (CRS units, metres for UTM)",
         )
-    if _stac_input(inputs) is not None:
+    stac_source = _stac_input(inputs)
+    if stac_source is not None:
         scenes = stac_scenes(
-            _stac_input(inputs),  # type: ignore[arg-type]
+            stac_source,
             sensor=sensor,
             bands=bands,
             resolution=resolution,

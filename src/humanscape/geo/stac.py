@@ -31,6 +31,7 @@ import hashlib
 import json
 import logging
 import math
+import re
 import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -131,8 +132,6 @@ def _baseline(item: Any) -> str | None:
     for key in ("s2:processing_baseline", "processing:version"):
         if props.get(key):
             return str(props[key])
-    import re
-
     for text in (item.id, str(props.get("s2:product_uri", ""))):
         found = re.search(r"_N(\d{2})(\d{2})_", text)
         if found:

@@ -255,7 +255,7 @@ def write_report(run: str | Path, out: str | Path) -> list[str]:
     run, out = Path(run), Path(out)
     if not run.is_dir():
         raise HumanscapeError("not a folder", path=run, fix="give the folder a command wrote")
-    configs = [p for p in _files(run, "config.json")]
+    configs = _files(run, "config.json")
     rasters = [p for p in _files(run, "*.tif") if p.resolve() != out.resolve()]
     figures = _files(run, "*.png")
     tables = [
