@@ -45,6 +45,12 @@ def _scene(tmp: Path) -> Path:
     return make_band_folder(tmp / "scene", date="20170301")
 
 
+def _l2a(tmp: Path) -> Path:
+    from tests.geo.products import s2_l2a_safe
+
+    return s2_l2a_safe(tmp / "l2a", "20230601", {"B02": 1500, "B04": 1500, "B08": 3000})
+
+
 def _truncated(tmp: Path) -> Path:
     grid = GridSpec(CRS.from_epsg(32633), Affine(10, 0, 500000, 0, -10, 5800000), 600, 600)
     data = np.random.default_rng(0).integers(0, 60000, (600, 600)).astype(np.uint16)
@@ -755,6 +761,30 @@ CASES: list[Case] = [
             str(_features(t)),
         ],
         "threshold 7 is outside (0, 1]",
+    ),
+    Case(
+        "s2cloudless on a scene without its ten bands",
+        lambda t: [
+            "composite",
+            str(_scene(t)),
+            "-o",
+            str(t / "c.tif"),
+            "--cloud-mask",
+            "s2cloudless",
+        ],
+        "s2cloudless needs bands B01, B02, B04, B05, B08, B8A, B09, B10, B11, B12; the scene lacks B01",
+    ),
+    Case(
+        "s2cloudless on surface reflectance (L2A)",
+        lambda t: [
+            "composite",
+            str(_l2a(t)),
+            "-o",
+            str(t / "c.tif"),
+            "--cloud-mask",
+            "s2cloudless",
+        ],
+        "s2cloudless reads top-of-atmosphere (L1C) reflectance",
     ),
     Case(
         "impossible --period date",

@@ -421,5 +421,6 @@ def cloud_mask_options(f: F) -> F:
     return click.option(
         "--cloud-mask",
         default=None,
-        help="fmask, qa_pixel, scl, qa60, raster or probability:0.4 [default: none].",
+        help="fmask, qa_pixel, scl (L2A), qa60, s2cloudless (L1C; s2cloudless:0.4 sets the "
+        "threshold), raster or probability:0.4 [default: none].",
     )(wrapper)

@@ -16,7 +16,10 @@ any periods, the median or the minimum, and any cloud mask:
   4 cloud shadow, 5 snow);
 - ``scl``: Sentinel-2 L2A scene classification (0 nodata, 1 saturated, 3 shadow, 8/9 cloud,
   10 cirrus are masked);
-- ``qa60``: Sentinel-2 L1C ``QA60`` bits 10 (opaque cloud) and 11 (cirrus).
+- ``qa60``: Sentinel-2 L1C ``QA60`` bits 10 (opaque cloud) and 11 (cirrus);
+- ``s2cloudless``: Sentinel Hub's s2cloudless classifier run on the scene's own ten L1C bands
+  (:mod:`humanscape.geo.s2cloudless`), cloudy where the disk-averaged probability exceeds the
+  threshold (``s2cloudless:0.4``), dilated.
 
 Every composite carries a last band ``valid_count``: the number of clear observations behind each
 pixel, so that users see where the composite rests on few dates. Composites are written in
@@ -38,16 +41,19 @@ from typing import Literal
 import numpy as np
 from rasterio.windows import Window
 
-from humanscape.errors import CRSMismatchError, EmptyInputError, HumanscapeError
+from humanscape.errors import CRSMismatchError, EmptyInputError, HumanscapeError, MissingBandError
 from humanscape.geo.align import AlignedRaster
 from humanscape.geo.grid import GridSpec
+from humanscape.geo.s2cloudless import S2Cloudless, check_scene
 from humanscape.geo.scene import Scene
 from humanscape.geo.write import RasterSpec, file_token, write_map
 
 log = logging.getLogger(__name__)
 
 Method = Literal["median", "min"]
-MaskKind = Literal["none", "raster", "probability", "fmask", "qa_pixel", "scl", "qa60"]
+MaskKind = Literal[
+    "none", "raster", "probability", "fmask", "qa_pixel", "scl", "qa60", "s2cloudless"
+]
 
 #: Memory budget for one window of the (dates, bands, rows, cols) float32 stack. The median needs
 #: about five times this in temporaries (masking copy, sort, gathers), so peak memory stays near
@@ -163,7 +169,8 @@ class CloudMask:
     paths
         One raster per scene, for ``raster`` and ``probability``.
     threshold
-        Cloud-probability threshold for ``probability`` (default 0.4, as s2cloudless).
+        Cloud-probability threshold for ``probability`` and ``s2cloudless`` (default 0.4, as
+        s2cloudless).
     """
 
     kind: MaskKind = "none"
@@ -179,17 +186,19 @@ class CloudMask:
         *,
         probability_max: float | None = None,
     ) -> CloudMask:
-        """From a CLI spec: ``fmask``, ``qa_pixel``, ``scl``, ``qa60``, ``raster``, ``probability:0.4``."""
+        """From a CLI spec: ``fmask``, ``qa_pixel``, ``scl``, ``qa60``, ``raster``,
+        ``probability:0.4``, ``s2cloudless`` / ``s2cloudless:0.4``."""
         if not spec or spec == "none":
             return cls("none")
         kind, _, arg = spec.partition(":")
-        if kind not in ("raster", "probability", *_QA_DECODERS):
+        if kind not in ("raster", "probability", "s2cloudless", *_QA_DECODERS):
             raise HumanscapeError(
                 f"unknown cloud mask '{spec}'",
-                fix="use fmask, qa_pixel, scl, qa60, raster (with mask files) or probability:0.4",
+                fix="use fmask, qa_pixel, scl, qa60, s2cloudless, raster (with mask files) or "
+                "probability:0.4",
             )
         threshold = 0.4
-        if arg and kind != "probability":
+        if arg and kind not in ("probability", "s2cloudless"):
             raise HumanscapeError(
                 f"cloud mask '{kind}' takes no ':{arg}'", fix=f"write --cloud-mask {kind}"
             )
@@ -199,12 +208,12 @@ class CloudMask:
             except ValueError:
                 raise HumanscapeError(
                     f"cloud-probability threshold '{arg}' is not a number",
-                    fix="write e.g. --cloud-mask probability:0.4",
+                    fix=f"write e.g. --cloud-mask {kind}:0.4",
                 ) from None
             if not 0 < threshold <= 1:
                 raise HumanscapeError(
                     f"cloud-probability threshold {threshold:g} is outside (0, 1]",
-                    fix="give the probability above which a pixel is cloud, e.g. probability:0.4",
+                    fix=f"give the probability above which a pixel is cloud, e.g. {kind}:0.4",
                 )
         if probability_max is not None and probability_max not in PROBABILITY_MAXIMA:
             raise HumanscapeError(
@@ -217,6 +226,26 @@ class CloudMask:
                 fix="pass one --mask-files file per scene",
             )
         return cls(kind, [Path(p) for p in paths], threshold, probability_max)  # type: ignore[arg-type]
+
+    def s2cloudless(self, scene: Scene) -> S2Cloudless:
+        """The s2cloudless settings for ``scene``'s grid (see :mod:`humanscape.geo.s2cloudless`)."""
+        return S2Cloudless.for_resolution(float(scene.grid.res[0]), self.threshold)
+
+    def check(self, scenes: Sequence[Scene]) -> None:
+        """Refuse scenes this mask cannot be computed for (before any window is read)."""
+        if self.kind == "s2cloudless":
+            for scene in scenes:
+                check_scene(scene)
+        elif self.kind in _QA_DECODERS:
+            band = _QA_DECODERS[self.kind][0]
+            for scene in scenes:
+                if not scene.has(band):
+                    raise MissingBandError(
+                        f"--cloud-mask {self.kind} reads band {band}; the scene has "
+                        f"{', '.join(scene.band_names)}",
+                        path=scene.name,
+                        fix="add the QA band file to the scene, or choose another --cloud-mask",
+                    )
 
     def maximum_for(self, reader: AlignedRaster) -> float:
         """The stored value meaning probability 1 for one input: the option, else by data type."""
@@ -233,6 +262,8 @@ class CloudMask:
         if self.kind in _QA_DECODERS:
             band, decode = _QA_DECODERS[self.kind]
             return decode(scene.read_raw(band, window))
+        if self.kind == "s2cloudless":
+            return self.s2cloudless(scene).clear(scene, window)
         assert reader is not None
         values = reader.read(window)
         valid = np.ones(values.shape, bool)
@@ -390,6 +421,7 @@ class CompositeMap:
         self.scenes = [s if s.grid.matches(grid) else s.aligned_to(grid) for s in scenes]
         for scene in self.scenes:
             scene.resolve(names)  # every scene must have every band
+        self.mask.check(self.scenes)
         if self.mask.kind in ("raster", "probability") and len(self.mask.paths) != len(scenes):
             raise HumanscapeError(
                 f"{len(self.mask.paths)} mask files for {len(scenes)} scenes",
@@ -440,7 +472,10 @@ class CompositeMap:
         return sorted(files | {str(p) for p in self.mask.paths})
 
     def token(self) -> str:
-        return f"composite {self.method} {self.mask.kind} {file_token(self.sources())}"
+        mask = self.mask.kind
+        if mask in ("probability", "s2cloudless"):
+            mask += f":{self.mask.threshold:g}"
+        return f"composite {self.method} {mask} {file_token(self.sources())}"
 
     def close(self) -> None:
         for reader in self.readers:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 
 from humanscape._atomic import atomic_output
@@ -96,7 +97,7 @@ def write_composite(
             )
         opened = [opened[i] for i in keep]
         masks = [masks[i] for i in keep] if masks else masks
-    mask.paths = masks
+    mask = replace(mask, paths=masks)
     job = CompositeMap(
         opened,
         method=statistic,  # type: ignore[arg-type]

@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 import tempfile
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -292,9 +293,7 @@ def settlement_features(
                 )
                 continue
             path = Path(tmp) / f"composite_{name}.tif"
-            sub_mask = CloudMask(
-                mask.kind, [mask.paths[i] for i in group] if mask.paths else [], mask.threshold
-            )
+            sub_mask = replace(mask, paths=[mask.paths[i] for i in group] if mask.paths else [])
             job = CompositeMap(scenes, cloud_mask=sub_mask, grid=grid, tags={"period": name})
             run.run(job, path, desc=f"composite {name}", tile=job.block)
             empty, size = report_empty(path), grid.width * grid.height
