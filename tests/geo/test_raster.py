@@ -145,3 +145,27 @@ def test_aligned_raster_reprojects_a_mask_by_nearest_neighbour_by_hand(tmp_path)
     expected = classes[src_row[inside], src_col[inside]]
     # GDAL's warper approximates the transform to within 1/8 pixel: allow the rare boundary pixel
     assert (got.ravel()[inside] == expected).mean() > 0.97
+
+
+def test_thirteen_unnamed_layers_in_eurosat_or_esa_order_are_told_apart(tmp_path):
+    """A real EuroSAT MS chip stores B01..B12 then B8A; the same layers in ESA order (B8A after
+    B08, as Earth Engine exports them) open to the same bands: the dark cirrus layer tells which."""
+    from humanscape.data import samples
+
+    chip = samples.eurosat_ms()["image"].iloc[0]
+    with rasterio.open(chip) as src:
+        layers, profile = src.read(), src.profile
+    eurosat = open_scene(chip)
+    # EuroSAT order: layer 13 is B8A, layer 10 is the cirrus band B10
+    assert [s.index for s in eurosat.sources if s.band.name in ("B8A", "B10", "B11")] == [
+        13,
+        10,
+        11,
+    ]
+    np.testing.assert_array_equal(eurosat.read_raw("B8A"), layers[12])
+    esa = np.concatenate([layers[:8], layers[12:13], layers[8:12]])
+    with rasterio.open(tmp_path / "esa.tif", "w", **profile) as dst:
+        dst.write(esa)
+    reordered = open_scene(tmp_path / "esa.tif")
+    for band in ("B8A", "B09", "B10", "B11", "B12"):
+        np.testing.assert_array_equal(reordered.read_raw(band), eurosat.read_raw(band))

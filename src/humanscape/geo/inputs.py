@@ -17,7 +17,9 @@ from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
+import numpy as np
 import rasterio
+from rasterio.enums import Resampling
 
 from humanscape.errors import EmptyInputError, HumanscapeError, MissingBandError
 from humanscape.geo.align import target_grid
@@ -394,6 +396,13 @@ def _layers(
                 "%s: layers %s are not %s bands; left out", path, ", ".join(other), sensor.name
             )
         return _no_repeats(named, path)  # type: ignore[arg-type]
+    if (
+        ds.count == len(EUROSAT_ORDER)
+        and all(sensor.find(n) is not None for n in EUROSAT_ORDER)
+        and _cirrus_is_layer_10(ds)
+    ):
+        log.info("%s: 13 unnamed layers, cirrus in layer 10: EuroSAT order (B8A last)", path)
+        return [(i + 1, sensor.band(n)) for i, n in enumerate(EUROSAT_ORDER)]
     if ds.count == len(sensor.reflectance_bands):
         return [(i + 1, sensor.band(n)) for i, n in enumerate(sensor.reflectance_bands)]
     if ds.count == len(sensor.bands):
@@ -404,6 +413,33 @@ def _layers(
         path=path,
         fix="pass --band-names with one name per layer (e.g. --band-names B02,B03,B04,B08)",
     )
+
+
+#: The other layout of 13 unnamed Sentinel-2 layers: EuroSAT MS (Helber et al. 2019) and the chip
+#: collections that copy it store B01..B12 then B8A; ESA products and Earth Engine exports put B8A
+#: after B08.
+EUROSAT_ORDER = (
+    "B01", "B02", "B03", "B04", "B05", "B06", "B07", "B08", "B09", "B10", "B11", "B12", "B8A",
+)  # fmt: skip
+
+
+def _cirrus_is_layer_10(ds: rasterio.io.DatasetReader) -> bool:
+    """Whether 13 unnamed Sentinel-2 layers are in EuroSAT order, told by where the cirrus band is.
+
+    B10 (1375 nm) sees almost nothing through the water vapour of the atmosphere: its median is far
+    below both B09 (945 nm) and B11 (1610 nm). In ESA order layer 10 is B09 and layer 11 is B10, so
+    layer 11 is the darker; in EuroSAT order layer 10 is B10 and layer 11 is B11, so layer 10 is.
+    Read on a thumbnail of at most 64 x 64 pixels.
+    """
+    shape = (min(ds.height, 64), min(ds.width, 64))
+    ten, eleven = (
+        ds.read(i, out_shape=shape, resampling=Resampling.nearest).astype(np.float64)
+        for i in (10, 11)
+    )
+    ok = np.isfinite(ten) & np.isfinite(eleven)
+    if ds.nodata is not None:
+        ok &= (ten != ds.nodata) & (eleven != ds.nodata)
+    return bool(ok.any()) and float(np.median(ten[ok])) < float(np.median(eleven[ok]))
 
 
 def _no_repeats(layers: list[tuple[int, Band]], path: Path) -> list[tuple[int, Band]]:
