@@ -39,6 +39,13 @@ def test_indices_command_writes_named_bands(band_folder, tmp_path):
     assert result.exit_code == 0, result.output
     with rasterio.open(out) as src:
         assert src.descriptions == ("NDVI", "NDBI") and src.res == (10.0, 10.0)
+        assert src.tags(ns="IMAGE_STRUCTURE").get("LAYOUT") == "COG"  # maps are COGs by default
+    plain = tmp_path / "plain.tif"
+    assert (
+        run("indices", band_folder, "--out", plain, "--indices", "NDVI", "--no-cog").exit_code == 0
+    )
+    with rasterio.open(plain) as src:
+        assert src.tags(ns="IMAGE_STRUCTURE").get("LAYOUT") != "COG"
 
 
 def test_composite_command_with_period_filter(tmp_path):

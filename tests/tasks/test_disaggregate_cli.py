@@ -56,6 +56,7 @@ def test_people_per_cell_sum_exactly_to_each_unit(blocks, tmp_path, method):
         people, transform, shape = src.read(1), src.transform, (src.height, src.width)
         names = ("population", "population_lower_90", "population_upper_90")
         assert src.descriptions == names and src.units == ("people",) * 3
+        assert src.tags(ns="IMAGE_STRUCTURE").get("LAYOUT") == "COG"  # a map: COG by default
         lower, upper, q = src.read(2), src.read(3), float(src.tags()["band_halfwidth_log1p"])
     # the band by hand: expm1(log1p(p) -+ q), clipped at 0 people
     inside = np.isfinite(people)

@@ -344,7 +344,8 @@ def scene_options(*, band_names: bool = True, resolution: bool = False) -> Calla
 
 
 def execution_options(*, tile_help: str = "") -> Callable[[F], F]:
-    """``--workers``, ``--scheduler``, ``--tile``, handed to the command as one ``execution``."""
+    """``--workers``, ``--scheduler``, ``--tile``, ``--cog/--no-cog``, handed to the command as one
+    ``execution``."""
 
     def decorate(f: F) -> F:
         @functools.wraps(f)
@@ -355,9 +356,11 @@ def execution_options(*, tile_help: str = "") -> Callable[[F], F]:
                 workers=kwargs.pop("workers"),
                 scheduler=kwargs.pop("scheduler"),
                 tile=kwargs.pop("tile"),
+                cog=kwargs.pop("cog"),
             )
             return f(*args, **kwargs)
 
+        wrapper = cog_option(wrapper)
         wrapper = click.option(
             "--tile",
             type=click.IntRange(1, 1_000_000),

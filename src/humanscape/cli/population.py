@@ -345,6 +345,7 @@ def evaluate(model_dir: str, chip_table: Path, target: str, out: Path) -> None:
     help="Write the fitted disaggregation model to this folder (to map a neighbouring scene).",
 )
 @opt.scene_options()
+@opt.cog_option
 def disaggregate(
     scene: Path,
     units_path: Path | None,
@@ -360,6 +361,7 @@ def disaggregate(
     model_dir: Path | None,
     save_model: Path | None,
     reader: Any,
+    cog: bool,
 ) -> None:
     """Spread census counts of units over the cells of SCENE (dasymetric mapping): people per
     cell that sum exactly to each unit's count, with a 90 % band."""
@@ -381,6 +383,7 @@ def disaggregate(
             built=built or ["residential"],
             model=model_dir,
             save_model=save_model,
+            cog=cog,
         )
     )
 

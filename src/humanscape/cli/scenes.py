@@ -39,15 +39,12 @@ def info(scene: str, reader: Any, as_json: bool) -> None:
 @opt.out_file("Output GeoTIFF, one band per index.")
 @opt.names_option("--indices", help="Indices to compute [default: all ten].")
 @opt.scene_options(resolution=True)
-@opt.cog_option
 @opt.execution_options()
-def indices(
-    scene: str, out: Path, indices: list[str] | None, reader: Any, cog: bool, execution: Any
-) -> None:
+def indices(scene: str, out: Path, indices: list[str] | None, reader: Any, execution: Any) -> None:
     """Spectral indices (NDVI, SAVI, MNDWI, NDBI, UI, NBI, BRBA, NBAI, MBI, BAEI) of a scene."""
     from humanscape.tasks.geodata.workflow import write_indices
 
-    echo(write_indices(scene, out, reader, indices=indices, execution=execution, cog=cog))
+    echo(write_indices(scene, out, reader, indices=indices, execution=execution))
 
 
 @click.command(cls=HumanscapeCommand)
@@ -68,7 +65,6 @@ def indices(
 )
 @opt.names_option("--bands", help="Bands to composite [default: all but QA bands].")
 @opt.scene_options(band_names=False)
-@opt.cog_option
 @opt.execution_options()
 def composite(
     scenes: tuple[str, ...],
@@ -78,7 +74,6 @@ def composite(
     period: str | None,
     bands: list[str] | None,
     reader: Any,
-    cog: bool,
     execution: Any,
 ) -> None:
     """Median (or minimum) composite of the clear observations of dated scenes (one per entry)."""
@@ -94,7 +89,6 @@ def composite(
             period=period,
             bands=bands,
             execution=execution,
-            cog=cog,
         )
     )
 

@@ -59,12 +59,14 @@ MANIFEST = "manifest.json"
 @dataclass(frozen=True)
 class Execution:
     """How a command runs its maps: ``workers`` (0 = this process, ``None`` = one Dask worker per
-    core), an existing Dask ``scheduler``, the ``tile`` side (``None``: the job's default)."""
+    core), an existing Dask ``scheduler``, the ``tile`` side (``None``: the job's default), and
+    whether maps are written as Cloud-Optimised GeoTIFFs with overviews (``cog``, the default)."""
 
     workers: int | None = 0
     scheduler: str | None = None
     tile: int | None = None
     progress: bool = True
+    cog: bool = True
 
     def run(
         self,
@@ -73,9 +75,10 @@ class Execution:
         *,
         desc: str,
         tile: int | None = None,
-        cog: bool = False,
+        cog: bool | None = None,
     ) -> Path:
-        """:func:`run_map` with these settings (``tile``: the job's default when not set here)."""
+        """:func:`run_map` with these settings (``tile``: the job's default when not set here;
+        ``cog``: this execution's unless given, ``False`` for stacks that are inputs, not maps)."""
         return run_map(
             job,
             out,
@@ -84,7 +87,7 @@ class Execution:
             scheduler=self.scheduler,
             progress=self.progress,
             desc=desc,
-            cog=cog,
+            cog=self.cog if cog is None else cog,
         )
 
 

@@ -59,14 +59,13 @@ def write_indices(
     *,
     indices: Sequence[str] | None = None,
     execution: Execution = IN_PROCESS,
-    cog: bool = False,
 ) -> list[str]:
     """The spectral indices of Tingzon et al. (2020) of a scene (all ten by default)."""
     from humanscape.geo.indices import IndicesMap
 
     with reader.open(scene) as s:
         job = IndicesMap(s, indices)
-        path = execution.run(job, out, desc="indices", cog=cog)
+        path = execution.run(job, out, desc="indices")
     return [f"wrote {path}: {', '.join(job.names)}"]
 
 
@@ -80,7 +79,6 @@ def write_composite(
     period: str | None = None,
     bands: Sequence[str] | None = None,
     execution: Execution = IN_PROCESS,
-    cog: bool = False,
 ) -> list[str]:
     """Median (or minimum) composite of the clear observations of dated scenes, optionally of those
     acquired in ``period`` only; pixels with no clear observation are counted."""
@@ -107,9 +105,7 @@ def write_composite(
     )
     try:
         tile = min(execution.tile or job.block, job.block)
-        path = Execution(execution.workers, execution.scheduler, tile, execution.progress).run(
-            job, out, desc="composite", cog=cog
-        )
+        path = replace(execution, tile=tile).run(job, out, desc="composite")
     finally:
         job.close()
     lines = [f"wrote {path} from {len(opened)} scenes"]

@@ -208,6 +208,7 @@ def disaggregate_scene(
     model: Path | None = None,
     save_model: Path | None = None,
     progress: bool = True,
+    cog: bool = True,
 ) -> list[str]:
     """Write people per cell of ``scene`` (``cell`` metres, or the cells of the ``reference``
     raster) from the counts of ``units_path`` (band 1) and the 90 % band of eq. 3 (bands 2, 3).
@@ -303,6 +304,7 @@ def disaggregate_scene(
         nodata=float("nan"),
         band_names=BAND_NAMES,
         tags=tags,
+        cog=cog,
     )
     if save_model is not None:
         fitted.save(save_model)

@@ -243,9 +243,14 @@ def census_consistent(
 
 
 def write_map(
-    result: PopulationMap, path: str | Path, *, tags: dict[str, str] | None = None
+    result: PopulationMap,
+    path: str | Path,
+    *,
+    tags: dict[str, str] | None = None,
+    cog: bool = True,
 ) -> Path:
-    """Write the map as a GeoTIFF (units ``count``) atomically; see the module docstring for bands."""
+    """Write the map as a GeoTIFF (units ``count``; a COG with overviews unless ``cog=False``)
+    atomically; see the module docstring for bands."""
     arrays = [result.population, result.lower, result.upper]
     names = ["population", "lower", "upper"]
     if result.model_population is not None:
@@ -259,4 +264,5 @@ def write_map(
         nodata=float("nan"),
         band_names=names,
         tags=tags,
+        cog=cog,
     )

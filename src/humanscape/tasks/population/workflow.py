@@ -363,7 +363,12 @@ def map_population(
             f"census-consistent: {before:,.0f} people estimated, {np.nansum(result.population):,.0f} "
             f"after rescaling to the district totals"
         )
-        write_map(result, out, tags={"model": str(model.get_params())})
+        write_map(
+            result,
+            out,
+            tags={"model": str(model.get_params())},
+            cog=(execution or IN_PROCESS).cog,
+        )
     lines.append(
         f"wrote {out}: {result.grid.height} x {result.grid.width} cells, "
         f"{np.nansum(result.population):,.0f} people"

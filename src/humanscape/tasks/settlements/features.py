@@ -204,7 +204,7 @@ def stack_features(
         texture_window=texture_window,
     )
     run = execution or Execution(progress=progress)
-    return run.run(job, out, desc="features", tile=block)
+    return run.run(job, out, desc="features", tile=block, cog=False)  # an input, not a map
 
 
 def _quantisation_bounds(scene: Scene, bands: Sequence[str]) -> dict[str, tuple[float, float]]:
@@ -295,7 +295,7 @@ def settlement_features(
             path = Path(tmp) / f"composite_{name}.tif"
             sub_mask = replace(mask, paths=[mask.paths[i] for i in group] if mask.paths else [])
             job = CompositeMap(scenes, cloud_mask=sub_mask, grid=grid, tags={"period": name})
-            run.run(job, path, desc=f"composite {name}", tile=job.block)
+            run.run(job, path, desc=f"composite {name}", tile=job.block, cog=False)
             empty, size = report_empty(path), grid.width * grid.height
             if empty:
                 log.warning(
