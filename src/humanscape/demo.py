@@ -199,7 +199,12 @@ def _settlements(out: Path, budget: Budget) -> dict[str, Path]:
     )
     _print(
         fit_settlements(
-            features, labels, out / "model", method="rf", n_estimators=budget.settlement_trees
+            features,
+            labels,
+            out / "model",
+            method="rf",
+            n_estimators=budget.settlement_trees,
+            n_jobs=-1,
         )
     )
     prob = out / "residential_probability.tif"

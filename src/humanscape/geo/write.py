@@ -42,6 +42,17 @@ def creation_options(compress: str = "deflate", dtype: str = "float32") -> dict[
     return opts
 
 
+def _cog_options(compress: str) -> dict[str, str]:
+    """GDAL COG-driver options matching :func:`creation_options` for ``compress``."""
+    if compress == "deflate":
+        return {"level": "1", "predictor": "YES"}
+    if compress == "zstd":
+        return {"level": "1", "predictor": "YES"}
+    if compress == "lzw":
+        return {"predictor": "YES"}
+    return {}
+
+
 @dataclass(frozen=True)
 class RasterSpec:
     """What a map raster holds: its grid, bands, units, data type, nodata and tags.
@@ -247,6 +258,10 @@ class RasterWriter:
                     cog_tmp,
                     driver="COG",
                     compress=self.compress.upper(),
+                    # as the tiled file: level 1, predictor, all cores (the COG default, level 6
+                    # without predictor, made the copy slower than computing most maps)
+                    **_cog_options(self.compress),
+                    num_threads="ALL_CPUS",
                     overview_resampling="average"
                     if np.dtype(self.dtype).kind == "f"
                     else "nearest",
