@@ -414,6 +414,33 @@ def _stac_item(tmp: Path, **change: str) -> Path:
     return save_item(item, tmp / "item.json")
 
 
+def _stac_landsat(tmp: Path, *, raster_bands: bool = True) -> Path:
+    """A one-band (red) Landsat 8 Collection 2 Level-2 item, with or without raster:bands."""
+    import datetime as dt
+
+    from tests.stac_helpers import make_item, save_item
+
+    item = make_item(tmp / "l", "LC08_1", dt.date(2023, 5, 3), {"red": np.full((4, 4), 10000)})
+    item.properties, item.collection_id = {"platform": "landsat-8"}, "landsat-c2-l2"
+    item.assets["red"].extra_fields["eo:bands"] = [{"name": "OLI_B4", "common_name": "red"}]
+    if not raster_bands:
+        del item.assets["red"].extra_fields["raster:bands"]
+    return save_item(item, tmp / "landsat.json")
+
+
+def _stac_mixed(tmp: Path) -> Path:
+    """A Sentinel-2 item and a Landsat item saved as one ItemCollection."""
+    import datetime as dt
+
+    import pystac
+
+    from tests.stac_helpers import make_item, save_collection
+
+    s2 = make_item(tmp / "d", "S2A_1", dt.date(2023, 5, 1), {"red": np.full((4, 4), 1100)})
+    landsat = pystac.Item.from_file(str(_stac_landsat(tmp)))
+    return save_collection([s2, landsat], tmp / "mixed.json")
+
+
 CASES: list[Case] = [
     # STAC input (issue 24)
     Case(
@@ -425,6 +452,16 @@ CASES: list[Case] = [
         "STAC item whose href cannot be reached",
         lambda t: ["info", str(_stac_item(t, href="http://127.0.0.1:9/gone/S2A_1_red.tif"))],
         "gone/S2A_1_red.tif",
+    ),
+    Case(
+        "STAC collection mixing Sentinel-2 and Landsat",
+        lambda t: ["composite", str(_stac_mixed(t)), "-o", str(t / "c.tif")],
+        "the STAC input mixes sensor families (landsat_oli, sentinel2)",
+    ),
+    Case(
+        "STAC asset without scale metadata",
+        lambda t: ["info", str(_stac_landsat(t, raster_bands=False))],
+        "has no raster:bands scale: its units are unknown",
     ),
     Case(
         "STAC items of one date in two CRSs",

@@ -284,6 +284,21 @@ def test_a_landsat_item_uses_its_raster_scale_and_offset(tmp_path):
     assert scene.sources[0].radiometry.source == "STAC raster:bands scale/offset"
 
 
+def test_a_landsat_asset_without_scale_metadata_takes_the_units_the_user_gives(tmp_path):
+    from tests.stac_helpers import save_item
+
+    item = make_item(tmp_path / "l", "LC08_1", dt.date(2021, 7, 1), {"red": np.full((4, 4), 10000)})
+    item.properties = {"platform": "landsat-8"}
+    item.collection_id = "landsat-c2-l2"
+    item.assets["red"].extra_fields = {"eo:bands": [{"name": "OLI_B4", "common_name": "red"}]}
+    path = str(save_item(item, tmp_path / "item.json"))
+    with pytest.raises(HumanscapeError, match=r"--pixel-units dn to use the landsat8_oli table"):
+        open_scene(path)
+    # digital numbers by the sensor table: 10000 * 2.75e-5 - 0.2 = 0.075
+    assert np.allclose(open_scene(path, units="dn").read(), 0.075, atol=1e-6)
+    assert np.allclose(open_scene(path, units="reflectance").read(), 10000.0)
+
+
 def test_a_flag_that_says_removed_is_doubted_when_blue_never_drops_below_1000(tmp_path):
     from tests.stac_helpers import save_item
 

@@ -266,10 +266,11 @@ def test_pearson_loss_and_splits():
 
 def test_economy_model_fits_predicts_and_reloads_the_same(score_model, real_chips, tmp_path):
     images, targets, _ = real_chips
+    images, targets = images[::3], targets[::3]  # every third chip, all ten classes: 6 per district
     rng = np.random.default_rng(0)
     district = rng.permutation(np.arange(len(images)) % 12)
     names = [f"d{k}" for k in range(12)]
-    y = np.bincount(district, samples.eurosat_ms()["pop_1km"].to_numpy() + 1, 12)
+    y = np.bincount(district, samples.eurosat_ms()["pop_1km"].to_numpy()[::3] + 1, 12)
     X = DistrictTiles(images, district, names)
     model = EconomyModel(n_clusters=(0, 3), encoder_epochs=1, n_estimators=20, seed=0)
     fitted = model.fit(X, y, score_model=score_model, labelled=(images, targets), progress=False)

@@ -21,8 +21,9 @@ baseline 03.xx has no offset; 04.00 and later stores ``DN = 10000 * reflectance 
 flag says the +1000 was already removed (harmonised files). The ``raster:bands`` offset is not
 added on top (stackstac 0.5 applies it itself; a reader that did both would subtract 0.2); where it
 disagrees with the decision, ``info`` says so. Other sensors use ``raster:bands`` scale and offset
-(Landsat Collection 2: 2.75e-5 and -0.2), else the sensor table; an asset with neither is refused
-with the units asked for.
+(Landsat Collection 2: 2.75e-5 and -0.2); an asset without them is refused with the units asked
+for (``--pixel-units dn`` takes the sensor table, ``reflectance`` the values as they are): Level-1
+and Level-2 products of one platform scale differently.
 """
 
 from __future__ import annotations
@@ -290,13 +291,20 @@ def asset_radiometry(
         )
     if units == "reflectance":
         return Radiometry("reflectance", source="--pixel-units reflectance")
-    if math.isnan(band.scale) or units == "dn":
-        raise HumanscapeError(
-            f"asset of band {band.name} of item {item.id} has no raster:bands scale, and the "
-            f"sensor table of {sensor.name} has none",
-            fix="give --pixel-units reflectance if the asset holds reflectance",
+    if units != "dn" or math.isnan(band.scale):
+        table = (
+            f"--pixel-units dn to use the {sensor.name} table ({band.scale:g}, {band.offset:g})"
+            if not math.isnan(band.scale)
+            else "raster:bands scale / offset in the item"
         )
-    return Radiometry("dn", band.scale, band.offset, f"sensor table {sensor.name}")
+        raise HumanscapeError(
+            f"asset of band {band.name} of item {item.id} has no raster:bands scale: its units "
+            "are unknown (Level-1 and Level-2 products of one platform scale differently)",
+            fix=f"give {table}, or --pixel-units reflectance if it holds reflectance",
+        )
+    return Radiometry(
+        "dn", band.scale, band.offset, f"--pixel-units dn: sensor table {sensor.name}"
+    )
 
 
 def check_offset_removed(ds: Any, radiometry: Radiometry, item_id: str) -> Radiometry:
