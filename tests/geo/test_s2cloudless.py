@@ -174,3 +174,13 @@ def test_s2cloudless_refuses_l2a_and_scenes_without_its_bands(tmp_path):
         comp.CompositeMap([l2a], cloud_mask=comp.CloudMask.parse("s2cloudless:0.3"))
     with pytest.raises(HumanscapeError, match="takes no"):
         comp.CloudMask.parse("qa60:0.3")
+
+
+def test_a_qa_mask_without_its_band_is_refused_before_any_window(tmp_path):
+    from tests.conftest import make_band_folder
+
+    scene = open_scene(make_band_folder(tmp_path / "s"))  # B02 B03 B04 B08 B11 B12, no QA60
+    with pytest.raises(
+        HumanscapeError, match=r"--cloud-mask qa60 reads band QA60; the scene has B02"
+    ):
+        comp.CompositeMap([scene], cloud_mask=comp.CloudMask.parse("qa60"))

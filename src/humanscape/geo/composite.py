@@ -509,11 +509,12 @@ def composite(
     cloud_mask: CloudMask | None = None,
     bands: Sequence[str] | None = None,
     grid: GridSpec | None = None,
-    cog: bool = False,
+    cog: bool = True,
     progress: bool = True,
     tags: dict[str, str] | None = None,
 ) -> Path:
-    """Composite scenes window by window into a GeoTIFF (bands + ``valid_count``), atomically.
+    """Composite scenes window by window into a GeoTIFF (bands + ``valid_count``; a COG with
+    overviews unless ``cog=False``), atomically.
 
     See :class:`CompositeMap`. Memory is bounded by :data:`STACK_BUDGET_BYTES` whatever the scene
     size. Pixels with no clear observation are NaN and reported in the log.

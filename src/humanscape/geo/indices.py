@@ -207,9 +207,10 @@ def scene_indices(
     names: Sequence[str] | None = None,
     *,
     block: int = DEFAULT_BLOCK,
-    cog: bool = False,
+    cog: bool = True,
     progress: bool = True,
 ) -> Path:
-    """Write the indices of a scene to a GeoTIFF, window by window (flat memory), atomically."""
+    """Write the indices of a scene to a GeoTIFF, window by window (flat memory), atomically; a
+    COG with overviews unless ``cog=False``."""
     job = IndicesMap(scene, names)
     return write_map(job, out, block=block, cog=cog, progress=progress, desc="indices")
