@@ -105,6 +105,10 @@ def test_cog_output_is_cloud_optimised(tmp_path):
     with rasterio.open(path) as src:
         assert src.tags(ns="IMAGE_STRUCTURE").get("LAYOUT") == "COG"
         assert src.overviews(1)
+    # a stack of more than MAX_COG_BANDS bands (embeddings) stays a tiled GeoTIFF
+    stack = np.zeros((33, 600, 600), np.float32)
+    with rasterio.open(write_raster(tmp_path / "s.tif", stack, grid, units="x", cog=True)) as src:
+        assert src.tags(ns="IMAGE_STRUCTURE").get("LAYOUT") != "COG" and src.count == 33
 
 
 def test_single_multiband_file_needs_band_names_when_ambiguous(tmp_path):

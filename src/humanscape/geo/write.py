@@ -42,6 +42,13 @@ def creation_options(compress: str = "deflate", dtype: str = "float32") -> dict[
     return opts
 
 
+#: Rasters with more bands than this are written as tiled GeoTIFFs even when a COG is asked for:
+#: they are stacks (chip embeddings, feature stacks) read by models, not maps a person pans; their
+#: overviews cost more than the map (predict-chips: 9 s more for a small scene) and no viewer
+#: shows hundreds of bands.
+MAX_COG_BANDS = 32
+
+
 def _cog_options(compress: str) -> dict[str, str]:
     """GDAL COG-driver options matching :func:`creation_options` for ``compress``."""
     if compress == "deflate":
@@ -153,7 +160,8 @@ class RasterWriter:
 
     The file is written under a temporary name in the target folder and renamed only when the
     ``with`` block ends without error; on error nothing is left behind. With ``cog=True`` the tiled
-    GeoTIFF is converted to a Cloud-Optimised GeoTIFF (overviews included) before the rename.
+    GeoTIFF is converted to a Cloud-Optimised GeoTIFF (overviews included) before the rename,
+    for rasters of up to :data:`MAX_COG_BANDS` bands.
 
     Every raster records its ``units`` (DESIGN.md conventions): per band as the GDAL unit type, and
     as the dataset tag ``units`` when all bands share one. ``reflectance`` tells every reader that
@@ -192,7 +200,8 @@ class RasterWriter:
         self.units = [units] * count if isinstance(units, str) else list(units)
         self.scales = list(scales) if scales is not None else None
         self.offsets = list(offsets) if offsets is not None else None
-        self.cog = cog
+        # a COG for maps; stacks of many bands (embeddings, features) stay tiled GeoTIFFs
+        self.cog = cog and count <= MAX_COG_BANDS
         self.compress = compress
         self.tags = tags or {}
         for label, values in (
