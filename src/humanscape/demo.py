@@ -37,6 +37,7 @@ class Budget:
     settlement_trees: int = 100
     settlement_negatives: int = 20_000
     settlement_test_pixels: int = 100_000
+    settlement_folds: int = 4
     population_epochs: int = 20
     score_epochs: int = 15
     score_tta: bool = True
@@ -54,6 +55,7 @@ QUICK = Budget(
     settlement_trees=20,
     settlement_negatives=4_000,
     settlement_test_pixels=20_000,
+    settlement_folds=2,
     population_epochs=2,
     score_epochs=2,
     migration_epochs=2,
@@ -165,6 +167,7 @@ def _settlements(out: Path, budget: Budget) -> dict[str, Path]:
     default, against the paper's random forest), the fit, the maps."""
     from humanscape.tasks.settlements.workflow import (
         Labels,
+        SpatialCV,
         compute_features,
         evaluate_settlements,
         fit_settlements,
@@ -195,6 +198,7 @@ def _settlements(out: Path, budget: Budget) -> dict[str, Path]:
             n_estimators=budget.settlement_trees,
             n_jobs=-1,
             max_test_pixels=budget.settlement_test_pixels,
+            cv=SpatialCV(folds=budget.settlement_folds),
         )
     )
     _print(
@@ -205,6 +209,7 @@ def _settlements(out: Path, budget: Budget) -> dict[str, Path]:
             method="rf",
             n_estimators=budget.settlement_trees,
             n_jobs=-1,
+            cv=SpatialCV(folds=budget.settlement_folds),
         )
     )
     prob = out / "residential_probability.tif"

@@ -20,7 +20,9 @@ runner = CliRunner()
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
     folder = tmp_path_factory.mktemp("mig")
-    paths = write_census_inputs(SyntheticWorld(384, 384, seed=3, n_districts=40), folder, tile=16, stride=16)
+    paths = write_census_inputs(
+        SyntheticWorld(384, 384, seed=3, n_districts=40), folder, tile=16, stride=16
+    )
     return folder, paths
 
 

@@ -27,7 +27,7 @@ from PIL import Image
 from humanscape._atomic import atomic_output
 from humanscape.errors import EmptyInputError, HumanscapeError, NotARasterError
 from humanscape.geo.radiometry import decide, declared_units
-from humanscape.geo.sensors import Band, Sensor, get_sensor
+from humanscape.geo.sensors import EUROSAT_MS_ORDER, Band, Sensor, get_sensor
 
 
 def write_chip_table(table: pd.DataFrame, path: str | Path, *, crs: object | None = None) -> Path:
@@ -116,12 +116,6 @@ def read_chip_table(
             )
     return table
 
-
-#: Band order of a 13-band Sentinel-2 chip whose file names no band: EuroSAT MS (Helber et al.
-#: 2019) stores B01..B12 then B8A, the de-facto layout of 13-band chip collections.
-EUROSAT_MS_ORDER = (
-    "B01", "B02", "B03", "B04", "B05", "B06", "B07", "B08", "B09", "B10", "B11", "B12", "B8A",
-)  # fmt: skip
 
 #: File types read as 8-bit RGB display values.
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")

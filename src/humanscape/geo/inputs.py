@@ -28,7 +28,7 @@ from humanscape.geo.grid import GridSpec
 from humanscape.geo.products import identify, resolution_suffix
 from humanscape.geo.radiometry import UnitsOption, decide
 from humanscape.geo.scene import BandSource, Scene
-from humanscape.geo.sensors import Band, Sensor, get_sensor
+from humanscape.geo.sensors import EUROSAT_MS_ORDER, Band, Sensor, get_sensor
 
 log = logging.getLogger(__name__)
 
@@ -397,12 +397,12 @@ def _layers(
             )
         return _no_repeats(named, path)  # type: ignore[arg-type]
     if (
-        ds.count == len(EUROSAT_ORDER)
-        and all(sensor.find(n) is not None for n in EUROSAT_ORDER)
+        ds.count == len(EUROSAT_MS_ORDER)
+        and all(sensor.find(n) is not None for n in EUROSAT_MS_ORDER)
         and _cirrus_is_layer_10(ds)
     ):
         log.info("%s: 13 unnamed layers, cirrus in layer 10: EuroSAT order (B8A last)", path)
-        return [(i + 1, sensor.band(n)) for i, n in enumerate(EUROSAT_ORDER)]
+        return [(i + 1, sensor.band(n)) for i, n in enumerate(EUROSAT_MS_ORDER)]
     if ds.count == len(sensor.reflectance_bands):
         return [(i + 1, sensor.band(n)) for i, n in enumerate(sensor.reflectance_bands)]
     if ds.count == len(sensor.bands):
@@ -413,14 +413,6 @@ def _layers(
         path=path,
         fix="pass --band-names with one name per layer (e.g. --band-names B02,B03,B04,B08)",
     )
-
-
-#: The other layout of 13 unnamed Sentinel-2 layers: EuroSAT MS (Helber et al. 2019) and the chip
-#: collections that copy it store B01..B12 then B8A; ESA products and Earth Engine exports put B8A
-#: after B08.
-EUROSAT_ORDER = (
-    "B01", "B02", "B03", "B04", "B05", "B06", "B07", "B08", "B09", "B10", "B11", "B12", "B8A",
-)  # fmt: skip
 
 
 def _cirrus_is_layer_10(ds: rasterio.io.DatasetReader) -> bool:

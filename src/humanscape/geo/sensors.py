@@ -228,6 +228,14 @@ class Sensor:
         )
 
 
+#: Band order of 13 unnamed Sentinel-2 layers in EuroSAT MS (Helber et al. 2019) and the chip
+#: collections that copy it: B01..B12, then B8A. ESA products and Earth Engine exports put B8A
+#: after B08 (the order of the band tables below); the readers tell the two apart.
+EUROSAT_MS_ORDER = (
+    "B01", "B02", "B03", "B04", "B05", "B06", "B07", "B08", "B09", "B10", "B11", "B12", "B8A",
+)  # fmt: skip
+
+
 def _s2_bands(offset: float) -> tuple[Band, ...]:
     # (name, role, centre wavelength S2A nm, resolution m); ESA Sentinel-2 User Handbook, Table 1.
     table = [
