@@ -173,3 +173,10 @@ def test_thirteen_unnamed_layers_in_eurosat_or_esa_order_are_told_apart(tmp_path
     reordered = open_scene(tmp_path / "esa.tif")
     for band in ("B8A", "B09", "B10", "B11", "B12"):
         np.testing.assert_array_equal(reordered.read_raw(band), eurosat.read_raw(band))
+    # the chip-table reader tells them apart the same way
+    from humanscape.data.chiptable import read_chip
+
+    a, b = read_chip(chip), read_chip(tmp_path / "esa.tif")
+    for band in ("B8A", "B09", "B10", "B11", "B12"):
+        np.testing.assert_array_equal(b.data[b.bands.index(band)], a.data[a.bands.index(band)])
+    assert a.bands[12] == "B8A" and b.bands[8] == "B8A"

@@ -26,6 +26,7 @@ from PIL import Image
 
 from humanscape._atomic import atomic_output
 from humanscape.errors import EmptyInputError, HumanscapeError, NotARasterError
+from humanscape.geo.inputs import cirrus_in_layer_10
 from humanscape.geo.radiometry import decide, declared_units
 from humanscape.geo.sensors import EUROSAT_MS_ORDER, Band, Sensor, get_sensor
 
@@ -145,7 +146,9 @@ def read_chip(path: str | Path, *, sensor: str | Sensor = "sentinel2_l1c") -> Ch
     """Read a chip as reflectance (or 8-bit RGB); refuse a chip that holds only nodata.
 
     GeoTIFF bands are named by their descriptions (``sensor``'s band names or roles; a 13-band
-    Sentinel-2 chip without descriptions is in :data:`EUROSAT_MS_ORDER`) and scaled by
+    Sentinel-2 chip without descriptions is in EuroSAT order, :data:`EUROSAT_MS_ORDER`, or ESA
+    order, told by the dark cirrus layer: :func:`humanscape.geo.inputs.cirrus_in_layer_10`) and
+    scaled by
     :func:`humanscape.geo.radiometry.decide`: chips humanscape wrote declare reflectance and are
     returned as stored; integer chips without units (EuroSAT's uint16 DN) are digital numbers of
     ``sensor``. 8-bit GeoTIFFs and JPEG / PNG images are RGB display values (``rgb8``).
@@ -165,7 +168,7 @@ def read_chip(path: str | Path, *, sensor: str | Sensor = "sentinel2_l1c") -> Ch
             raw_nodata = src.nodata
             descriptions = list(src.descriptions)
             eight_bit = src.dtypes[0] == "uint8" and declared_units(src, 1) in (None, "rgb8")
-            names = _chip_bands(descriptions, table, src.count, eight_bit)
+            names = _chip_bands(descriptions, table, data, eight_bit, raw_nodata)
             if raw_nodata is not None and not np.isnan(raw_nodata):
                 data[data == np.float32(raw_nodata)] = np.nan
             for i in range(0 if eight_bit else src.count):
@@ -259,8 +262,13 @@ def read_chips(
 
 
 def _chip_bands(
-    descriptions: list[str | None], sensor: Sensor, count: int, eight_bit: bool
+    descriptions: list[str | None],
+    sensor: Sensor,
+    data: np.ndarray,
+    eight_bit: bool,
+    nodata: float | None,
 ) -> list[str] | None:
+    count = data.shape[0]
     if all(descriptions):
         return [
             (sensor.find(d).name if sensor.find(d) else str(d))  # type: ignore[union-attr]
@@ -269,7 +277,9 @@ def _chip_bands(
     if eight_bit and count == 3:
         return ["red", "green", "blue"]
     if not eight_bit and count == len(EUROSAT_MS_ORDER) and sensor.find("B8A") is not None:
-        return list(EUROSAT_MS_ORDER)
+        if cirrus_in_layer_10(data[9], data[10], nodata):  # EuroSAT order, B8A last
+            return list(EUROSAT_MS_ORDER)
+        return [b.name for b in sensor.bands if b.kind != "qa"][:count]  # ESA order
     return None
 
 

@@ -415,23 +415,26 @@ def _layers(
     )
 
 
-def _cirrus_is_layer_10(ds: rasterio.io.DatasetReader) -> bool:
+def cirrus_in_layer_10(ten: np.ndarray, eleven: np.ndarray, nodata: float | None = None) -> bool:
     """Whether 13 unnamed Sentinel-2 layers are in EuroSAT order, told by where the cirrus band is.
 
     B10 (1375 nm) sees almost nothing through the water vapour of the atmosphere: its median is far
     below both B09 (945 nm) and B11 (1610 nm). In ESA order layer 10 is B09 and layer 11 is B10, so
     layer 11 is the darker; in EuroSAT order layer 10 is B10 and layer 11 is B11, so layer 10 is.
-    Read on a thumbnail of at most 64 x 64 pixels.
+    ``ten`` and ``eleven`` are the values of layers 10 and 11 (1-based).
     """
-    shape = (min(ds.height, 64), min(ds.width, 64))
-    ten, eleven = (
-        ds.read(i, out_shape=shape, resampling=Resampling.nearest).astype(np.float64)
-        for i in (10, 11)
-    )
+    ten, eleven = ten.astype(np.float64), eleven.astype(np.float64)
     ok = np.isfinite(ten) & np.isfinite(eleven)
-    if ds.nodata is not None:
-        ok &= (ten != ds.nodata) & (eleven != ds.nodata)
+    if nodata is not None:
+        ok &= (ten != nodata) & (eleven != nodata)
     return bool(ok.any()) and float(np.median(ten[ok])) < float(np.median(eleven[ok]))
+
+
+def _cirrus_is_layer_10(ds: rasterio.io.DatasetReader) -> bool:
+    """:func:`cirrus_in_layer_10` on a thumbnail of at most 64 x 64 pixels of the file."""
+    shape = (min(ds.height, 64), min(ds.width, 64))
+    ten, eleven = (ds.read(i, out_shape=shape, resampling=Resampling.nearest) for i in (10, 11))
+    return cirrus_in_layer_10(ten, eleven, ds.nodata)
 
 
 def _no_repeats(layers: list[tuple[int, Band]], path: Path) -> list[tuple[int, Band]]:
