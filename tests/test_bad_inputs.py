@@ -45,6 +45,11 @@ def _scene(tmp: Path) -> Path:
     return make_band_folder(tmp / "scene", date="20170301")
 
 
+def _composite(tmp: Path, mask: str, *more: str) -> list[str]:
+    """``composite`` of the small scene with ``--cloud-mask mask`` and ``more`` arguments."""
+    return ["composite", str(_scene(tmp)), "-o", str(tmp / "c.tif"), "--cloud-mask", mask, *more]
+
+
 def _l2a(tmp: Path) -> Path:
     from tests.geo.products import s2_l2a_safe
 
@@ -773,42 +778,17 @@ CASES: list[Case] = [
     ),
     Case(
         "probability:abc",
-        lambda t: [
-            "composite",
-            str(_scene(t)),
-            "-o",
-            str(t / "c.tif"),
-            "--cloud-mask",
-            "probability:abc",
-            "--mask-files",
-            str(_features(t)),
-        ],
+        lambda t: _composite(t, "probability:abc", "--mask-files", str(_features(t))),
         "threshold 'abc' is not a number",
     ),
     Case(
         "probability:7",
-        lambda t: [
-            "composite",
-            str(_scene(t)),
-            "-o",
-            str(t / "c.tif"),
-            "--cloud-mask",
-            "probability:7",
-            "--mask-files",
-            str(_features(t)),
-        ],
+        lambda t: _composite(t, "probability:7", "--mask-files", str(_features(t))),
         "threshold 7 is outside (0, 1]",
     ),
     Case(
         "s2cloudless on a scene without its ten bands",
-        lambda t: [
-            "composite",
-            str(_scene(t)),
-            "-o",
-            str(t / "c.tif"),
-            "--cloud-mask",
-            "s2cloudless",
-        ],
+        lambda t: _composite(t, "s2cloudless"),
         "s2cloudless needs bands B01, B02, B04, B05, B08, B8A, B09, B10, B11, B12; the scene lacks B01",
     ),
     Case(

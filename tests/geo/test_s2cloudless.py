@@ -15,23 +15,11 @@ from humanscape.errors import HumanscapeError
 from humanscape.geo import composite as comp
 from humanscape.geo.raster import open_scene
 from humanscape.geo.s2cloudless import S2CLOUDLESS_BANDS, S2Cloudless, block_mean
+from humanscape.geo.sensors import get_sensor
 from tests.geo.products import grid, write_band
 
-ALL_BANDS = (
-    "B01",
-    "B02",
-    "B03",
-    "B04",
-    "B05",
-    "B06",
-    "B07",
-    "B08",
-    "B8A",
-    "B09",
-    "B10",
-    "B11",
-    "B12",
-)
+# the 13 L1C bands in ESA order, from the sensor table
+ALL_BANDS = tuple(b.name for b in get_sensor("sentinel2_l1c").bands if b.kind != "qa")
 
 # top-of-atmosphere reflectance spectra (the 13 bands in ALL_BANDS order)
 CLOUD = (0.45, 0.42, 0.41, 0.40, 0.42, 0.43, 0.44, 0.45, 0.45, 0.15, 0.03, 0.30, 0.20)

@@ -147,8 +147,11 @@ class S2Cloudless:
         return detector.get_mask_from_prob(proba[None])[0].astype(bool)
 
     def clear(self, scene: Scene, window: Window) -> np.ndarray:
-        """Boolean clear-sky mask of ``window`` of an L1C ``scene`` (False where data is missing)."""
-        check_scene(scene)
+        """Boolean clear-sky mask of ``window`` of an L1C ``scene`` (False where data is missing).
+
+        The scene is checked once by the caller (:func:`check_scene`, via
+        :meth:`~humanscape.geo.composite.CloudMask.check`), not on every window.
+        """
         f, halo = self.factor, self.halo * self.factor
         row0, col0 = int(window.row_off), int(window.col_off)
         row1, col1 = row0 + int(window.height), col0 + int(window.width)
@@ -163,13 +166,6 @@ class S2Cloudless:
         fine = fine[row0 - r0 : row1 - r0, col0 - c0 : col1 - c0]
         valid = np.all(np.isfinite(reflectance[:, row0 - r0 : row1 - r0, col0 - c0 : col1 - c0]), 0)
         return ~fine & valid
-
-    def probability_map(self, scene: Scene, window: Window | None = None) -> np.ndarray:
-        """Raw classifier probability on the working grid of ``window`` (for inspection, benches)."""
-        check_scene(scene)
-        window = window or Window(0, 0, scene.width, scene.height)
-        reflectance = scene.read(list(S2CLOUDLESS_BANDS), window)
-        return self.probability(block_mean(reflectance, self.factor))
 
 
 def check_scene(scene: Scene) -> None:
